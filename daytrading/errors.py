@@ -1,0 +1,49 @@
+"""Exceptions named by what the caller should do next (freqtrade's split).
+
+* :class:`TemporaryError` and subclasses — retry (tenacity, one policy per place).
+* :class:`SkipSymbol` — record the gate rejection / skip this symbol and go on.
+* :class:`OperationalError` — stop cleanly with a message naming the setting or file.
+"""
+
+from __future__ import annotations
+
+
+class DaytradingError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class TemporaryError(DaytradingError):
+    """A transient failure: retry with back-off."""
+
+
+class TemporaryBrokerError(TemporaryError):
+    """The broker connection is down or a request timed out: retry."""
+
+
+class DatabaseBusyError(TemporaryError):
+    """SQLite stayed locked beyond the retry budget."""
+
+
+class SkipSymbol(DaytradingError):
+    """Skip this symbol (record why) and continue with the others."""
+
+    def __init__(self, symbol: str, reason: str) -> None:
+        super().__init__(f"{symbol}: {reason}")
+        self.symbol = symbol
+        self.reason = reason
+
+
+class OperationalError(DaytradingError):
+    """Stop and tell the user: bad configuration, unreadable file, refused mode."""
+
+
+class ConfigError(OperationalError):
+    """A setting has an invalid value; the message names the setting and the value."""
+
+
+class DataError(OperationalError):
+    """A data file is missing, malformed or out of order; the message names the file."""
+
+
+class CoordinationError(DaytradingError):
+    """A coordination invariant would be broken (e.g. claiming an active symbol)."""
