@@ -1,0 +1,829 @@
+"""The coordination invariants as one API (architecture page, "Shared state").
+
+Both bots, the supervisor and the scripts go through :class:`Coordinator`; nobody
+else writes the coordination tables. Every public method is **one transaction**
+(``BEGIN IMMEDIATE``), so a process killed at any instant leaves either the old
+or the new state, never half of a close.
+
+Invariants enforced here:
+
+1. one row per symbol in ``active_positions``; :meth:`Coordinator.claim_entry`
+   checks "free, not closed today, not frozen" and inserts ``PENDING_ENTRY`` in the
+   same transaction;
+2. no claim for a symbol in ``closed_positions_today`` for the current session date;
+6. status moves ``PENDING_ENTRY → OPEN → EXITING → (closed)`` only through these
+   methods; :meth:`Coordinator.close_position` moves the row to closed-today and
+   writes the ``trades`` row in one transaction.
+
+Transient ``database is locked`` / ``busy`` errors are retried with exponential
+back-off and jitter (tenacity); they never escape to a bot unless the database
+stays locked for the whole budget (:class:`DatabaseBusyError`).
+
+Units: prices in dollars per share, quantities in shares, ``target`` / ``stop``
+fractions (0.018 = 1.8 %), ``pnl_pct`` / ``profit_loss_pct`` in percent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import OperationalError as SAOperationalError
+from sqlalchemy.orm import Session
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from daytrading.clock import Clock, LiveClock, session_date
+from daytrading.db.models import (
+    ActivePosition,
+    ClosedPositionToday,
+    Event,
+    Flag,
+    GateDecision,
+    Heartbeat,
+    OrderRecord,
+    PositionStatus,
+    Trade,
+)
+from daytrading.errors import CoordinationError, DatabaseBusyError
+
+T = TypeVar("T")
+
+EXIT_REASONS = ("target", "stop", "eod", "manual", "reconciled", "liquidate_all")
+FREEZE_FLAG = "freeze"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, SAOperationalError):
+        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+        return "locked" in text or "busy" in text
+    return False
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of :meth:`Coordinator.claim_entry`.
+
+    ``ok`` is True when the symbol is now ``PENDING_ENTRY`` for the caller; else
+    ``reason`` is one of ``active``, ``closed_today``, ``frozen``.
+    """
+
+    ok: bool
+    symbol: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PositionView:
+    """A detached, read-only copy of an ``active_positions`` row."""
+
+    symbol: str
+    status: str
+    quantity: float
+    requested_quantity: float
+    entry_price: float | None
+    entry_timestamp: datetime | None
+    agent_name: str
+    profit_target_price: float | None
+    stop_loss_price: float | None
+    session_date: date
+    claimed_at: datetime | None
+    claimed_by: str | None
+    claim_pid: int | None
+    entry_client_id: int | None
+    entry_order_id: int | None
+    entry_perm_id: int | None
+    target_order_id: int | None
+    target_perm_id: int | None
+    exit_order_id: int | None
+    exit_perm_id: int | None
+    exit_reason: str | None
+    exit_started_at: datetime | None
+    exit_attempts: int
+    last_updated: datetime
+    meta: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: ActivePosition) -> PositionView:
+        """Copy an ORM row."""
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class TradeView:
+    """A detached copy of a ``trades`` row (``pnl`` dollars, ``pnl_pct`` percent)."""
+
+    symbol: str
+    session_date: date
+    quantity: float
+    entry_time: datetime | None
+    entry_price: float | None
+    exit_time: datetime
+    exit_price: float
+    pnl: float | None
+    pnl_pct: float | None
+    commission: float
+    exit_reason: str
+    bot: str
+    exit_bot: str | None
+    entry_perm_id: int | None
+    exit_perm_id: int | None
+
+    @classmethod
+    def of(cls, row: Trade) -> TradeView:
+        """Copy an ORM row."""
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+def target_and_stop(entry_price: float, target: float, stop: float) -> tuple[float, float]:
+    """Profit-target and stop prices for a long entry, rounded to the cent.
+
+    ``target`` / ``stop`` are fractions: target = entry × (1 + target),
+    stop = entry × (1 − stop). (US stocks ≥ $1 trade in $0.01 ticks.)
+    """
+    return round(entry_price * (1 + target), 2), round(entry_price * (1 - stop), 2)
+
+
+class Coordinator:
+    """The coordination API over one database file.
+
+    Args:
+        engine: from :func:`daytrading.db.engine.make_engine` (schema must exist).
+        bot: this process's name (``exit-manager``, ``day-trader``, ``supervisor``…).
+        clock: market time; ``session_date`` is derived from it via XNYS.
+        profit_target, stop_loss: fractions used when a position becomes OPEN.
+        retry_seconds: total budget for retrying a locked database.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        bot: str,
+        clock: Clock | None = None,
+        *,
+        profit_target: float = 0.018,
+        stop_loss: float = 0.009,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.bot = bot
+        self.clock: Clock = clock or LiveClock()
+        self.profit_target = profit_target
+        self.stop_loss = stop_loss
+        self._retry_seconds = retry_seconds
+        self._pid = os.getpid()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _run(self, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
+        """Run ``fn`` in one transaction, retrying transient lock errors."""
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(_is_transient),
+                wait=wait_exponential_jitter(initial=0.01, max=1.0),
+                stop=stop_after_delay(self._retry_seconds),
+                reraise=False,
+            ):
+                with attempt, self._transaction(read_only) as session:
+                    return fn(session)
+        except RetryError as exc:
+            raise DatabaseBusyError(
+                f"database {self.engine.url.database} stayed locked for {self._retry_seconds:.0f} s"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _transaction(self, read_only: bool) -> Iterator[Session]:
+        conn = self.engine.connect()
+        if read_only:
+            conn = conn.execution_options(sqlite_begin="DEFERRED")
+        try:
+            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+                session.flush()
+        finally:
+            conn.close()
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def session_date(self, when: datetime | None = None) -> date:
+        """XNYS session date of ``when`` (default: now on this coordinator's clock)."""
+        return session_date(when or self._now())
+
+    # ------------------------------------------------------------------ entries
+
+    def claim_entry(
+        self,
+        symbol: str,
+        quantity: float,
+        *,
+        agent: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> ClaimResult:
+        """Atomically claim ``symbol`` for an entry (status ``PENDING_ENTRY``).
+
+        Fails (``ok=False``) when the symbol is active, closed in the current
+        session, or the global freeze is set. Call before sending the BUY.
+        """
+        symbol = symbol.upper()
+        now = self._now()
+        today = self.session_date(now)
+
+        def tx(s: Session) -> ClaimResult:
+            if s.get(Flag, FREEZE_FLAG) is not None:
+                return ClaimResult(False, symbol, "frozen")
+            if s.scalar(select(ActivePosition.id).where(ActivePosition.symbol == symbol)):
+                return ClaimResult(False, symbol, "active")
+            closed = s.scalar(
+                select(ClosedPositionToday.id).where(
+                    ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == today
+                )
+            )
+            if closed:
+                return ClaimResult(False, symbol, "closed_today")
+            s.add(
+                ActivePosition(
+                    symbol=symbol,
+                    quantity=0.0,
+                    requested_quantity=float(quantity),
+                    agent_name=agent or self.bot,
+                    status=PositionStatus.PENDING_ENTRY,
+                    last_updated=now,
+                    meta=meta,
+                    session_date=today,
+                    claimed_at=now,
+                    claimed_by=self.bot,
+                    claim_pid=self._pid,
+                    exit_attempts=0,
+                )
+            )
+            return ClaimResult(True, symbol)
+
+        return self._run(tx)
+
+    def record_entry_order(self, symbol: str, client_id: int, order_id: int, perm_id: int | None) -> None:
+        """Store the entry order's ids on the claim (so a restart can resolve it)."""
+        self._update(symbol, entry_client_id=client_id, entry_order_id=order_id, entry_perm_id=perm_id)
+
+    def confirm_entry(
+        self,
+        symbol: str,
+        quantity: float,
+        entry_price: float,
+        *,
+        entry_time: datetime | None = None,
+        perm_id: int | None = None,
+    ) -> PositionView:
+        """Mark the claim ``OPEN`` with the filled ``quantity`` and average ``entry_price``.
+
+        Also used for a later partial fill of an OPEN position (updates quantity and
+        price). Target and stop prices are computed from the entry price.
+
+        Raises:
+            CoordinationError: no claim or open position for ``symbol``, or ``quantity`` <= 0.
+        """
+        symbol = symbol.upper()
+        if quantity <= 0:
+            raise CoordinationError(f"{symbol}: confirm_entry needs a positive quantity, got {quantity}")
+        now = self._now()
+        tgt, stp = target_and_stop(entry_price, self.profit_target, self.stop_loss)
+
+        def tx(s: Session) -> PositionView:
+            row = self._row(s, symbol)
+            if row is None or row.status not in (PositionStatus.PENDING_ENTRY, PositionStatus.OPEN):
+                state = row.status if row else "absent"
+                raise CoordinationError(f"{symbol}: cannot confirm an entry in state {state}")
+            row.status = PositionStatus.OPEN
+            row.quantity = float(quantity)
+            row.entry_price = float(entry_price)
+            row.entry_timestamp = row.entry_timestamp or entry_time or now
+            row.profit_target_price = tgt
+            row.stop_loss_price = stp
+            if perm_id:
+                row.entry_perm_id = perm_id
+            row.last_updated = now
+            return PositionView.of(row)
+
+        return self._run(tx)
+
+    def release_claim(self, symbol: str, reason: str = "") -> bool:
+        """Delete a ``PENDING_ENTRY`` claim whose order is dead. Returns True if one was removed."""
+        symbol = symbol.upper()
+
+        def tx(s: Session) -> bool:
+            res = s.execute(
+                delete(ActivePosition).where(
+                    ActivePosition.symbol == symbol,
+                    ActivePosition.status == PositionStatus.PENDING_ENTRY,
+                )
+            )
+            if res.rowcount and reason:
+                self._event(s, "INFO", "claim_released", symbol, f"claim released: {reason}")
+            return bool(res.rowcount)
+
+        return self._run(tx)
+
+    def adopt_position(self, symbol: str, quantity: float, avg_cost: float, *, reason: str = "") -> PositionView:
+        """Insert an ``OPEN`` row (agent ``adopted``) for a broker position the database lacks.
+
+        Raises:
+            CoordinationError: the symbol already has a row.
+        """
+        symbol = symbol.upper()
+        now = self._now()
+        tgt, stp = target_and_stop(avg_cost, self.profit_target, self.stop_loss)
+
+        def tx(s: Session) -> PositionView:
+            if self._row(s, symbol) is not None:
+                raise CoordinationError(f"{symbol}: already has an active row, cannot adopt")
+            row = ActivePosition(
+                symbol=symbol,
+                quantity=float(quantity),
+                requested_quantity=float(quantity),
+                entry_price=float(avg_cost),
+                entry_timestamp=now,
+                agent_name="adopted",
+                profit_target_price=tgt,
+                stop_loss_price=stp,
+                status=PositionStatus.OPEN,
+                last_updated=now,
+                session_date=self.session_date(now),
+                claimed_at=now,
+                claimed_by=self.bot,
+                claim_pid=self._pid,
+                exit_attempts=0,
+            )
+            s.add(row)
+            self._event(s, "WARNING", "adopted", symbol, reason or f"adopted broker position {quantity} @ {avg_cost}")
+            s.flush()
+            return PositionView.of(row)
+
+        return self._run(tx)
+
+    def set_quantity(self, symbol: str, quantity: float) -> None:
+        """Set the held quantity of an OPEN/EXITING row (broker-reported truth)."""
+        self._update(symbol, quantity=float(quantity))
+
+    # ------------------------------------------------------------------ exits
+
+    def set_target_order(self, symbol: str, order_id: int | None, perm_id: int | None) -> None:
+        """Remember the working profit-target order (``None`` to clear it)."""
+        self._update(symbol, target_order_id=order_id, target_perm_id=perm_id)
+
+    def set_exit_order(self, symbol: str, order_id: int | None, perm_id: int | None) -> None:
+        """Remember the SELL in flight for an EXITING position."""
+        self._update(symbol, exit_order_id=order_id, exit_perm_id=perm_id)
+
+    def take_exit_lock(self, symbol: str, reason: str) -> bool:
+        """Move ``OPEN → EXITING`` atomically; only one exit may be in flight per symbol.
+
+        Returns False when the symbol is not OPEN (already exiting, pending, or gone).
+        """
+        symbol = symbol.upper()
+        now = self._now()
+
+        def tx(s: Session) -> bool:
+            res = s.execute(
+                update(ActivePosition)
+                .where(ActivePosition.symbol == symbol, ActivePosition.status == PositionStatus.OPEN)
+                .values(
+                    status=PositionStatus.EXITING,
+                    exit_reason=reason,
+                    exit_started_at=now,
+                    exit_attempts=ActivePosition.exit_attempts + 1,
+                    last_updated=now,
+                )
+            )
+            return bool(res.rowcount)
+
+        return self._run(tx)
+
+    def release_exit_lock(self, symbol: str) -> bool:
+        """Move ``EXITING → OPEN`` (the exit failed and will be retried)."""
+        symbol = symbol.upper()
+        now = self._now()
+
+        def tx(s: Session) -> bool:
+            res = s.execute(
+                update(ActivePosition)
+                .where(ActivePosition.symbol == symbol, ActivePosition.status == PositionStatus.EXITING)
+                .values(status=PositionStatus.OPEN, exit_order_id=None, exit_perm_id=None, last_updated=now)
+            )
+            return bool(res.rowcount)
+
+        return self._run(tx)
+
+    def close_position(
+        self,
+        symbol: str,
+        exit_price: float,
+        exit_reason: str,
+        *,
+        exit_time: datetime | None = None,
+        quantity: float | None = None,
+        commission: float = 0.0,
+        exit_perm_id: int | None = None,
+    ) -> TradeView | None:
+        """Close ``symbol``: delete the active row, record closed-today and a trade, in one transaction.
+
+        Idempotent: returns ``None`` when there is no active row (already closed), so a
+        fill seen twice is recorded once.
+
+        Args:
+            exit_price: average fill price of the exit (dollars).
+            exit_reason: one of ``target``, ``stop``, ``eod``, ``manual``, ``reconciled``, ``liquidate_all``.
+            quantity: shares sold (default: the row's quantity).
+            commission: dollars, entry and exit commissions if known.
+
+        Raises:
+            CoordinationError: unknown exit reason.
+        """
+        symbol = symbol.upper()
+        if exit_reason not in EXIT_REASONS:
+            raise CoordinationError(f"exit_reason must be one of {EXIT_REASONS}, got {exit_reason!r}")
+        now = self._now()
+        when = exit_time or now
+        today = self.session_date(when)
+
+        def tx(s: Session) -> TradeView | None:
+            row = self._row(s, symbol)
+            if row is None:
+                return None
+            qty = float(quantity if quantity is not None else row.quantity)
+            entry = row.entry_price
+            pnl = None if entry is None else round((exit_price - entry) * qty - commission, 2)
+            pct = None if not entry else round((exit_price / entry - 1.0) * 100.0, 4)
+            trade = Trade(
+                symbol=symbol,
+                session_date=today,
+                quantity=qty,
+                entry_time=row.entry_timestamp,
+                entry_price=entry,
+                exit_time=when,
+                exit_price=float(exit_price),
+                pnl=pnl,
+                pnl_pct=pct,
+                commission=float(commission),
+                exit_reason=exit_reason,
+                bot=row.agent_name,
+                exit_bot=self.bot,
+                entry_perm_id=row.entry_perm_id,
+                exit_perm_id=exit_perm_id or row.exit_perm_id,
+            )
+            s.add(trade)
+            existing = s.scalar(
+                select(ClosedPositionToday).where(
+                    ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == today
+                )
+            )
+            if existing is None:
+                s.add(
+                    ClosedPositionToday(
+                        symbol=symbol,
+                        close_date=today,
+                        quantity=qty,
+                        entry_price=entry,
+                        exit_price=float(exit_price),
+                        exit_reason=exit_reason,
+                        profit_loss_pct=pct,
+                        agent_name=row.agent_name,
+                        timestamp=when,
+                    )
+                )
+            else:
+                existing.exit_price, existing.exit_reason, existing.timestamp = float(exit_price), exit_reason, when
+            s.delete(row)
+            s.flush()
+            return TradeView.of(trade)
+
+        return self._run(tx)
+
+    # ------------------------------------------------------------------ queries
+
+    def get_position(self, symbol: str) -> PositionView | None:
+        """The active row for ``symbol`` or ``None``."""
+        symbol = symbol.upper()
+        return self._run(lambda s: (lambda r: PositionView.of(r) if r else None)(self._row(s, symbol)), read_only=True)
+
+    def is_position_active(self, symbol: str) -> bool:
+        """True when ``symbol`` has a row in ``active_positions`` (any status)."""
+        return self.get_position(symbol) is not None
+
+    def was_closed_today(self, symbol: str, day: date | None = None) -> bool:
+        """True when ``symbol`` was closed in the session ``day`` (default: current session)."""
+        symbol = symbol.upper()
+        day = day or self.session_date()
+        return bool(
+            self._run(
+                lambda s: s.scalar(
+                    select(ClosedPositionToday.id).where(
+                        ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == day
+                    )
+                ),
+                read_only=True,
+            )
+        )
+
+    def get_active_positions(self, statuses: tuple[str, ...] | None = None) -> list[PositionView]:
+        """Every active row (optionally only some statuses), ordered by symbol."""
+
+        def tx(s: Session) -> list[PositionView]:
+            q = select(ActivePosition).order_by(ActivePosition.symbol)
+            if statuses:
+                q = q.where(ActivePosition.status.in_(statuses))
+            return [PositionView.of(r) for r in s.scalars(q)]
+
+        return self._run(tx, read_only=True)
+
+    def get_closed_today(self, day: date | None = None) -> list[dict[str, Any]]:
+        """Rows of ``closed_positions_today`` for session ``day`` (default: current)."""
+        day = day or self.session_date()
+
+        def tx(s: Session) -> list[dict[str, Any]]:
+            rows = s.scalars(
+                select(ClosedPositionToday)
+                .where(ClosedPositionToday.close_date == day)
+                .order_by(ClosedPositionToday.timestamp)
+            )
+            return [_as_dict(r) for r in rows]
+
+        return self._run(tx, read_only=True)
+
+    def get_trades_by_date(self, day: date | None = None) -> list[TradeView]:
+        """Trades of session ``day`` (default: current), by exit time."""
+        day = day or self.session_date()
+
+        def tx(s: Session) -> list[TradeView]:
+            rows = s.scalars(select(Trade).where(Trade.session_date == day).order_by(Trade.exit_time, Trade.id))
+            return [TradeView.of(r) for r in rows]
+
+        return self._run(tx, read_only=True)
+
+    def realized_pnl(self, day: date | None = None) -> float:
+        """Sum of trade P&L in dollars for session ``day``."""
+        day = day or self.session_date()
+        return float(
+            self._run(
+                lambda s: s.scalar(select(func.coalesce(func.sum(Trade.pnl), 0.0)).where(Trade.session_date == day)),
+                read_only=True,
+            )
+        )
+
+    def clear_closed_today(self, before: date | None = None) -> int:
+        """Delete closed-today rows of sessions before ``before`` (default: current session).
+
+        Returns the number of rows removed. Called at the start of each session.
+        """
+        before = before or self.session_date()
+
+        def tx(s: Session) -> int:
+            res = s.execute(delete(ClosedPositionToday).where(ClosedPositionToday.close_date < before))
+            return int(res.rowcount or 0)
+
+        return self._run(tx)
+
+    # ------------------------------------------------------------------ freeze
+
+    def freeze(self, reason: str) -> None:
+        """Set the global freeze: no bot places an order until :meth:`unfreeze`."""
+        now = self._now()
+
+        def tx(s: Session) -> None:
+            s.merge(Flag(name=FREEZE_FLAG, value=reason or "frozen", set_by=self.bot, set_at=now))
+            self._event(s, "CRITICAL", "freeze", None, f"global freeze set: {reason}")
+
+        self._run(tx)
+
+    def unfreeze(self) -> bool:
+        """Clear the global freeze; returns True if it was set."""
+
+        def tx(s: Session) -> bool:
+            res = s.execute(delete(Flag).where(Flag.name == FREEZE_FLAG))
+            if res.rowcount:
+                self._event(s, "WARNING", "unfreeze", None, "global freeze cleared")
+            return bool(res.rowcount)
+
+        return self._run(tx)
+
+    def is_frozen(self) -> bool:
+        """True while the global freeze is set."""
+        return self._run(lambda s: s.get(Flag, FREEZE_FLAG) is not None, read_only=True)
+
+    def freeze_info(self) -> dict[str, Any] | None:
+        """The freeze flag's reason, setter and time, or ``None``."""
+        return self._run(lambda s: (lambda f: _as_dict(f) if f else None)(s.get(Flag, FREEZE_FLAG)), read_only=True)
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def heartbeat(self, state: str, detail: str | None = None, *, bot: str | None = None) -> None:
+        """Upsert this bot's heartbeat (``last_seen`` = wall time UTC, ``market_time`` = clock)."""
+        bot = bot or self.bot
+        wall = datetime.now(tz=timezone.utc)
+        market = self._now()
+
+        def tx(s: Session) -> None:
+            row = s.get(Heartbeat, bot)
+            if row is None or row.pid != self._pid:
+                s.merge(
+                    Heartbeat(bot=bot, pid=self._pid, state=state, detail=detail, started_at=wall,
+                              last_seen=wall, market_time=market)
+                )
+            else:
+                row.state, row.detail, row.last_seen, row.market_time = state, detail, wall, market
+
+        self._run(tx)
+
+    def get_heartbeats(self) -> dict[str, dict[str, Any]]:
+        """Every bot's heartbeat row as a dict, keyed by bot name."""
+        return self._run(
+            lambda s: {r.bot: _as_dict(r) for r in s.scalars(select(Heartbeat))}, read_only=True
+        )
+
+    # ------------------------------------------------------------------ orders, gates, events
+
+    def record_order(
+        self,
+        *,
+        client_id: int,
+        order_id: int,
+        symbol: str,
+        side: str,
+        order_type: str,
+        quantity: float,
+        status: str,
+        perm_id: int | None = None,
+        limit_price: float | None = None,
+        time_in_force: str = "DAY",
+        order_ref: str | None = None,
+        purpose: str | None = None,
+        filled_quantity: float = 0.0,
+        avg_fill_price: float | None = None,
+    ) -> None:
+        """Insert or update the ``orders`` row of (client id, order id, session), keeping the permId."""
+        now = self._now()
+        today = self.session_date(now)
+
+        def tx(s: Session) -> None:
+            row = None
+            if perm_id:
+                row = s.scalar(select(OrderRecord).where(OrderRecord.perm_id == perm_id))
+            if row is None:
+                row = s.scalar(
+                    select(OrderRecord).where(
+                        OrderRecord.client_id == client_id,
+                        OrderRecord.order_id == order_id,
+                        OrderRecord.session_date == today,
+                        OrderRecord.symbol == symbol.upper(),
+                    )
+                )
+            if row is None:
+                row = OrderRecord(
+                    session_date=today, client_id=client_id, order_id=order_id, symbol=symbol.upper(),
+                    side=side, order_type=order_type, quantity=float(quantity), limit_price=limit_price,
+                    time_in_force=time_in_force or "DAY", order_ref=order_ref, purpose=purpose,
+                    status=status, bot=self.bot, created_at=now, updated_at=now,
+                )
+                s.add(row)
+            row.perm_id = perm_id or row.perm_id
+            row.status = status
+            row.filled_quantity = float(filled_quantity)
+            row.avg_fill_price = avg_fill_price if avg_fill_price else row.avg_fill_price
+            row.quantity = float(quantity)
+            row.limit_price = limit_price if limit_price is not None else row.limit_price
+            row.updated_at = now
+
+        self._run(tx)
+
+    def get_orders(self, day: date | None = None) -> list[dict[str, Any]]:
+        """Orders of session ``day`` (default: current), oldest first."""
+        day = day or self.session_date()
+        return self._run(
+            lambda s: [
+                _as_dict(r)
+                for r in s.scalars(
+                    select(OrderRecord).where(OrderRecord.session_date == day).order_by(OrderRecord.created_at)
+                )
+            ],
+            read_only=True,
+        )
+
+    def record_gate_decision(
+        self,
+        symbol: str,
+        gate: str,
+        passed: bool,
+        reason: str,
+        values: dict[str, Any] | None = None,
+        *,
+        when: datetime | None = None,
+    ) -> None:
+        """Store one gate verdict (the day-trader records every rejection)."""
+        when = when or self._now()
+        row = GateDecision(
+            ts=when, session_date=self.session_date(when), symbol=symbol.upper(), gate=gate,
+            passed=passed, reason=reason, compared=values,
+        )
+        self._run(lambda s: s.add(row))
+
+    def record_gate_decisions(self, decisions: list[dict[str, Any]]) -> None:
+        """Store many gate verdicts in one transaction (keys as :meth:`record_gate_decision`)."""
+        now = self._now()
+        rows = [
+            GateDecision(
+                ts=d.get("when") or now, session_date=self.session_date(d.get("when") or now),
+                symbol=d["symbol"].upper(), gate=d["gate"], passed=bool(d["passed"]), reason=d["reason"],
+                compared=d.get("values"),
+            )
+            for d in decisions
+        ]
+        self._run(lambda s: s.add_all(rows))
+
+    def get_gate_decisions(
+        self, symbol: str | None = None, day: date | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Latest gate decisions (newest first), optionally for one symbol / session."""
+
+        def tx(s: Session) -> list[dict[str, Any]]:
+            q = select(GateDecision).order_by(GateDecision.ts.desc(), GateDecision.id.desc()).limit(limit)
+            if symbol:
+                q = q.where(GateDecision.symbol == symbol.upper())
+            if day:
+                q = q.where(GateDecision.session_date == day)
+            return [_as_dict(r) for r in s.scalars(q)]
+
+        return self._run(tx, read_only=True)
+
+    def gate_rejection_counts(self, day: date | None = None) -> dict[str, int]:
+        """Rejections per gate for session ``day`` (default: current)."""
+        day = day or self.session_date()
+
+        def tx(s: Session) -> dict[str, int]:
+            rows = s.execute(
+                select(GateDecision.gate, func.count())
+                .where(GateDecision.session_date == day, GateDecision.passed.is_(False))
+                .group_by(GateDecision.gate)
+                .order_by(func.count().desc())
+            )
+            return {gate: int(n) for gate, n in rows}
+
+        return self._run(tx, read_only=True)
+
+    def record_event(
+        self, level: str, kind: str, message: str, *, symbol: str | None = None, data: dict[str, Any] | None = None
+    ) -> None:
+        """Store a notable event (level ``INFO``/``WARNING``/``CRITICAL``)."""
+        self._run(lambda s: self._event(s, level, kind, symbol, message, data))
+
+    def get_events(self, level: str | None = None, day: date | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Latest events, newest first."""
+
+        def tx(s: Session) -> list[dict[str, Any]]:
+            q = select(Event).order_by(Event.id.desc()).limit(limit)
+            if level:
+                q = q.where(Event.level == level)
+            if day:
+                q = q.where(Event.session_date == day)
+            return [_as_dict(r) for r in s.scalars(q)]
+
+        return self._run(tx, read_only=True)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _event(
+        self, s: Session, level: str, kind: str, symbol: str | None, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        now = self._now()
+        s.add(
+            Event(ts=now, session_date=self.session_date(now), bot=self.bot, level=level, kind=kind,
+                  symbol=symbol, message=message, data=data)
+        )
+
+    @staticmethod
+    def _row(s: Session, symbol: str) -> ActivePosition | None:
+        return s.scalar(select(ActivePosition).where(ActivePosition.symbol == symbol))
+
+    def _update(self, symbol: str, **values: Any) -> None:
+        symbol = symbol.upper()
+        values["last_updated"] = self._now()
+
+        def tx(s: Session) -> None:
+            res = s.execute(update(ActivePosition).where(ActivePosition.symbol == symbol).values(**values))
+            if not res.rowcount:
+                raise CoordinationError(f"{symbol}: no active position to update")
+
+        self._run(tx)
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs}

@@ -1,0 +1,60 @@
+"""The one place that creates the SQLite engine.
+
+Pragmas on every connection: ``journal_mode=WAL`` (readers never block the writer),
+``synchronous=NORMAL`` (durable at checkpoints, safe with WAL), ``busy_timeout``
+(wait for a lock instead of failing at once) and ``foreign_keys=ON``.
+
+Write transactions start with ``BEGIN IMMEDIATE`` so that two processes never
+deadlock on a read→write lock upgrade (SQLite then returns SQLITE_BUSY without
+consulting the busy handler). A connection opened with the execution option
+``sqlite_begin="DEFERRED"`` starts a plain read transaction instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(path: str | Path, *, echo: bool = False) -> Engine:
+    """Create the engine for the database file at ``path`` (created if missing).
+
+    Uses a :class:`NullPool` (one SQLite connection per unit of work) so that a
+    forked or killed process never shares a connection.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the file's folder does not exist or is not
+            writable (the message names the path).
+    """
+    path = Path(path)
+    engine = create_engine(f"sqlite:///{path}", echo=echo, poolclass=NullPool, future=True)
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def pragma(engine: Engine, name: str) -> Any:
+    """Read one PRAGMA value (e.g. ``journal_mode``) on a fresh connection."""
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
