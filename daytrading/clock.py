@@ -25,12 +25,12 @@ import asyncio
 import functools
 import time as _time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 NY = ZoneInfo("America/New_York")
-UTC = timezone.utc
+UTC = UTC
 
 #: Regular-hours session of US equities (New York time), used when a date is not
 #: covered by the calendar (should not happen for XNYS dates from 2000 on).

@@ -256,17 +256,17 @@ class Settings(BaseSettings):
         return data
 
 
-_toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("_toml_data", default=None)
 
 
 class _TomlSource(PydanticBaseSettingsSource):
     """The TOML file's data, already read by :func:`load_settings` (lowest precedence)."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return _toml_data.get().get(field_name), field_name, False
+        return (_toml_data.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_toml_data.get())
+        return dict(_toml_data.get() or {})
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, func, select, update
@@ -629,7 +629,7 @@ class Coordinator:
     def heartbeat(self, state: str, detail: str | None = None, *, bot: str | None = None) -> None:
         """Upsert this bot's heartbeat (``last_seen`` = wall time UTC, ``market_time`` = clock)."""
         bot = bot or self.bot
-        wall = datetime.now(tz=timezone.utc)
+        wall = datetime.now(tz=UTC)
         market = self._now()
 
         def tx(s: Session) -> None:

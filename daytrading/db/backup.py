@@ -42,7 +42,7 @@ def backup_database(
         raise OperationalError(f"database {db_path} does not exist; nothing to back up")
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
-    stamp = (when or datetime.now(tz=NY)).astimezone(NY).strftime("%Y%m%d-%H%M%S")
+    stamp = (when or datetime.now(tz=NY)).astimezone(NY).strftime("%Y%m%d-%H%M%S-%f")
     target = backup_dir / f"{db_path.stem}-{label}-{stamp}.db"
     n = 1
     while target.exists():
