@@ -202,25 +202,40 @@ class SessionCalendar:
         import exchange_calendars as xcals
 
         self._cal = xcals.get_calendar("XNYS", start="2000-01-01")
+        # Per-date answers never change for a calendar; cache them (the pandas
+        # lookups cost ~50 µs each and sit on every database transaction's path).
+        self.is_session = functools.lru_cache(maxsize=4096)(self._is_session)  # type: ignore[method-assign]
+        self._session_of_day = functools.lru_cache(maxsize=4096)(self._session_of_day_uncached)
+        self.session = functools.lru_cache(maxsize=1024)(self._session)  # type: ignore[method-assign]
 
-    def is_session(self, day: date) -> bool:
+    def _is_session(self, day: date) -> bool:
         """True when ``day`` is an XNYS trading day."""
         import pandas as pd
 
         return bool(self._cal.is_session(pd.Timestamp(day)))
 
-    def session_date(self, when: datetime) -> date:
-        """Exchange session date of ``when`` (tz-aware). See the class docstring."""
-        if when.tzinfo is None:
-            raise ValueError(f"session_date needs a tz-aware datetime, got {when!r}")
+    def is_session(self, day: date) -> bool:  # replaced by a cached bound function in __init__
+        """True when ``day`` is an XNYS trading day."""
+        return self._is_session(day)
+
+    def _session_of_day_uncached(self, day: date) -> date:
         import pandas as pd
 
-        day = when.astimezone(NY).date()
         if self.is_session(day):
             return day
         return self._cal.date_to_session(pd.Timestamp(day), direction="previous").date()
 
-    def session(self, day: date) -> Session:
+    def session_date(self, when: datetime) -> date:
+        """Exchange session date of ``when`` (tz-aware). See the class docstring."""
+        if when.tzinfo is None:
+            raise ValueError(f"session_date needs a tz-aware datetime, got {when!r}")
+        return self._session_of_day(when.astimezone(NY).date())
+
+    def session(self, day: date) -> Session:  # replaced by a cached bound function in __init__
+        """The session on ``day`` (see :meth:`_session`)."""
+        return self._session(day)
+
+    def _session(self, day: date) -> Session:
         """The session on ``day``.
 
         Raises:

@@ -187,6 +187,12 @@ class Coordinator:
 
     def _run(self, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run ``fn`` in one transaction, retrying transient lock errors."""
+        try:  # fast path: most transactions never meet a lock
+            with self._transaction(read_only) as session:
+                return fn(session)
+        except SAOperationalError as exc:
+            if not _is_transient(exc):
+                raise
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_transient),
