@@ -10,7 +10,6 @@ can never send real orders from a test run (architecture page, "One code path").
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -100,7 +99,7 @@ async def connect(
             f"no IB Gateway/TWS accepting API connections at {endpoint} (connection refused); "
             "start IB Gateway with the API enabled on that port, or run in sim mode"
         ) from exc
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         ib.disconnect()
         raise TemporaryBrokerError(
             f"connected to {endpoint} but the API handshake for clientId {client_id} timed out; "
