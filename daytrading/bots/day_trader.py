@@ -1,0 +1,592 @@
+"""The day-trader: the restartable bot (IB clientId 2) that finds and makes entries.
+
+Loop (one :meth:`DayTrader.process_once` per ``intervals.cycle`` market seconds):
+
+1. refresh candidates from the scanners every ``intervals.scanner_refresh`` seconds
+   (watchlist file, IB scanner, Polygon), subscribe bars for new symbols: a paced
+   historical backfill of 30-second bars (IB's small-bar pacing rules) and IB's
+   5-second real-time bars aggregated to 30-second bars;
+2. every completed 30-second bar updates session VWAP, RSI(14) and ATR(14) in O(1);
+3. each cycle, every symbol whose latest bar meets an entry rule (standard:
+   close > VWAP, RSI < 60, ATR ≥ 0.3 % of price; gap-and-go: pre-market gap ≥ 5 %
+   over the previous close, RSI < 60) goes through the gate chain
+   (:mod:`daytrading.bots.gates`); every rejection is recorded;
+4. an entry claims the symbol in the database first, then sends a marketable limit
+   BUY (``last × (1 + entry.limit_offset)``, DAY, ``orderRef dt-entry:<SYMBOL>``); on
+   fill it confirms the entry (the exit-manager then protects it); on reject or
+   timeout it cancels and releases the claim; a partial fill confirms what filled.
+
+The day-trader never sends a SELL. After a restart, claims left by a killed
+predecessor are resolved with the broker (filled → confirmed, dead → released) and
+never re-sent: the entry order is found by its ``orderRef`` among this client's open
+and completed orders and executions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ib_async import IB, Contract, LimitOrder, RealTimeBarList, Trade
+
+from daytrading.bots.gates import GateChain, GateContext, GateResult
+from daytrading.broker.connection import connect, qualify_stocks
+from daytrading.broker.orders import (
+    ENTRY_REF,
+    average_fill_price,
+    filled_quantity,
+    fresh_positions,
+    is_done,
+    order_ref,
+    parse_order_ref,
+    record_trade,
+    rejection_reason,
+    wait_done,
+)
+from daytrading.clock import NY, Clock, calendar
+from daytrading.config import Settings
+from daytrading.coordination import Coordinator
+from daytrading.db.models import PositionStatus
+from daytrading.errors import DaytradingError, TemporaryBrokerError
+from daytrading.signals import bars as sigbars
+from daytrading.signals import indicators as sigind
+from daytrading.signals import rules as sigrules
+from daytrading.signals.pacing import HistoricalPacer
+
+log = logging.getLogger("daytrading.day_trader")
+gates_log = logging.getLogger("daytrading.gates")
+
+BOT = "day-trader"
+
+
+@dataclass
+class SymbolState:
+    """Per-symbol market state: contract, bar aggregator, indicators, gap inputs."""
+
+    symbol: str
+    contract: Contract
+    aggregator: Any
+    indicators: Any
+    previous_close: float | None = None
+    gap: float | None = None
+    last_price: float | None = None
+    snapshot: Any = None
+    rt_bars: RealTimeBarList | None = None
+    backfilled: bool = False
+    last_bar_time: datetime | None = None
+    evaluated_bar: datetime | None = None
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (for tests and logs)."""
+
+    evaluated: int = 0
+    fired: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    entered: list[str] = field(default_factory=list)
+
+
+class DayTrader:
+    """The day-trader bot. ``run()`` is the loop; ``process_once()`` is one cycle.
+
+    Args:
+        settings: validated settings (entry rules, allocation, gates, intervals).
+        coord: coordination API (bot name ``day-trader``).
+        clock: market time.
+        ib: ``IB`` instance (tests may pass one).
+        hub: a :class:`daytrading.scanners.hub.ScannerHub` (default: built from settings).
+        reviewer: optional LLM reviewer with ``async review(context) -> result``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        coord: Coordinator,
+        clock: Clock,
+        *,
+        ib: IB | None = None,
+        hub: Any = None,
+        reviewer: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.coord = coord
+        self.clock = clock
+        self.ib = ib or IB()
+        self.client_id = settings.ib.day_trader_client_id
+        self.hub = hub
+        self.reviewer = reviewer
+        self.rules = sigrules.EntryRuleConfig.from_settings(settings)
+        self.gates = GateChain(settings)
+        self.pacer = HistoricalPacer()
+        self.symbols: dict[str, SymbolState] = {}
+        self.state = "starting"
+        self.connected = False
+        self._stopping = asyncio.Event()
+        self._entry_tasks: dict[str, asyncio.Task[None]] = {}
+        self._backfills: set[asyncio.Task[None]] = set()
+        self._gate_file: Path | None = None
+        self.ib.disconnectedEvent += self._on_disconnected
+        self.ib.execDetailsEvent += lambda trade, fill: record_trade(self.coord, trade, "entry")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _wall(self, market_seconds: float, floor: float = 0.05) -> float:
+        return max(floor, market_seconds / max(self.clock.speed, 1e-9))
+
+    def _order_wait(self, market_seconds: float) -> float:
+        return max(2.0, market_seconds / max(self.clock.speed, 1e-9))
+
+    def _on_disconnected(self) -> None:
+        if self.connected:
+            log.warning("broker connection lost")
+        self.connected = False
+
+    # ------------------------------------------------------------------ run loop
+
+    async def run(self) -> None:
+        """Connect, resolve leftover claims, then cycle until stopped."""
+        self._install_signal_handlers()
+        heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        try:
+            while not self._stopping.is_set():
+                if not self.connected:
+                    if not await self._connect():
+                        continue
+                    await self.resolve_claims()
+                started = time.monotonic()
+                try:
+                    await self.process_once()
+                except (DaytradingError, ConnectionError, TimeoutError) as exc:
+                    log.warning("cycle failed; will retry", extra={"error": str(exc)})
+                spent = time.monotonic() - started
+                wait = max(0.0, self._wall(self.settings.intervals.cycle) - spent)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+                except TimeoutError:
+                    pass
+        finally:
+            heartbeat.cancel()
+            for t in [*self._entry_tasks.values(), *self._backfills]:
+                t.cancel()
+            self.state = "stopped"
+            try:
+                self.coord.heartbeat("stopped")
+            except Exception:  # noqa: BLE001
+                log.debug("final heartbeat failed")
+            if self.ib.isConnected():
+                self.ib.disconnect()
+            log.info("day-trader stopped")
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish."""
+        self._stopping.set()
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                try:
+                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.stop))
+                except (ValueError, OSError):
+                    log.debug("no handler for %s", sig)
+
+    async def _heartbeat_loop(self) -> None:
+        from daytrading.bots.exit_manager import _maybe_hang_for_tests
+
+        while True:
+            _maybe_hang_for_tests(BOT)
+            try:
+                self.coord.heartbeat(self.state, json.dumps({"connected": self.connected, "symbols": len(self.symbols)}))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("heartbeat failed", extra={"error": str(exc)})
+            await asyncio.sleep(self.settings.intervals.heartbeat)
+
+    async def _connect(self) -> bool:
+        self.state = "connecting"
+        self.ib.wrapper.reset()
+        for s in self.symbols.values():
+            s.rt_bars = None
+        try:
+            await connect(self.settings, self.client_id, ib=self.ib)
+        except TemporaryBrokerError as exc:
+            log.warning("connect attempt failed", extra={"error": str(exc)})
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._wall(self.settings.intervals.reconnect))
+            except TimeoutError:
+                pass
+            return False
+        self.connected = True
+        self.state = "running"
+        if self.hub is None:
+            from daytrading.scanners.hub import ScannerHub
+
+            self.hub = ScannerHub(self.settings, self.ib, self.clock)
+        else:
+            self.hub.ib = self.ib
+        if self.reviewer is None and self.settings.llm.enabled:
+            from daytrading.llm.review import build_reviewer
+
+            self.reviewer = build_reviewer(self.settings.llm)
+        for s in self.symbols.values():
+            await self._subscribe_bars(s)
+        return True
+
+    # ------------------------------------------------------------------ restart safety
+
+    async def resolve_claims(self) -> list[str]:
+        """Resolve ``PENDING_ENTRY`` claims left by an earlier (killed) day-trader.
+
+        For each claim: this client's entry order for the symbol (found by orderRef
+        among open and completed orders and executions from the startup sync) is
+        cancelled if still working; what filled is confirmed; nothing filled → the
+        claim is released. Never re-sends an order. Returns the symbols resolved.
+        """
+        resolved = []
+        claims = [r for r in self.coord.get_active_positions((PositionStatus.PENDING_ENTRY,))
+                  if r.claimed_by in (None, BOT) and r.symbol not in self._entry_tasks]
+        if not claims:
+            return resolved
+        positions = await fresh_positions(self.ib, timeout=self._order_wait(10))
+        for row in claims:
+            symbol = row.symbol
+            trades = [t for t in self.ib.trades() if (parse_order_ref(t.order.orderRef) or ("", "", None))[:2]
+                      == (ENTRY_REF, symbol)]
+            for t in trades:
+                if not is_done(t):
+                    log.info("cancelling entry order left by a previous run",
+                             extra={"symbol": symbol, "order_id": t.order.orderId})
+                    self.ib.cancelOrder(t.order)
+                    await wait_done(t, self._order_wait(10))
+            qty = sum(filled_quantity(t) for t in trades)
+            prices = [(filled_quantity(t), average_fill_price(t)) for t in trades if filled_quantity(t) > 0]
+            held, avg_cost = positions.get(symbol, (0.0, 0.0))
+            if qty <= 0 and held > 0:
+                qty, prices = held, [(held, avg_cost)]
+            if qty > 0:
+                price = sum(q * (p or avg_cost) for q, p in prices) / sum(q for q, _ in prices)
+                self.coord.confirm_entry(symbol, qty, price)
+                log.warning("claim from a previous run confirmed from broker fills",
+                            extra={"symbol": symbol, "qty": qty, "price": price})
+            else:
+                self.coord.release_claim(symbol, "previous run's entry never filled")
+                log.warning("claim from a previous run released (no fill)", extra={"symbol": symbol})
+            resolved.append(symbol)
+        return resolved
+
+    # ------------------------------------------------------------------ one cycle
+
+    async def process_once(self) -> CycleReport:
+        """One cycle: scanners (when due), then rules, gates and entries."""
+        now = self.clock.now()
+        if self.hub is not None and self.hub.due(now):
+            candidates = await self.hub.refresh()
+            await self._track(candidates)
+        report = CycleReport()
+        fired: list[tuple[str, Any]] = []
+        decisions: list[dict[str, Any]] = []
+        for symbol, st in self.symbols.items():
+            snap = st.snapshot
+            if snap is None or st.evaluated_bar == st.last_bar_time:
+                continue
+            st.evaluated_bar = st.last_bar_time
+            report.evaluated += 1
+            decision = sigrules.evaluate(snap, st.gap, self.rules)
+            if decision.fired:
+                fired.append((symbol, decision))
+                report.fired.append(symbol)
+            else:
+                decisions.append(self._decision(symbol, "rule", False, decision.reason, decision.compared, now))
+        if fired:
+            await self._gate_and_enter(fired, now, report, decisions)
+        if decisions:
+            self._record_decisions(decisions)
+        return report
+
+    async def _gate_and_enter(self, fired: list[tuple[str, Any]], now: datetime, report: CycleReport,
+                              decisions: list[dict[str, Any]]) -> None:
+        frozen = self.coord.is_frozen()
+        rows = self.coord.get_active_positions()
+        active = frozenset(r.symbol for r in rows)
+        closed = frozenset(r["symbol"] for r in self.coord.get_closed_today())
+        orders = self.coord.get_orders()
+        last_attempt: dict[str, datetime] = {}
+        for o in orders:
+            if o["side"] == "BUY" and o.get("purpose") == "entry":
+                t = o["created_at"]
+                if o["symbol"] not in last_attempt or t > last_attempt[o["symbol"]]:
+                    last_attempt[o["symbol"]] = t
+        realized = self.coord.realized_pnl()
+        nlv, available, unrealized = self._account()
+        entries = 0
+        for symbol, rule in fired:
+            st = self.symbols[symbol]
+            price = st.last_price or st.snapshot.close
+            ctx = GateContext(
+                symbol=symbol, now=now, price=price, frozen=frozen, active_symbols=active,
+                closed_today=closed, last_entry_attempt=last_attempt.get(symbol),
+                active_count=len(active), entries_this_cycle=entries, realized_pnl=realized,
+                unrealized_pnl=unrealized, net_liquidation=nlv, available_funds=available,
+            )
+            results = self.gates.run(ctx)
+            last = results[-1]
+            if last.passed and self.reviewer is not None:
+                last = await self._llm_gate(ctx, st, rule)
+            if not last.passed:
+                report.rejected[symbol] = f"{last.gate}: {last.reason}"
+                decisions.append(self._decision(symbol, last.gate, False, last.reason, last.values, now))
+                continue
+            decisions.append(self._decision(symbol, "entry", True, f"{rule.rule}: {rule.reason}",
+                                            {**rule.compared, "qty": ctx.quantity, "price": price}, now))
+            claim = self.coord.claim_entry(symbol, ctx.quantity, meta={"rule": rule.rule, "compared": rule.compared})
+            if not claim.ok:
+                decisions.append(self._decision(symbol, "claim", False, claim.reason or "claim refused", {}, now))
+                report.rejected[symbol] = f"claim: {claim.reason}"
+                continue
+            entries += 1
+            active = active | {symbol}
+            report.entered.append(symbol)
+            self._entry_tasks[symbol] = asyncio.ensure_future(self._enter(st, ctx.quantity, price, rule.rule))
+            self._entry_tasks[symbol].add_done_callback(lambda _t, s=symbol: self._entry_tasks.pop(s, None))
+
+    async def _llm_gate(self, ctx: GateContext, st: SymbolState, rule: Any) -> GateResult:
+        context = {"symbol": ctx.symbol, "price": ctx.price, "rule": rule.rule, "compared": rule.compared,
+                   "gap": st.gap, "previous_close": st.previous_close, "time": ctx.now.isoformat()}
+        try:
+            result = await self.reviewer.review(context)
+        except Exception as exc:  # noqa: BLE001 - the reviewer must not crash the bot
+            passed = self.settings.llm.on_failure == "pass"
+            return GateResult("llm", passed, f"review failed: {exc}", {})
+        return GateResult("llm", bool(result.approved), f"{result.source}: {result.reason}",
+                          {"confidence": result.confidence, "source": result.source})
+
+    def _account(self) -> tuple[float, float, float]:
+        """(net liquidation $, available funds $, unrealised P&L $) from the account updates."""
+        values: dict[str, float] = {}
+        for v in self.ib.accountValues():
+            if v.currency in ("USD", "BASE", "") and v.tag in ("NetLiquidation", "AvailableFunds", "BuyingPower",
+                                                                "UnrealizedPnL"):
+                try:
+                    values.setdefault(v.tag, float(v.value))
+                except ValueError:
+                    continue
+        nlv = values.get("NetLiquidation", 0.0)
+        available = values.get("AvailableFunds", values.get("BuyingPower", 0.0))
+        unrealized = sum(p.unrealizedPNL for p in self.ib.portfolio() if p.unrealizedPNL and not math.isnan(p.unrealizedPNL))
+        return nlv, available, unrealized
+
+    # ------------------------------------------------------------------ entry
+
+    async def _enter(self, st: SymbolState, quantity: int, price: float, rule: str) -> None:
+        """Send the marketable limit BUY for a claimed symbol and resolve the claim."""
+        symbol = st.symbol
+        limit = round(price * (1 + self.settings.entry.limit_offset), 2)
+        order = LimitOrder("BUY", quantity, limit, tif="DAY", orderRef=order_ref(ENTRY_REF, symbol))
+        order.account = self.settings.ib.account
+        try:
+            trade = self.ib.placeOrder(st.contract, order)
+        except Exception:
+            self.coord.release_claim(symbol, "order could not be sent")
+            raise
+        record_trade(self.coord, trade, "entry")
+        self.coord.record_entry_order(symbol, self.client_id, trade.order.orderId, trade.order.permId or None)
+        log.info("entry sent", extra={"symbol": symbol, "qty": quantity, "limit": limit, "rule": rule,
+                                      "order_id": trade.order.orderId})
+        await wait_done(trade, self._order_wait(self.settings.entry.order_timeout))
+        if not is_done(trade):
+            self.ib.cancelOrder(trade.order)
+            await wait_done(trade, self._order_wait(10))
+        record_trade(self.coord, trade, "entry")
+        qty = filled_quantity(trade)
+        if qty > 0:
+            avg = average_fill_price(trade) or limit
+            self.coord.confirm_entry(symbol, qty, avg, perm_id=trade.order.permId or None)
+            log.info("entry filled; position OPEN", extra={"symbol": symbol, "qty": qty, "price": avg,
+                                                          "partial": qty < quantity})
+        else:
+            self.coord.release_claim(symbol, f"entry not filled: {rejection_reason(trade) or trade.orderStatus.status}")
+            log.info("entry not filled; claim released",
+                     extra={"symbol": symbol, "status": trade.orderStatus.status, "why": rejection_reason(trade)})
+
+    # ------------------------------------------------------------------ market data
+
+    async def _track(self, candidates: list[Any]) -> None:
+        """Start bars for new candidate symbols (existing ones keep their state)."""
+        new = [c for c in candidates if c.symbol not in self.symbols]
+        if not new:
+            return
+        contracts = await qualify_stocks(self.ib, [c.symbol for c in new])
+        for c in new:
+            contract = contracts.get(c.symbol)
+            if contract is None:
+                continue
+            st = SymbolState(
+                symbol=c.symbol,
+                contract=contract,
+                aggregator=sigbars.BarAggregator(self.settings.entry.bar_seconds),
+                indicators=sigind.IndicatorSet(c.symbol, periods=self.settings.entry.rsi_period),
+                previous_close=c.previous_close,
+            )
+            self.symbols[c.symbol] = st
+            await self._subscribe_bars(st)
+
+    async def _subscribe_bars(self, st: SymbolState) -> None:
+        if not st.backfilled:
+            task = asyncio.ensure_future(self._backfill(st))
+            self._backfills.add(task)
+            task.add_done_callback(self._backfills.discard)
+        if st.rt_bars is None:
+            st.rt_bars = self.ib.reqRealTimeBars(st.contract, 5, "TRADES", False)
+            st.rt_bars.updateEvent += lambda bars, has_new, s=st: self._on_rt_bar(s, bars, has_new)
+
+    async def _backfill(self, st: SymbolState) -> None:
+        """Paced backfill: previous close (daily bars) and today's 30-second bars so far."""
+        now = self.clock.now()
+        try:
+            if st.previous_close is None:
+                daily = await self.ib.reqHistoricalDataAsync(st.contract, "", "5 D", "1 day", "TRADES", True)
+                prior = [b for b in daily if _bar_date(b.date) < now.date()]
+                if prior:
+                    st.previous_close = float(prior[-1].close)
+            premarket = datetime(now.year, now.month, now.day, 4, 0, tzinfo=NY)
+            seconds = int(max(60, min(86_400, (now - premarket).total_seconds())))
+            async with self.pacer.slot((st.symbol, "TRADES", "30 secs")):
+                bars = await self.ib.reqHistoricalDataAsync(
+                    st.contract, "", f"{seconds} S", f"{self.settings.entry.bar_seconds} secs", "TRADES", False
+                )
+        except Exception as exc:  # noqa: BLE001 - a failed backfill leaves the live bars
+            log.warning("backfill failed", extra={"symbol": st.symbol, "error": str(exc)})
+            return
+        history = sigbars.bars_from_ib(bars)
+        if st.last_bar_time is not None:
+            history = [b for b in history if b.time < st.last_bar_time]
+        fresh = sigind.IndicatorSet(st.symbol, periods=self.settings.entry.rsi_period)
+        snap = None
+        for bar in history:
+            snap = fresh.update(bar)
+            self._update_gap(st, bar)
+        # replay live bars that arrived during the backfill on top of the history
+        for bar in getattr(st, "_live", []):
+            snap = fresh.update(bar)
+        st.indicators = fresh
+        if snap is not None:
+            st.snapshot = snap
+            st.last_price = snap.close
+            st.last_bar_time = snap.time
+        st.backfilled = True
+        log.info("backfill done", extra={"symbol": st.symbol, "bars": len(history), "previous_close": st.previous_close})
+
+    def _on_rt_bar(self, st: SymbolState, bars: RealTimeBarList, has_new: bool) -> None:
+        if not has_new or not bars:
+            return
+        rb = bars[-1]
+        bar5 = sigbars.Bar(
+            time=rb.time.astimezone(NY), open=rb.open_, high=rb.high, low=rb.low, close=rb.close,
+            volume=float(rb.volume), wap=float(rb.wap), count=int(rb.count),
+        )
+        st.last_price = rb.close
+        done = st.aggregator.add(bar5)
+        if done is None:
+            return
+        if not st.backfilled:
+            st.__dict__.setdefault("_live", []).append(done)
+            return
+        if st.last_bar_time is not None and done.time <= st.last_bar_time:
+            return
+        st.snapshot = st.indicators.update(done)
+        st.last_bar_time = done.time
+        self._update_gap(st, done)
+
+    def _update_gap(self, st: SymbolState, bar: Any) -> None:
+        """Gap over the previous close: the latest pre-market price before the open,
+        then the regular session's opening price (fraction)."""
+        if not st.previous_close:
+            return
+        t = bar.time.astimezone(NY)
+        session = calendar().session(t.date()) if calendar().is_session(t.date()) else None
+        if session is None:
+            return
+        if t < session.open:
+            st.gap = sigrules.gap_pct(bar.close, st.previous_close)
+        elif st.__dict__.get("_gap_day") != t.date():
+            st.__dict__["_gap_day"] = t.date()
+            st.gap = sigrules.gap_pct(bar.open, st.previous_close)
+
+    # ------------------------------------------------------------------ records
+
+    def _decision(self, symbol: str, gate: str, passed: bool, reason: str, values: dict[str, Any],
+                  when: datetime) -> dict[str, Any]:
+        d = {"symbol": symbol, "gate": gate, "passed": passed, "reason": reason, "values": values, "when": when}
+        gates_log.info("%s %s %s: %s", symbol, gate, "pass" if passed else "reject", reason,
+                       extra={"symbol": symbol, "gate": gate, "passed": passed, "values": values})
+        return d
+
+    def _record_decisions(self, decisions: list[dict[str, Any]]) -> None:
+        try:
+            self.coord.record_gate_decisions(decisions)
+        except DaytradingError as exc:
+            log.warning("could not record gate decisions", extra={"error": str(exc)})
+
+
+def _bar_date(value: Any) -> Any:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def setup_gates_log(settings: Settings) -> None:
+    """Also write gate verdicts to ``<log_dir>/gates.jsonl``."""
+    from daytrading.runtime import JsonLinesFormatter
+
+    path = Path(settings.paths.log_dir) / "gates.jsonl"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonLinesFormatter(BOT))
+    gates_log.addHandler(handler)
+    gates_log.propagate = False
+
+
+def cli_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``daytrading day-trader``."""
+    parser.add_argument("--allocation", type=float, default=None,
+                        help="fraction of net liquidation to use, in (0, 1] (default: settings.allocation = 0.25)")
+    parser.add_argument("--client-id", type=int, default=None, help="IB client id (default 2)")
+
+
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """``daytrading day-trader``: run until stopped."""
+    from daytrading.config import load_settings
+    from daytrading.runtime import build_clock, open_coordinator, setup_logging
+
+    if args.allocation is not None:
+        settings = load_settings(args.config, {**_cli_overrides(args), "allocation": args.allocation})
+    if args.client_id is not None:
+        settings = settings.model_copy(update={"ib": settings.ib.model_copy(update={"day_trader_client_id": args.client_id})})
+    clock = build_clock(settings)
+    setup_logging(settings, BOT, clock)
+    setup_gates_log(settings)
+    coord = open_coordinator(settings, BOT, clock)
+    bot = DayTrader(settings, coord, clock)
+    log.info("day-trader starting", extra={"mode": settings.mode, "allocation": settings.allocation,
+                                           "client_id": bot.client_id})
+    asyncio.run(bot.run())
+    return 0
+
+
+def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from daytrading.cli import _overrides
+
+    return _overrides(args)
+
+
+__all__ = ["DayTrader", "CycleReport", "SymbolState", "cli", "cli_args", "timedelta"]

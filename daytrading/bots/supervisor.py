@@ -1,0 +1,532 @@
+"""The supervisor: starts the bots (and, in sim mode, the sim-gateway), watches them by
+process exit *and* by database heartbeat, restarts them, resets the day, shows status.
+
+* **Daily reset** at start and whenever the exchange session date changes: closed-today
+  rows of earlier sessions are cleared and the database is backed up.
+* **Start order**: sim-gateway (sim mode, with the shared replay clock) → exit-manager
+  → (as soon as its heartbeat says ``running``, i.e. connected and reconciled, and 5 s
+  of wall time at the latest) → day-trader.
+* **Watchdog**: a bot whose process exits, or whose heartbeat is older than
+  ``intervals.health_check`` wall seconds (a hung bot is a dead bot), is killed and
+  restarted: the exit-manager at once, the day-trader with exponential back-off
+  (1 s doubling, capped at 60 s). More than 5 restarts in 5 minutes is a crash loop:
+  reported as CRITICAL, in the status table and in the database, not hidden.
+* **Status** every ``intervals.status`` seconds (and ``daytrading status``).
+* **Stop**: Ctrl+C, SIGTERM, or the stop file (``daytrading stop``): the day-trader
+  first, then the exit-manager, each gracefully (SIGTERM / CTRL_BREAK) with a timeout
+  and then a kill. Positions stay at the broker.
+* **Sim run end**: after the replay session's close the bots are stopped, and a
+  session report (trades, win rate, P&L, exits by reason, invariant checks) and
+  charts are written; the exit code is 1 when an invariant failed.
+
+All children get the same replay clock (``DAYTRADING_SIM__START/EPOCH/SPEED``) and the
+same database/log paths through environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daytrading.clock import NY, Clock, ReplayClock, calendar
+from daytrading.config import Settings
+from daytrading.coordination import Coordinator
+from daytrading.errors import ConfigError, DaytradingError, OperationalError
+
+log = logging.getLogger("daytrading.supervisor")
+
+BOT = "supervisor"
+#: Default replay day: TSLA and LI gapped up ≥ 5 % (recorded in ../shared/data/market).
+DEFAULT_SIM_DATE = date(2020, 11, 17)
+IS_WINDOWS = os.name == "nt"
+
+
+def stop_file(settings: Settings) -> Path:
+    """The stop file the supervisor polls (``STOP`` beside the database)."""
+    return Path(settings.paths.database).resolve().parent / "STOP"
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    argv: list[str]
+    restart_at_once: bool
+    proc: subprocess.Popen[bytes] | None = None
+    started_wall: float | None = None
+    started_at: datetime | None = None
+    restarts: int = 0
+    restart_times: deque[float] = field(default_factory=lambda: deque(maxlen=20))
+    next_start: float = 0.0
+    backoff: float = 1.0
+    last_exit_code: int | None = None
+    state: str = "STOPPED"
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def crash_loop(self, now: float) -> bool:
+        """More than 5 restarts within the last 5 minutes of wall time."""
+        return sum(1 for t in self.restart_times if now - t < 300) > 5
+
+
+class Supervisor:
+    """Start, watch and stop the bots. ``run()`` returns the process exit code."""
+
+    def __init__(self, settings: Settings, *, config: str | None = None, sim: bool | None = None,
+                 run_to_end: bool = True) -> None:
+        self.settings = settings
+        self.config = config
+        self.sim = settings.is_sim if sim is None else sim
+        self.run_to_end = run_to_end
+        self.db_path = Path(settings.paths.database).resolve()
+        self.log_dir = Path(settings.paths.log_dir).resolve()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.clock: Clock
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self.env = dict(os.environ)
+        self._stop = False
+        self._session: date | None = None
+        self.coord: Coordinator | None = None
+        self.children: dict[str, Child] = {}
+        self._last_status = 0.0
+        self.sim_date: date | None = None
+        self.exit_code = 0
+
+    # ------------------------------------------------------------------ setup
+
+    def _python(self) -> list[str]:
+        base = [sys.executable, "-m", "daytrading"]
+        if self.config:
+            base += ["--config", self.config]
+        return base
+
+    def _prepare_env(self) -> None:
+        env = self.env
+        env["DAYTRADING_PATHS__DATABASE"] = str(self.db_path)
+        env["DAYTRADING_PATHS__LOG_DIR"] = str(self.log_dir)
+        env["DAYTRADING_ALLOCATION"] = str(self.settings.allocation)
+        env["PYTHONUNBUFFERED"] = "1"
+        if not self.sim:
+            self.clock = _live_clock()
+            return
+        sim = self.settings.sim
+        self.sim_date = sim.session_date or DEFAULT_SIM_DATE
+        cal = calendar()
+        if not cal.is_session(self.sim_date):
+            raise ConfigError(f"sim.session_date = {self.sim_date} is not an XNYS trading session")
+        start = sim.start or datetime(self.sim_date.year, self.sim_date.month, self.sim_date.day, 9, 0, tzinfo=NY)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=NY)
+        epoch = sim.epoch or (time.time() + 3.0)
+        self.clock = ReplayClock(start=start, epoch=epoch, speed=sim.speed)
+        env["DAYTRADING_MODE"] = "sim"
+        env["DAYTRADING_SIM__START"] = start.isoformat()
+        env["DAYTRADING_SIM__EPOCH"] = repr(epoch)
+        env["DAYTRADING_SIM__SPEED"] = repr(sim.speed)
+        env["DAYTRADING_SIM__SESSION_DATE"] = self.sim_date.isoformat()
+        env["DAYTRADING_SIM__PORT"] = str(sim.port)
+
+    def _start_gateway(self) -> None:
+        sim = self.settings.sim
+        argv = [sys.executable, "-m", "daytrading", "sim-gateway",
+                "--date", self.sim_date.isoformat(), "--speed", repr(sim.speed), "--port", str(sim.port),
+                "--start", self.env["DAYTRADING_SIM__START"], "--epoch", self.env["DAYTRADING_SIM__EPOCH"],
+                "--account", sim.account, "--cash", repr(sim.cash), "--log-dir", str(self.log_dir)]
+        data = Path(sim.data)
+        if str(sim.data) not in ("", "synthetic"):
+            argv += ["--data", str(data.resolve())]
+        if sim.symbols:
+            argv += ["--symbols", ",".join(sim.symbols)]
+        if sim.admin_port:
+            argv += ["--admin-port", str(sim.admin_port)]
+        _check_port_free(sim.port)
+        out = open(self.log_dir / "sim_gateway.out", "ab")  # noqa: SIM115 - lives as long as the child
+        self.gateway = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                        **_new_group_kwargs())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.gateway.poll() is not None:
+                raise OperationalError(
+                    f"sim-gateway exited with code {self.gateway.returncode}; see {self.log_dir / 'sim_gateway.out'}"
+                )
+            if _port_open(sim.port):
+                log.info("sim-gateway ready", extra={"port": sim.port, "date": self.sim_date.isoformat()})
+                return
+            time.sleep(0.05)
+        raise OperationalError(f"sim-gateway did not listen on 127.0.0.1:{sim.port} within 60 s")
+
+    def _daily_reset(self) -> None:
+        """Clear closed-today rows of earlier sessions and back up the database."""
+        from daytrading.db.backup import backup_database
+
+        assert self.coord is not None
+        session = self.coord.session_date()
+        if session == self._session:
+            return
+        removed = self.coord.clear_closed_today(before=session)
+        try:
+            path = backup_database(self.db_path, self.settings.paths.backup_dir, keep=self.settings.paths.backup_keep)
+        except Exception as exc:  # noqa: BLE001 - a failed backup must not stop trading
+            log.warning("database backup failed", extra={"error": str(exc)})
+            path = None
+        self._session = session
+        log.info("daily reset", extra={"session": session.isoformat(), "closed_today_cleared": removed,
+                                       "backup": str(path) if path else None})
+
+    # ------------------------------------------------------------------ children
+
+    def _spawn(self, child: Child) -> None:
+        child.log_path = self.log_dir / f"{child.name.replace('-', '_')}.out"
+        out = open(child.log_path, "ab")  # noqa: SIM115
+        child.proc = subprocess.Popen(child.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                      **_new_group_kwargs())
+        child.started_wall = time.monotonic()
+        child.started_at = datetime.now(tz=UTC)
+        child.state = "RUNNING"
+        log.info("started", extra={"bot": child.name, "pid": child.proc.pid})
+
+    def _heartbeat_age(self, name: str, beats: dict[str, dict[str, Any]]) -> float | None:
+        hb = beats.get(name)
+        if not hb:
+            return None
+        last = hb["last_seen"]
+        if isinstance(last, str):
+            last = datetime.fromisoformat(last)
+        return (datetime.now(tz=UTC) - last).total_seconds()
+
+    def _wait_ready(self, name: str, timeout: float) -> bool:
+        """Wait until ``name``'s heartbeat is ``running`` and newer than its start."""
+        assert self.coord is not None
+        child = self.children[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop:
+            hb = self.coord.get_heartbeats().get(name)
+            if hb and hb["state"] in ("running", "frozen") and hb["pid"] == child.pid:
+                return True
+            if child.proc and child.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def _watch(self) -> None:
+        """One watchdog pass over the children."""
+        assert self.coord is not None
+        now = time.monotonic()
+        beats = self.coord.get_heartbeats()
+        for child in self.children.values():
+            if child.proc is None:
+                if now >= child.next_start:
+                    self._spawn(child)
+                continue
+            code = child.proc.poll()
+            hung = False
+            if code is None and child.started_wall is not None:
+                age = self._heartbeat_age(child.name, beats)
+                hb = beats.get(child.name)
+                grace = max(self.settings.intervals.health_check, 20.0)
+                if hb is None or hb.get("pid") != child.proc.pid:
+                    hung = now - child.started_wall > grace  # never heartbeated since start
+                else:
+                    hung = age is not None and age > self.settings.intervals.health_check
+                if hung:
+                    log.error("bot hung (no heartbeat); killing", extra={"bot": child.name, "pid": child.proc.pid,
+                                                                          "heartbeat_age_s": age})
+                    self.coord.record_event("ERROR", "hung", f"{child.name} hung: heartbeat age {age}")
+                    _kill(child.proc)
+                    code = child.proc.wait()
+            if code is None:
+                continue
+            child.last_exit_code = code
+            child.proc = None
+            child.restarts += 1
+            child.restart_times.append(now)
+            if child.restart_at_once:
+                delay = 0.0
+            else:
+                delay = child.backoff
+                child.backoff = min(60.0, child.backoff * 2)
+            child.next_start = now + delay
+            child.state = "CRASH_LOOP" if child.crash_loop(now) else "RESTARTING"
+            level = logging.CRITICAL if child.state == "CRASH_LOOP" else logging.ERROR
+            log.log(level, "bot exited; restarting", extra={"bot": child.name, "exit_code": code, "hung": hung,
+                                                            "restart_in_s": delay, "restarts": child.restarts})
+            try:
+                self.coord.record_event("CRITICAL" if child.state == "CRASH_LOOP" else "ERROR", "restart",
+                                        f"{child.name} exited ({code}); restart #{child.restarts} in {delay:.0f} s")
+            except DaytradingError:
+                pass
+            if delay == 0:
+                self._spawn(child)
+        # a day-trader that stayed up a while gets its back-off reset
+        dt = self.children.get("day-trader")
+        if dt and dt.proc and dt.started_wall and now - dt.started_wall > 120:
+            dt.backoff = 1.0
+
+    def _write_heartbeat(self) -> None:
+        assert self.coord is not None
+        bots = {}
+        now = time.monotonic()
+        for c in self.children.values():
+            bots[c.name] = {"state": c.state if c.proc else ("RESTARTING" if c.restarts else "STOPPED"),
+                            "pid": c.pid, "started_at": c.started_at.isoformat() if c.started_at else None,
+                            "uptime_s": round(now - c.started_wall, 1) if c.started_wall and c.proc else None,
+                            "restarts": c.restarts, "last_exit_code": c.last_exit_code}
+        sim = {"port": self.settings.sim.port, "session_date": self.sim_date.isoformat()} if self.sim else None
+        try:
+            self.coord.heartbeat("running" if not self._stop else "stopping", json.dumps({"bots": bots, "sim": sim}))
+        except DaytradingError as exc:
+            log.warning("supervisor heartbeat failed", extra={"error": str(exc)})
+
+    def _print_status(self) -> None:
+        try:
+            from rich.console import Console
+
+            from daytrading.ops.status import render_status
+
+            Console(stderr=False).print(render_status(self.coord, self.clock))
+        except Exception as exc:  # noqa: BLE001 - status is informational
+            assert self.coord is not None
+            rows = self.coord.get_active_positions()
+            print(f"[supervisor] {self.clock.now():%H:%M:%S} active={len(rows)} "
+                  f"realized_pnl={self.coord.realized_pnl():.2f} ({exc.__class__.__name__})", flush=True)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> int:
+        """Run until stopped (or, in sim mode, until the replay session has ended)."""
+        from daytrading.runtime import open_coordinator
+
+        self._install_signals()
+        self._prepare_env()
+        sf = stop_file(self.settings)
+        if sf.exists():
+            sf.unlink()
+        self.coord = open_coordinator(self.settings, BOT, self.clock)
+        self._daily_reset()
+        if self.sim:
+            self._start_gateway()
+        em = Child("exit-manager", [*self._python(), "exit-manager"], restart_at_once=True)
+        dt = Child("day-trader", [*self._python(), "day-trader"], restart_at_once=False)
+        self.children = {"exit-manager": em}
+        self._spawn(em)
+        ready = self._wait_ready("exit-manager", 5.0)
+        log.info("exit-manager ready" if ready else "exit-manager not ready after 5 s; starting the day-trader anyway")
+        self.children["day-trader"] = dt
+        self._spawn(dt)
+        status_every = max(15.0, self.settings.intervals.status / max(self.clock.speed, 1.0)) if self.sim \
+            else self.settings.intervals.status
+        try:
+            while not self._stop:
+                if sf.exists():
+                    log.info("stop file found; stopping", extra={"path": str(sf)})
+                    sf.unlink(missing_ok=True)
+                    break
+                self._watch()
+                self._write_heartbeat()
+                self._daily_reset()
+                if time.monotonic() - self._last_status >= status_every:
+                    self._last_status = time.monotonic()
+                    self._print_status()
+                if self.sim and self.run_to_end and self._sim_finished():
+                    log.info("replay session over; stopping")
+                    break
+                if self.gateway is not None and self.gateway.poll() is not None:
+                    log.critical("sim-gateway died", extra={"exit_code": self.gateway.returncode})
+                    self.exit_code = 1
+                    break
+                time.sleep(0.2)
+        finally:
+            self._shutdown()
+        if self.sim and self.run_to_end:
+            self.exit_code = max(self.exit_code, self._sim_report())
+        if self.gateway is not None:
+            _terminate(self.gateway, 10)
+        self._write_heartbeat()
+        return self.exit_code
+
+    def _sim_finished(self) -> bool:
+        """Market time is past the close and nothing is active (or 30 market minutes past)."""
+        assert self.coord is not None and self.sim_date is not None
+        s = calendar().session(self.sim_date)
+        now = self.clock.now()
+        if now < s.close:
+            return False
+        active = self.coord.get_active_positions()
+        return not active or now >= s.close + timedelta(minutes=30)
+
+    def _shutdown(self) -> None:
+        """Day-trader first, then the exit-manager: graceful, then killed after a timeout."""
+        self._stop = True
+        for name in ("day-trader", "exit-manager"):
+            child = self.children.get(name)
+            if child and child.proc and child.proc.poll() is None:
+                log.info("stopping", extra={"bot": name, "pid": child.proc.pid})
+                code = _terminate(child.proc, 15)
+                child.last_exit_code = code
+            if child:
+                child.proc = None
+                child.state = "STOPPED"
+        log.info("bots stopped; positions (if any) stay at the broker")
+
+    def _sim_report(self) -> int:
+        """Print the session report; 1 when an invariant failed."""
+        gw_report = None
+        try:
+            from daytrading.broker.sim_gateway.admin import request as admin_request
+
+            admin = self.settings.sim.admin_port or self.settings.sim.port + 1
+            gw_report = admin_request(admin, "report")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not read the gateway report", extra={"error": str(exc)})
+        try:
+            from daytrading.marketdata.loader import load_session
+            from daytrading.ops.report import session_report
+
+            bars = None
+            try:
+                bars = load_session(self.settings.sim.data, self.sim_date)
+            except Exception:  # noqa: BLE001
+                bars = None
+            rep = session_report(self.coord, self.sim_date, gateway_report=gw_report, bars=bars,
+                                 out_dir=Path(self.settings.paths.report_dir))
+            print(rep.text, flush=True)
+            for p in rep.chart_paths:
+                print(f"chart: {p}", flush=True)
+            return 0 if getattr(rep, "ok", True) else 1
+        except Exception as exc:  # noqa: BLE001
+            log.warning("session report failed", extra={"error": str(exc)})
+            assert self.coord is not None
+            trades = self.coord.get_trades_by_date(self.sim_date)
+            print(f"session {self.sim_date}: {len(trades)} trades, realized P&L "
+                  f"{sum(t.pnl or 0 for t in trades):.2f} $", flush=True)
+            return 0
+
+    def _install_signals(self) -> None:
+        def handler(*_: Any) -> None:
+            self._stop = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
+            if sig is not None:
+                try:
+                    signal.signal(sig, handler)
+                except (ValueError, OSError):
+                    pass
+
+
+# ---------------------------------------------------------------------- process helpers
+
+
+def _new_group_kwargs() -> dict[str, Any]:
+    """Children in their own process group, so Ctrl+C in the console reaches only the
+    supervisor (which then stops them in order)."""
+    if IS_WINDOWS:
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
+    return {"start_new_session": True}
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """Graceful stop (SIGTERM / CTRL_BREAK_EVENT), then kill after ``timeout`` wall seconds."""
+    if proc.poll() is not None:
+        return proc.returncode
+    try:
+        if IS_WINDOWS:
+            proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        else:
+            proc.terminate()
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("did not stop in time; killing", extra={"pid": proc.pid})
+        _kill(proc)
+        return proc.wait()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.kill()
+    except OSError:
+        pass
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _check_port_free(port: int) -> None:
+    if _port_open(port):
+        raise OperationalError(
+            f"port 127.0.0.1:{port} is already in use (another sim-gateway or supervisor?); "
+            "stop it or set sim.port to a free port"
+        )
+
+
+def _live_clock() -> Clock:
+    from daytrading.clock import LiveClock
+
+    return LiveClock()
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def cli_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``daytrading supervisor``."""
+    parser.add_argument("--allocation", type=float, default=None, help="fraction of net liquidation (default 0.25)")
+    parser.add_argument("--sim", action="store_true", help="run against the embedded sim-gateway (mode = sim)")
+    parser.add_argument("--data", default=None, help="sim: bar files folder or file (default sim.data)")
+    parser.add_argument("--date", default=None, help="sim: session date YYYY-MM-DD (default 2020-11-17)")
+    parser.add_argument("--speed", type=float, default=None, help="sim: market seconds per wall second (default 390)")
+    parser.add_argument("--no-end", action="store_true", help="sim: keep running after the replay session ends")
+
+
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """``daytrading supervisor``."""
+    from daytrading.cli import _overrides
+    from daytrading.config import load_settings
+    from daytrading.runtime import setup_logging
+
+    extra: dict[str, Any] = {}
+    sim: dict[str, Any] = {}
+    if args.allocation is not None:
+        extra["allocation"] = args.allocation
+    if args.sim:
+        extra["mode"] = "sim"
+    if args.data:
+        sim["data"] = args.data
+    if args.date:
+        sim["session_date"] = args.date
+    if args.speed:
+        sim["speed"] = args.speed
+    if sim:
+        extra["sim"] = sim
+    if extra:
+        base = {k: v for k, v in _overrides(args).items() if v is not None}
+        settings = load_settings(args.config, {**base, **extra})
+    setup_logging(settings, BOT)
+    sup = Supervisor(settings, config=args.config, sim=settings.is_sim, run_to_end=not args.no_end)
+    return sup.run()
+
+
+def stop_cli(args: argparse.Namespace, settings: Settings) -> int:
+    """``daytrading stop``: ask a running supervisor to stop (writes the stop file)."""
+    path = stop_file(settings)
+    path.write_text(datetime.now(tz=UTC).isoformat(), encoding="utf-8")
+    print(f"stop requested ({path}); the supervisor stops the day-trader, then the exit-manager")
+    return 0
