@@ -26,7 +26,9 @@ The review context is a JSON-serialisable dict describing the candidate; the LLM
 whole. The heuristic reads these keys when present (numbers or numeric strings):
 ``symbol``, ``rule`` (``"standard"`` or ``"gap_and_go"``), ``price`` (dollars),
 ``vwap`` (dollars), ``rsi`` (0–100), ``atr_pct`` (ATR / price, a fraction),
-``relative_volume`` (×), ``gap_pct`` and ``change_pct`` (fractions).
+``relative_volume`` (×), ``gap_pct`` and ``change_pct`` (fractions); a key missing at
+the top level is also looked up in a nested ``compared`` or ``indicators`` dict (the
+entry rule's compared values).
 """
 
 from __future__ import annotations
@@ -107,10 +109,21 @@ class ReviewResult:
     elapsed: float = 0.0
 
 
+#: Nested dicts of the context the heuristic also looks into (e.g. the entry rule's values).
+NESTED_KEYS = ("compared", "indicators")
+
+
 def _num(context: dict[str, Any], key: str) -> float | None:
+    raw = context.get(key)
+    if raw is None:
+        for nest in NESTED_KEYS:
+            inner = context.get(nest)
+            if isinstance(inner, dict) and inner.get(key) is not None:
+                raw = inner[key]
+                break
     try:
-        value = float(context[key])
-    except (KeyError, TypeError, ValueError):
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
 

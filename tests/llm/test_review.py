@@ -153,6 +153,7 @@ def test_no_keys_means_heuristic_mode_with_one_log_line(caplog: pytest.LogCaptur
         ({**CONTEXT, "relative_volume": 1.0}, False, "relative volume 1.0× < 1.5×"),
         ({"symbol": "X"}, True, "no indicator values"),
         ({**CONTEXT, "rsi": "not a number", "vwap": None}, True, "relative volume"),
+        ({"symbol": "X", "price": 101.0, "compared": {"vwap": 100.0, "rsi": 72.0}}, False, "overbought"),
     ],
 )
 def test_heuristic_rules(context: dict, approved: bool, fragment: str) -> None:
