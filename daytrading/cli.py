@@ -211,8 +211,12 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand.
+
+    Only the options of ``command`` (the one being run) are loaded from its module, so
+    a broken or slow optional module never affects the other commands.
+    """
     parser = argparse.ArgumentParser(prog="daytrading", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML settings file (default daytrading.toml if present)")
     parser.add_argument("--mode", choices=["sim", "paper", "live"], help="override the mode setting")
@@ -260,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in PASSTHROUGH:
             p.add_argument("rest", nargs=argparse.REMAINDER)
             continue
-        adder = _load_optional(f"{module_name}:{func_name}_args")
+        adder = _load_optional(f"{module_name}:{func_name}_args") if name == command else None
         if adder is not None:
             adder(p)
     return parser
@@ -287,6 +291,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+_VALUE_OPTIONS = {"--config", "--mode", "--db", "--log-dir", "--host", "--port", "--log-level"}
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (skipping global options and their values)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token.startswith("-"):
+            skip = token in _VALUE_OPTIONS
+            continue
+        return token
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -301,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(func(argv[i + 1 :]) or 0)
         if not token.startswith("-"):
             break
-    parser = build_parser()
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
