@@ -98,19 +98,35 @@ async def _scan_one(
             data = await ib.reqScannerDataAsync(subscription)
     except TimeoutError:
         log.warning("IB scanner %s: no answer within %.1f s", code, timeout, extra={"scan_code": code})
+        _cancel_stale(ib, subscription)
         return []
     except Exception as exc:  # an IB error must not stop the scan of the other codes
         log.error(
             "IB scanner %s failed: %s: %s", code, type(exc).__name__, exc, extra={"scan_code": code}
         )
         return []
+    return _candidates(code, data)
+
+
+def _cancel_stale(ib: ib_async.IB, subscription: ScannerSubscription) -> None:
+    """Cancel the scanner subscription a timed-out ``reqScannerDataAsync`` left open at IB."""
+    try:
+        for sub in list(ib.wrapper.reqId2Subscriber.values()):
+            if getattr(sub, "subscription", None) is subscription:
+                ib.cancelScannerSubscription(sub)
+    except Exception as exc:  # best effort: a stale subscription only costs an IB slot
+        log.debug("IB scanner: stale subscription not cancelled (%s)", exc)
+
+
+def _candidates(code: str, data: Iterable[object] | None) -> list[Candidate]:
     hits: list[Candidate] = []
     source = IB_SOURCE_PREFIX + code
     for item in data or ():
         try:
-            contract = item.contractDetails.contract
+            contract = item.contractDetails.contract  # type: ignore[attr-defined]
             symbol = normalize_symbol(contract.symbol)
-        except (AttributeError, ValueError) as exc:
+            rank = int(item.rank)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError) as exc:
             log.debug("IB scanner %s: row skipped (%s)", code, exc, extra={"scan_code": code})
             continue
         extra: dict[str, object] = {"conId": contract.conId, "primaryExchange": contract.primaryExchange}
@@ -118,6 +134,6 @@ async def _scan_one(
             value = getattr(item, name, "")
             if value:
                 extra[name] = value
-        hits.append(Candidate(symbol=symbol, source=source, rank=int(item.rank), extra=extra))
+        hits.append(Candidate(symbol=symbol, source=source, rank=rank, extra=extra))
     log.debug("IB scanner %s: %d hits", code, len(hits), extra={"scan_code": code, "hits": len(hits)})
     return hits
