@@ -153,9 +153,10 @@ class DayTrader:
 
     # ------------------------------------------------------------------ run loop
 
-    async def run(self) -> None:
+    async def run(self, *, install_signals: bool = True) -> None:
         """Connect, resolve leftover claims, then cycle until stopped."""
-        self._install_signal_handlers()
+        if install_signals:
+            self._install_signal_handlers()
         heartbeat = asyncio.ensure_future(self._heartbeat_loop())
         try:
             while not self._stopping.is_set():

@@ -244,12 +244,13 @@ class ExitManager:
 
     # ------------------------------------------------------------------ the loop
 
-    async def run(self) -> None:
+    async def run(self, *, install_signals: bool = True) -> None:
         """Connect, reconcile, and keep every position protected until :meth:`stop`.
 
         Positions and working targets stay at the broker when it stops.
         """
-        self._install_signal_handlers()
+        if install_signals:
+            self._install_signal_handlers()
         heartbeat = asyncio.ensure_future(self._heartbeat_loop())
         try:
             while not self._stopping.is_set():
