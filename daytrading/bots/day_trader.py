@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ib_async import IB, Contract, LimitOrder, RealTimeBarList, Trade
+from ib_async import IB, Contract, LimitOrder, RealTimeBarList
 
 from daytrading.bots.gates import GateChain, GateContext, GateResult
 from daytrading.broker.connection import connect, qualify_stocks
@@ -61,6 +61,7 @@ from daytrading.signals import bars as sigbars
 from daytrading.signals import indicators as sigind
 from daytrading.signals import rules as sigrules
 from daytrading.signals.pacing import HistoricalPacer
+import contextlib
 
 log = logging.getLogger("daytrading.day_trader")
 gates_log = logging.getLogger("daytrading.gates")
@@ -171,10 +172,8 @@ class DayTrader:
                     log.warning("cycle failed; will retry", extra={"error": str(exc)})
                 spent = time.monotonic() - started
                 wait = max(0.0, self._wall(self.settings.intervals.cycle) - spent)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), wait)
-                except TimeoutError:
-                    pass
         finally:
             heartbeat.cancel()
             for t in [*self._entry_tasks.values(), *self._backfills]:
@@ -225,10 +224,8 @@ class DayTrader:
             await connect(self.settings, self.client_id, ib=self.ib)
         except TemporaryBrokerError as exc:
             log.warning("connect attempt failed", extra={"error": str(exc)})
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._wall(self.settings.intervals.reconnect))
-            except TimeoutError:
-                pass
             return False
         self.connected = True
         self.state = "running"

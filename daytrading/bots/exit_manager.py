@@ -69,6 +69,7 @@ from daytrading.config import Settings
 from daytrading.coordination import Coordinator
 from daytrading.db.models import PositionStatus
 from daytrading.errors import DaytradingError, TemporaryBrokerError
+import contextlib
 
 log = logging.getLogger("daytrading.exit_manager")
 
@@ -285,10 +286,8 @@ class ExitManager:
         # The database is polled at least once per wall second so that new OPEN rows
         # (the day-trader's confirmed entries) get their target within seconds.
         timeout = min(1.0, self._wall(self.settings.intervals.exit_poll))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     def _install_signal_handlers(self) -> None:
@@ -299,10 +298,8 @@ class ExitManager:
             try:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError, ValueError):
-                try:
+                with contextlib.suppress(ValueError, OSError):
                     signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.stop))
-                except (ValueError, OSError):
-                    pass
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -335,10 +332,8 @@ class ExitManager:
             if not self._outage.critical_sent and down * self.clock.speed >= self.settings.intervals.outage_critical:
                 self._outage.critical_sent = True
                 self._event("CRITICAL", "outage", f"broker unreachable for {down * self.clock.speed:.0f} market s: {exc}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._wall(self.settings.intervals.reconnect))
-            except TimeoutError:
-                pass
             return
         self.connected = True
         self._outage = _Outage()
@@ -826,18 +821,14 @@ class ExitManager:
     def _correction(self, message: str) -> None:
         self.stats.corrections.append(message)
         log.warning("reconcile correction: " + message, extra={"event": "correction"})
-        try:
+        with contextlib.suppress(DaytradingError):
             self.coord.record_event("WARNING", "reconcile", message)
-        except DaytradingError:
-            pass
 
     def _event(self, level: str, kind: str, message: str, symbol: str | None = None) -> None:
         log.log(logging.CRITICAL if level == "CRITICAL" else logging.WARNING, message,
                 extra={"event": kind, "symbol": symbol})
-        try:
+        with contextlib.suppress(DaytradingError):
             self.coord.record_event(level, kind, message, symbol=symbol)
-        except DaytradingError:
-            pass
 
 
 # ---------------------------------------------------------------------- helpers

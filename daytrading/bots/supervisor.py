@@ -44,6 +44,7 @@ from daytrading.clock import NY, Clock, ReplayClock, calendar
 from daytrading.config import Settings
 from daytrading.coordination import Coordinator
 from daytrading.errors import ConfigError, DaytradingError, OperationalError
+import contextlib
 
 log = logging.getLogger("daytrading.supervisor")
 
@@ -266,11 +267,9 @@ class Supervisor:
             level = logging.CRITICAL if child.state == "CRASH_LOOP" else logging.ERROR
             log.log(level, "bot exited; restarting", extra={"bot": child.name, "exit_code": code, "hung": hung,
                                                             "restart_in_s": delay, "restarts": child.restarts})
-            try:
+            with contextlib.suppress(DaytradingError):
                 self.coord.record_event("CRITICAL" if child.state == "CRASH_LOOP" else "ERROR", "restart",
                                         f"{child.name} exited ({code}); restart #{child.restarts} in {delay:.0f} s")
-            except DaytradingError:
-                pass
             if delay == 0:
                 self._spawn(child)
         # a day-trader that stayed up a while gets its back-off reset
@@ -423,10 +422,8 @@ class Supervisor:
 
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
             if sig is not None:
-                try:
+                with contextlib.suppress(ValueError, OSError):
                     signal.signal(sig, handler)
-                except (ValueError, OSError):
-                    pass
 
 
 # ---------------------------------------------------------------------- process helpers
@@ -457,10 +454,8 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(OSError):
         proc.kill()
-    except OSError:
-        pass
 
 
 def _port_open(port: int) -> bool:
