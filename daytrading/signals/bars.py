@@ -1,0 +1,268 @@
+"""Price bars: the :class:`Bar` type, 5-second → 30-second aggregation, IB conversion.
+
+Every bar is stamped with its **start** time, tz-aware, America/New_York (IB's
+convention for both ``reqRealTimeBars`` and ``reqHistoricalData``: the bar stamped
+09:30:00 covers [09:30:00, 09:30:30) for 30-second bars).
+
+Aggregation rules used by :class:`BarAggregator` (the usual OHLCV resample, the same
+as ``pandas.DataFrame.resample(..., label="left", closed="left")`` with ``first /
+max / min / last / sum``):
+
+* bucket = the input bar's start time floored to a multiple of ``bar_seconds`` on
+  the clock (``:00`` and ``:30`` for 30-second bars; New York's UTC offset is a whole
+  number of hours, so flooring POSIX seconds is the same as flooring the NY clock);
+* open = open of the first input bar in the bucket, close = close of the last,
+  high = max of highs, low = min of lows (zero-volume inputs included: IB sends them
+  with the last price);
+* volume = sum of input volumes (shares, as IB reports them);
+* wap = volume-weighted mean of the input WAPs, ``Σ wapᵢ·volᵢ / Σ volᵢ`` (dollars);
+  ``None`` when the bucket's volume is zero or any input lacks a WAP;
+* count = sum of input trade counts (``None`` if any input lacks one);
+* a bucket with no input bars produces no bar (missing 5-second bars are tolerated:
+  the 30-second bar is built from the ones that did arrive).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from daytrading.clock import NY
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Bar", "BarAggregator", "as_bar", "bars_from_ib"]
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"bar field {name!r} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"bar field {name!r} must be finite, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar.
+
+    Attributes:
+        time: bar START, tz-aware; normalised to America/New_York.
+        open, high, low, close: dollars per share (finite, ≥ 0, ``low ≤ high``).
+        volume: shares traded in the bar (float; ≥ 0).
+        wap: the bar's volume-weighted average trade price in dollars, or ``None``.
+        count: number of trades in the bar, or ``None``.
+
+    Raises:
+        ValueError: naive ``time``, a non-finite or negative price/volume, or
+            ``high < low``; the message names the field and the value.
+    """
+
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+    wap: float | None = None
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        t = self.time
+        if not isinstance(t, datetime):
+            raise ValueError(f"bar field 'time' must be a datetime, got {t!r}")
+        if t.tzinfo is None or t.tzinfo.utcoffset(t) is None:
+            raise ValueError(f"bar field 'time' must be timezone-aware, got {t!r}")
+        if t.tzinfo is not NY:
+            object.__setattr__(self, "time", t.astimezone(NY))
+        for name in ("open", "high", "low", "close", "volume"):
+            v = _finite(name, getattr(self, name))
+            if v < 0:
+                raise ValueError(f"bar field {name!r} must be ≥ 0, got {v!r}")
+            object.__setattr__(self, name, v)
+        if self.high < self.low:
+            raise ValueError(f"bar high {self.high!r} is below low {self.low!r} at {self.time.isoformat()}")
+        if self.wap is not None:
+            object.__setattr__(self, "wap", _finite("wap", self.wap))
+
+
+def as_bar(obj: Any, *, naive_tz: tzinfo = NY) -> Bar:
+    """Convert a :class:`Bar`, an ib_async ``RealTimeBar`` or ``BarData`` to a :class:`Bar`.
+
+    * ``RealTimeBar`` (``time, open_, high, low, close, volume, wap, count``): ``time``
+      is the 5-second bar's start, tz-aware (ib_async builds it from IB's epoch seconds).
+    * ``BarData`` (``date, open, high, low, close, volume, average, barCount``): ``date``
+      is the bar start; a naive datetime is taken to be in ``naive_tz`` (IB's
+      ``formatDate=1`` without a zone is the TWS login time zone: pass it), a ``date``
+      (daily bars) becomes 00:00 of that day in New York. IB reports ``average = -1``
+      or ``0`` when it has no WAP: that becomes ``None``.
+
+    Raises:
+        ValueError: unknown object shape or a bad field (see :class:`Bar`).
+    """
+    if isinstance(obj, Bar):
+        return obj
+    if hasattr(obj, "open_"):  # ib_async RealTimeBar
+        wap = float(obj.wap)
+        return Bar(
+            time=_aware(obj.time, naive_tz), open=obj.open_, high=obj.high, low=obj.low,
+            close=obj.close, volume=float(obj.volume), wap=wap if wap > 0 else None,
+            count=int(obj.count) if obj.count is not None and obj.count >= 0 else None,
+        )
+    if hasattr(obj, "date") and hasattr(obj, "open"):  # ib_async BarData
+        avg = getattr(obj, "average", None)
+        n = getattr(obj, "barCount", None)
+        return Bar(
+            time=_aware(obj.date, naive_tz), open=obj.open, high=obj.high, low=obj.low,
+            close=obj.close, volume=float(obj.volume),
+            wap=float(avg) if avg is not None and float(avg) > 0 else None,
+            count=int(n) if n is not None and n >= 0 else None,
+        )
+    raise ValueError(f"cannot convert {type(obj).__name__} to a Bar (need Bar, RealTimeBar or BarData)")
+
+
+def _aware(t: Any, naive_tz: tzinfo) -> datetime:
+    if isinstance(t, datetime):
+        return t if t.tzinfo is not None else t.replace(tzinfo=naive_tz)
+    if isinstance(t, date):
+        return datetime(t.year, t.month, t.day, tzinfo=NY)
+    raise ValueError(f"bar time must be a datetime or date, got {t!r}")
+
+
+def bars_from_ib(bars: Iterable[Any], *, naive_tz: tzinfo = NY) -> list[Bar]:
+    """Convert ib_async ``BarData`` (historical backfill) to a list of :class:`Bar`.
+
+    Args:
+        bars: ``BarData`` objects (e.g. a ``BarDataList`` from ``reqHistoricalDataAsync``),
+            oldest first, each stamped with its start time.
+        naive_tz: time zone of naive timestamps (see :func:`as_bar`).
+
+    Returns:
+        The converted bars, in input order. A bar that cannot be converted (bad
+        field) is skipped with a logged warning, never raised: one bad row from the
+        broker must not stop a backfill.
+    """
+    out: list[Bar] = []
+    for b in bars:
+        try:
+            out.append(as_bar(b, naive_tz=naive_tz))
+        except ValueError as exc:
+            log.warning("skipping bad historical bar: %s", exc)
+    return out
+
+
+class BarAggregator:
+    """Build ``bar_seconds`` bars (default 30) from finer bars, aligned to the clock.
+
+    Feed it IB 5-second real-time bars (``RealTimeBar``), :class:`Bar` objects or any
+    bars whose duration divides ``bar_seconds`` and which are aligned to it. The
+    aggregation rules are in the module docstring.
+
+    ``add(bar)`` returns the completed bar of the previous bucket when ``bar``
+    belongs to a later bucket, else ``None``; ``flush()`` returns the bar being built
+    (end of data, or the caller knows the bucket is over); ``poll(now)`` returns it
+    once ``now`` has passed the bucket's end.
+
+    Bad input never raises out of ``add``: a bar at or before the last accepted
+    bar's start (duplicate or out of order), a bar for a bucket already emitted (late,
+    after ``flush``/``poll``), or one with a bad field, is dropped with a logged
+    warning; :attr:`rejected` counts them.
+
+    Args:
+        bar_seconds: output bar length in seconds; must divide 3600.
+
+    Raises:
+        ValueError: ``bar_seconds`` is not a positive divisor of 3600.
+    """
+
+    def __init__(self, bar_seconds: int = 30, *, symbol: str = "") -> None:
+        if not isinstance(bar_seconds, int) or bar_seconds <= 0 or 3600 % bar_seconds:
+            raise ValueError(f"bar_seconds must be a positive divisor of 3600, got {bar_seconds!r}")
+        self.bar_seconds = bar_seconds
+        self.symbol = symbol
+        self.rejected = 0
+        self._last_input: float | None = None
+        self._bucket: float | None = None  # POSIX seconds of the open bucket's start
+        self._emitted: float | None = None  # start of the last emitted bucket
+        self._open = self._high = self._low = self._close = 0.0
+        self._volume = 0.0
+        self._wap_num: float | None = 0.0
+        self._count: int | None = 0
+
+    @property
+    def pending(self) -> bool:
+        """True while a bucket has input bars that have not been emitted."""
+        return self._bucket is not None
+
+    def add(self, bar: Any) -> Bar | None:
+        """Add one finer bar; return the completed previous bar, if this one closes it."""
+        try:
+            b = as_bar(bar)
+        except ValueError as exc:
+            self.rejected += 1
+            log.warning("%s: bad input bar dropped: %s", self.symbol or "bar aggregator", exc,
+                        extra={"symbol": self.symbol})
+            return None
+        ts = b.time.timestamp()
+        if self._last_input is not None and ts <= self._last_input:
+            self.rejected += 1
+            kind = "duplicate" if ts == self._last_input else "out-of-order"
+            log.warning("%s: %s input bar at %s dropped (last accepted %s)", self.symbol or "bar aggregator",
+                        kind, b.time.isoformat(), datetime.fromtimestamp(self._last_input, NY).isoformat(),
+                        extra={"symbol": self.symbol})
+            return None
+        bucket = ts - (ts % self.bar_seconds)
+        if self._emitted is not None and bucket <= self._emitted:
+            self.rejected += 1
+            log.warning("%s: late input bar at %s dropped (its bar was already emitted)",
+                        self.symbol or "bar aggregator", b.time.isoformat(), extra={"symbol": self.symbol})
+            return None
+        self._last_input = ts
+        done = self.flush() if self._bucket is not None and bucket != self._bucket else None
+        if self._bucket is None:
+            self._start(bucket, b)
+        else:
+            self._extend(b)
+        return done
+
+    def _start(self, bucket: float, b: Bar) -> None:
+        self._bucket = bucket
+        self._open, self._high, self._low, self._close = b.open, b.high, b.low, b.close
+        self._volume = b.volume
+        self._wap_num = None if b.wap is None else b.wap * b.volume
+        self._count = b.count
+
+    def _extend(self, b: Bar) -> None:
+        self._high = max(self._high, b.high)
+        self._low = min(self._low, b.low)
+        self._close = b.close
+        self._volume += b.volume
+        if self._wap_num is not None:
+            self._wap_num = None if b.wap is None else self._wap_num + b.wap * b.volume
+        if self._count is not None:
+            self._count = None if b.count is None else self._count + b.count
+
+    def flush(self) -> Bar | None:
+        """Emit the bar being built (``None`` if there is none) and start afresh."""
+        if self._bucket is None:
+            return None
+        wap = self._wap_num / self._volume if self._wap_num is not None and self._volume > 0 else None
+        out = Bar(
+            time=datetime.fromtimestamp(self._bucket, NY), open=self._open, high=self._high,
+            low=self._low, close=self._close, volume=self._volume, wap=wap, count=self._count,
+        )
+        self._emitted = self._bucket
+        self._bucket = None
+        return out
+
+    def poll(self, now: datetime) -> Bar | None:
+        """Emit the bar being built if ``now`` (tz-aware) is at or past its bucket's end."""
+        if self._bucket is not None and now.timestamp() >= self._bucket + self.bar_seconds:
+            return self.flush()
+        return None
