@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""`daytrading analyze`: the same for any session (--date YYYY-MM-DD).
+
+Usage: python scripts/analyze.py [options]   (global options such as --config, --db, --port
+may be given anywhere). Same as `daytrading analyze`; works from a checkout without installing.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from daytrading.ops import script_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(script_main("analyze"))
