@@ -20,6 +20,10 @@ max / min / last / sum``):
 * count = sum of input trade counts (``None`` if any input lacks one);
 * a bucket with no input bars produces no bar (missing 5-second bars are tolerated:
   the 30-second bar is built from the ones that did arrive).
+
+Volume units are passed through as IB reports them. Feed one symbol's indicators
+from sources with the same unit (IB can report US-stock volume in lots of 100 to
+clients that ask for it): VWAP is unchanged by a constant factor, but not by a mix.
 """
 
 from __future__ import annotations

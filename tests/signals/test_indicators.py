@@ -152,3 +152,24 @@ def test_snapshot_to_dict_and_periods_validation(tsla):
         IndicatorSet("X", 0)
     with pytest.raises(ValueError, match="ATR period"):
         IndicatorSet("X", 14, atr_period=1.5)  # type: ignore[arg-type]
+
+
+def test_restart_warm_from_backfill_then_live_equals_an_uninterrupted_run(tsla):
+    """The day-trader may be killed at any bar: a fresh IndicatorSet warmed from the
+    history (as IB backfill BarData) and fed the remaining bars ends in the same state."""
+    from ib_async import BarData
+
+    from daytrading.signals.bars import bars_from_ib
+
+    rows = tsla[(tsla.index.date >= date(2020, 11, 16)) & (tsla.index.date <= date(2020, 11, 17))]
+    bars = to_bars(rows)
+    whole = IndicatorSet("TSLA")
+    whole.warm(bars)
+    for cut in (20, 700, len(bars) - 300):  # before ready, mid-session, next day's regular hours
+        history = [BarData(date=b.time, open=b.open, high=b.high, low=b.low, close=b.close, volume=b.volume)
+                   for b in bars[:cut]]
+        again = IndicatorSet("TSLA")
+        again.warm(bars_from_ib(history))
+        for b in bars[cut:]:
+            again.update(b)
+        assert again.last == whole.last
