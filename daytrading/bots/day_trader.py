@@ -85,6 +85,8 @@ class SymbolState:
     backfilled: bool = False
     last_bar_time: datetime | None = None
     evaluated_bar: datetime | None = None
+    pending_live: list[Any] = field(default_factory=list)  # bars completed during the backfill
+    gap_day: Any = None
 
 
 @dataclass
@@ -290,6 +292,7 @@ class DayTrader:
     async def process_once(self) -> CycleReport:
         """One cycle: scanners (when due), then rules, gates and entries."""
         now = self.clock.now()
+        self._poll_bars(now)
         if self.hub is not None and self.hub.due(now):
             candidates = await self.hub.refresh()
             await self._track(candidates)
@@ -435,7 +438,7 @@ class DayTrader:
                 symbol=c.symbol,
                 contract=contract,
                 aggregator=sigbars.BarAggregator(self.settings.entry.bar_seconds),
-                indicators=sigind.IndicatorSet(c.symbol, periods=self.settings.entry.rsi_period),
+                indicators=self._indicators(c.symbol),
                 previous_close=c.previous_close,
             )
             self.symbols[c.symbol] = st
@@ -471,13 +474,13 @@ class DayTrader:
         history = sigbars.bars_from_ib(bars)
         if st.last_bar_time is not None:
             history = [b for b in history if b.time < st.last_bar_time]
-        fresh = sigind.IndicatorSet(st.symbol, periods=self.settings.entry.rsi_period)
+        fresh = self._indicators(st.symbol)
         snap = None
         for bar in history:
             snap = fresh.update(bar)
             self._update_gap(st, bar)
         # replay live bars that arrived during the backfill on top of the history
-        for bar in getattr(st, "_live", []):
+        for bar in st.pending_live:
             snap = fresh.update(bar)
         st.indicators = fresh
         if snap is not None:
@@ -487,20 +490,30 @@ class DayTrader:
         st.backfilled = True
         log.info("backfill done", extra={"symbol": st.symbol, "bars": len(history), "previous_close": st.previous_close})
 
+    def _indicators(self, symbol: str) -> Any:
+        e = self.settings.entry
+        return sigind.IndicatorSet(symbol, periods=e.rsi_period, atr_period=e.atr_period)
+
     def _on_rt_bar(self, st: SymbolState, bars: RealTimeBarList, has_new: bool) -> None:
+        """A 5-second real-time bar: aggregate to 30 s; a completed bar updates the indicators."""
         if not has_new or not bars:
             return
         rb = bars[-1]
-        bar5 = sigbars.Bar(
-            time=rb.time.astimezone(NY), open=rb.open_, high=rb.high, low=rb.low, close=rb.close,
-            volume=float(rb.volume), wap=float(rb.wap), count=int(rb.count),
-        )
         st.last_price = rb.close
-        done = st.aggregator.add(bar5)
-        if done is None:
-            return
+        done = st.aggregator.add(rb)  # bad/out-of-order bars are logged and dropped there
+        if done is not None:
+            self._on_bar(st, done)
+
+    def _poll_bars(self, now: datetime) -> None:
+        """Close 30-second bars whose time is over even when no next 5-second bar came."""
+        for st in self.symbols.values():
+            done = st.aggregator.poll(now)
+            if done is not None:
+                self._on_bar(st, done)
+
+    def _on_bar(self, st: SymbolState, done: Any) -> None:
         if not st.backfilled:
-            st.__dict__.setdefault("_live", []).append(done)
+            st.pending_live.append(done)
             return
         if st.last_bar_time is not None and done.time <= st.last_bar_time:
             return
@@ -519,8 +532,8 @@ class DayTrader:
             return
         if t < session.open:
             st.gap = sigrules.gap_pct(bar.close, st.previous_close)
-        elif st.__dict__.get("_gap_day") != t.date():
-            st.__dict__["_gap_day"] = t.date()
+        elif st.gap_day != t.date():
+            st.gap_day = t.date()
             st.gap = sigrules.gap_pct(bar.open, st.previous_close)
 
     # ------------------------------------------------------------------ records
