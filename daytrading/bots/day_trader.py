@@ -469,19 +469,24 @@ class DayTrader:
                     st.contract, "", f"{seconds} S", f"{self.settings.entry.bar_seconds} secs", "TRADES", False
                 )
         except Exception as exc:  # noqa: BLE001 - a failed backfill leaves the live bars
-            log.warning("backfill failed", extra={"symbol": st.symbol, "error": str(exc)})
-            return
+            log.warning("backfill failed; indicators warm up from live bars", extra={"symbol": st.symbol,
+                                                                                      "error": str(exc)})
+            bars = []
         history = sigbars.bars_from_ib(bars)
-        if st.last_bar_time is not None:
-            history = [b for b in history if b.time < st.last_bar_time]
+        step = timedelta(seconds=self.settings.entry.bar_seconds)
+        history = [b for b in history if b.time + step <= now]  # drop the still-forming bar
         fresh = self._indicators(st.symbol)
         snap = None
         for bar in history:
             snap = fresh.update(bar)
             self._update_gap(st, bar)
-        # replay live bars that arrived during the backfill on top of the history
+        # live bars completed while the backfill was in flight go on top of the history
+        last_hist = history[-1].time if history else None
         for bar in st.pending_live:
-            snap = fresh.update(bar)
+            if last_hist is None or bar.time > last_hist:
+                snap = fresh.update(bar)
+                self._update_gap(st, bar)
+        st.pending_live.clear()
         st.indicators = fresh
         if snap is not None:
             st.snapshot = snap
