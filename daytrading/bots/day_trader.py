@@ -29,6 +29,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -394,6 +395,7 @@ class DayTrader:
     async def _enter(self, st: SymbolState, quantity: int, price: float, rule: str) -> None:
         """Send the marketable limit BUY for a claimed symbol and resolve the claim."""
         symbol = st.symbol
+        _crash_point("after_claim")
         limit = round(price * (1 + self.settings.entry.limit_offset), 2)
         order = LimitOrder("BUY", quantity, limit, tif="DAY", orderRef=order_ref(ENTRY_REF, symbol))
         order.account = self.settings.ib.account
@@ -406,6 +408,9 @@ class DayTrader:
         self.coord.record_entry_order(symbol, self.client_id, trade.order.orderId, trade.order.permId or None)
         log.info("entry sent", extra={"symbol": symbol, "qty": quantity, "limit": limit, "rule": rule,
                                       "order_id": trade.order.orderId})
+        if os.environ.get("DAYTRADING_TEST_CRASH_AT") == "after_order":
+            await asyncio.sleep(0.2)  # let the order reach the gateway before the crash
+        _crash_point("after_order")
         await wait_done(trade, self._order_wait(self.settings.entry.order_timeout))
         if not is_done(trade):
             self.ib.cancelOrder(trade.order)
@@ -555,6 +560,14 @@ class DayTrader:
             self.coord.record_gate_decisions(decisions)
         except DaytradingError as exc:
             log.warning("could not record gate decisions", extra={"error": str(exc)})
+
+
+def _crash_point(point: str) -> None:
+    """Test hook: SIGKILL this process at ``point`` when ``$DAYTRADING_TEST_CRASH_AT`` names it
+    (``after_claim``: claimed, no order sent; ``after_order``: order sent, fill not handled)."""
+    if os.environ.get("DAYTRADING_TEST_CRASH_AT") == point:
+        log.warning("test crash point reached: SIGKILL", extra={"point": point})
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _bar_date(value: Any) -> Any:
