@@ -859,11 +859,19 @@ def _purpose(trade: Trade) -> str:
 
 
 def _maybe_hang_for_tests(bot: str) -> None:
-    """Test hook: when ``$DAYTRADING_TEST_HANG_FILE`` exists the process blocks forever
-    (alive but silent), which is how the supervisor's hang detection is tested."""
+    """Test hook: when the file named by ``$DAYTRADING_TEST_HANG_FILE`` exists and names
+    this bot, the process blocks forever (alive but silent, no heartbeat): how the
+    supervisor's hang detection is tested."""
     path = os.environ.get("DAYTRADING_TEST_HANG_FILE")
-    if path and os.path.exists(path):
-        log.warning("test hang file present: blocking the event loop", extra={"path": path})
+    if not path or not os.path.exists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            names = fh.read()
+    except OSError:
+        return
+    if bot in names:
+        log.warning("test hang file names this bot: blocking the event loop", extra={"path": path})
         while True:
             time.sleep(3600)
 
