@@ -96,7 +96,9 @@ def test_analyze_figures(filled):
 
 def test_session_report_checks_and_charts(filled, tmp_path, minute_data_dir):
     _, clock, coord = filled
-    bars = pd.read_csv(minute_data_dir / "AAPL_1min_2020-10-26_2021-01-08.csv.gz")
+    from daytrading.marketdata.loader import load_session
+
+    bars = load_session(minute_data_dir, DAY, ["AAPL"])["AAPL"]  # what the supervisor passes
     gw = {"positions": {"NIO": 100}, "shorts": [], "min_position": {"AAPL": 0, "TSLA": 0},
           "executions": [{"symbol": "AAPL", "side": "SLD", "shares": 10},
                          {"symbol": "TSLA", "side": "SLD", "shares": 5},
@@ -111,8 +113,9 @@ def test_session_report_checks_and_charts(filled, tmp_path, minute_data_dir):
     for p in rep.chart_paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     assert "trades 3" in rep.text and "target=1" in rep.text and "[FAIL] flat at end" in rep.text
-    # the AAPL close series covers the regular session of the recorded day
-    s = close_series(bars, DAY)
+    # the raw recorded file (naive times, a 'timestamp' column) gives the same kind of series
+    raw = pd.read_csv(minute_data_dir / "AAPL_1min_2020-10-26_2021-01-08.csv.gz")
+    s = close_series(raw, DAY)
     assert s.index.min().date() == DAY and str(s.index.tz) == str(NY)
     assert 110 < float(s.loc[at(9, 31)]) < 125  # AAPL traded ≈ 120 $ that day
 
