@@ -159,6 +159,115 @@ class SeriesArrays:
         self.tick_sz = sizes.ravel()
 
 
+class TradeArrays:
+    """Concatenated trades of several :class:`SeriesArrays` with per-trade New York date
+    (``day``: days since 1970-01-01 of the local date) and a regular-hours mask (``rth``)."""
+
+    __slots__ = ("_day_start", "day", "px", "rth", "sz", "ts")
+
+    def __init__(self, parts: list[SeriesArrays]) -> None:
+        self.ts = np.concatenate([p.tick_ts for p in parts]) if parts else np.empty(0)
+        self.px = np.concatenate([p.tick_px for p in parts]) if parts else np.empty(0)
+        self.sz = np.concatenate([p.tick_sz for p in parts]).astype(np.int64) if parts else np.empty(0, np.int64)
+        local = pd.DatetimeIndex(pd.to_datetime(self.ts, unit="s", utc=True)).tz_convert(NY)
+        offsets = np.array([0.0]) if not len(local) else local.tz_localize(None).as_unit("ns").asi8 / 1e9 - self.ts
+        self.day = np.floor((self.ts + offsets) / 86400.0).astype(np.int64)
+        self.rth = np.zeros(len(self.ts), dtype=bool)
+        self._day_start: dict[int, float] = {}
+        cal = calendar()
+        for d in np.unique(self.day):
+            day = date(1970, 1, 1) + timedelta(days=int(d))
+            self._day_start[int(d)] = datetime(day.year, day.month, day.day, tzinfo=NY).timestamp()
+            if cal.is_session(day):
+                sess = cal.session(day)
+                o, c = sess.open.timestamp(), sess.close.timestamp()
+                sel = self.day == d
+                self.rth[sel] = (self.ts[sel] >= o) & (self.ts[sel] < c)
+
+    def day_start_of(self, days: np.ndarray) -> np.ndarray:
+        """Midnight New York (POSIX s) of each day number in ``days``."""
+        return np.array([self._day_start[int(d)] for d in days], dtype=np.float64)
+
+
+class GridBars:
+    """Gap-free fixed-size bars of one session (see :meth:`ReplayMarket.grid_bars`).
+
+    Attributes: ``t0`` first bucket start (POSIX s), ``seconds``, arrays ``open/high/low/
+    close/volume/wap/count`` indexed by bucket number ``(start - t0) // seconds``, ``rth``
+    (bucket inside regular hours) and ``encoded`` (lazily formatted wire fields).
+    """
+
+    __slots__ = ("close", "count", "encoded", "high", "low", "open", "rth", "seconds", "t0",
+                 "volume", "wap")
+
+    def __init__(self, s: SeriesArrays, seconds: int, end: float, rth_open: float, rth_close: float) -> None:
+        self.seconds = seconds
+        self.t0 = float(np.floor(s.tick_ts[0] / seconds) * seconds)
+        n = max(1, int(np.ceil((end - self.t0) / seconds)))
+        idx = ((s.tick_ts - self.t0) // seconds).astype(np.int64)
+        inside = idx < n
+        idx, px, sz = idx[inside], s.tick_px[inside], s.tick_sz[inside]
+        count = np.bincount(idx, minlength=n)
+        vol = np.bincount(idx, weights=sz, minlength=n)
+        pv = np.bincount(idx, weights=px * sz, minlength=n)
+        has = count > 0
+        first = np.full(n, -1, dtype=np.int64)
+        last = np.full(n, -1, dtype=np.int64)
+        order = np.arange(len(idx))
+        first[idx[::-1]] = order[::-1]
+        last[idx] = order
+        high = np.full(n, -np.inf)
+        low = np.full(n, np.inf)
+        np.maximum.at(high, idx, px)
+        np.minimum.at(low, idx, px)
+        close = np.where(has, px[np.maximum(last, 0)], np.nan)
+        # forward-fill the close through quiet buckets
+        pos = np.where(has, np.arange(n), 0)
+        np.maximum.accumulate(pos, out=pos)
+        close = close[pos]
+        self.close = close
+        self.open = np.where(has, px[np.maximum(first, 0)], close)
+        self.high = np.where(has, high, close)
+        self.low = np.where(has, low, close)
+        self.volume = vol.astype(np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.wap = np.where(vol > 0, pv / np.maximum(vol, 1), close)
+        self.count = count.astype(np.int64)
+        starts = self.t0 + np.arange(n) * seconds
+        self.rth = (starts >= rth_open) & (starts < rth_close)
+        self.encoded: list[tuple[str, ...] | None] = [None] * n
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+    def fields(self, i: int) -> tuple[str, ...]:
+        """Wire fields ``time, open, high, low, close, volume, wap, count`` of bucket ``i``."""
+        f = self.encoded[i]
+        if f is None:
+            f = (
+                str(int(self.t0 + i * self.seconds)),
+                _num(self.open[i]),
+                _num(self.high[i]),
+                _num(self.low[i]),
+                _num(self.close[i]),
+                str(int(self.volume[i])),
+                _num(round(float(self.wap[i]), 6)),
+                str(int(self.count[i])),
+            )
+            self.encoded[i] = f
+        return f
+
+
+def _num(x: float) -> str:
+    """Shortest text of a float for the wire (``12.5``, ``12``, never ``nan``)."""
+    v = float(x)
+    if v != v:  # NaN
+        return "0"
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
 class ReplayMarket:
     """The replayed market of one session on a shared clock.
 
@@ -200,6 +309,8 @@ class ReplayMarket:
         self.history: dict[str, pd.DataFrame] = {k.upper(): v for k, v in (history or {}).items()}
         self._frames: dict[str, pd.DataFrame] = {s.upper(): f for s, f in bars.items()}
         self._series: dict[str, SeriesArrays] = {}
+        self._trades: dict[str, TradeArrays] = {}
+        self._grids: dict[tuple[str, int], GridBars] = {}
         self._halts: dict[str, list[list[float]]] = {}
         self._shortable = {k.upper(): bool(v) for k, v in (shortable or {}).items()}
         self._contracts: dict[str, ContractInfo] = {}
@@ -378,6 +489,105 @@ class ReplayMarket:
             halts.append([now, float("inf")])
         elif not halted and open_halt:
             halts[-1][1] = now
+
+    # ------------------------------------------------------------------ bars
+
+    def trade_arrays(self, symbol: str) -> TradeArrays | None:
+        """All trades of ``symbol`` known to the market: the ``history`` sessions followed by
+        this session, as one ascending :class:`TradeArrays` (cached); None if unknown."""
+        info = self.contract(symbol)
+        if info is None:
+            return None
+        arr = self._trades.get(info.symbol)
+        if arr is None:
+            parts = []
+            hist = self.history.get(info.symbol)
+            if hist is not None and len(hist):
+                parts.append(SeriesArrays(hist))
+            parts.append(self.series(info.symbol))
+            arr = TradeArrays(parts)
+            self._trades[info.symbol] = arr
+        return arr
+
+    def aggregate(
+        self, symbol: str, bar_seconds: int, t0: float, t1: float, *, rth: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Bars of ``bar_seconds`` built from the trades with ``t0 <= ts <= t1``.
+
+        Intraday sizes (< 86400) are aligned to multiples of ``bar_seconds`` in POSIX time
+        (New York offsets are whole hours, so sizes dividing an hour align to clock times);
+        86400 means one bar per New York session date. Buckets without trades are left out
+        (as IB's TRADES history does). ``rth`` keeps only regular-hours trades
+        (XNYS open–close of each date). Trades inside halts are left out.
+
+        Returns:
+            dict of equal-length arrays: ``start`` (POSIX s; for daily bars the date's
+            midnight New York), ``open/high/low/close`` (dollars), ``volume`` (shares),
+            ``wap`` (volume-weighted price), ``count`` (trades).
+        """
+        arr = self.trade_arrays(symbol)
+        empty = {k: np.empty(0) for k in ("start", "open", "high", "low", "close", "volume", "wap", "count")}
+        if arr is None or t1 < t0:
+            return empty
+        a = int(np.searchsorted(arr.ts, t0, side="left"))
+        b = int(np.searchsorted(arr.ts, t1, side="right"))
+        if a >= b:
+            return empty
+        ts, px, sz = arr.ts[a:b], arr.px[a:b], arr.sz[a:b]
+        keep = arr.rth[a:b] if rth else None
+        halts = self._halts.get(self.contract(symbol).symbol)  # type: ignore[union-attr]
+        if halts:
+            hm = np.zeros(len(ts), dtype=bool)
+            for h0, h1 in halts:
+                hm |= (ts >= h0) & (ts < h1)
+            keep = ~hm if keep is None else keep & ~hm
+        key = arr.day[a:b] if bar_seconds >= 86400 else np.floor(ts / bar_seconds) * bar_seconds
+        if keep is not None:
+            ts, px, sz, key = ts[keep], px[keep], sz[keep], key[keep]
+            if not len(ts):
+                return empty
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(key) != 0) + 1])
+        ends = np.concatenate([starts[1:], [len(ts)]])
+        vol = np.add.reduceat(sz, starts)
+        pv = np.add.reduceat(px * sz, starts)
+        close = px[ends - 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            wap = np.where(vol > 0, pv / np.maximum(vol, 1), close)
+        start = arr.day_start_of(key[starts]) if bar_seconds >= 86400 else key[starts]
+        return {
+            "start": start,
+            "open": px[starts],
+            "high": np.maximum.reduceat(px, starts),
+            "low": np.minimum.reduceat(px, starts),
+            "close": close,
+            "volume": vol,
+            "wap": wap,
+            "count": ends - starts,
+        }
+
+    def grid_bars(self, symbol: str, seconds: int = 5) -> GridBars | None:
+        """Bars of ``seconds`` on a gap-free grid over this session's trades (cached).
+
+        The grid runs from the bucket of the session's first trade to 20:00 New York; a
+        bucket without trades is a flat bar at the previous close with volume 0 and count 0
+        (how IB's 5-second real-time bars report a quiet interval). Halts are not applied
+        here (the streaming service skips halted buckets). None for an unknown symbol or a
+        symbol without trades.
+        """
+        info = self.contract(symbol)
+        if info is None:
+            return None
+        key = (info.symbol, seconds)
+        grid = self._grids.get(key)
+        if grid is None:
+            s = self.series(info.symbol)
+            if s is None or not len(s.tick_ts):
+                return None
+            end = datetime(self.session_date.year, self.session_date.month, self.session_date.day,
+                           20, 0, tzinfo=NY).timestamp()
+            grid = GridBars(s, seconds, end, self.regular_open, self.regular_close)
+            self._grids[key] = grid
+        return grid
 
     def __repr__(self) -> str:
         kind = "SYNTHETIC" if self.synthetic else "recorded"

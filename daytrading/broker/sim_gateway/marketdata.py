@@ -1,0 +1,905 @@
+"""Market-data services of the sim-gateway: ticks, history, real-time bars, scanner, pacing.
+
+:class:`MarketDataService` answers these TWS API requests (ids as in ib_async's
+``client.py``; reply layouts as ib_async's ``decoder.py`` at server version 178, see
+``shared/docs/ib-protocol-notes.md`` §6.8–6.10, §7.3–7.5):
+
+* ``reqMarketDataType`` (59) — remembered per connection. With type 3/4 (delayed) the
+  ticks use IB's delayed tick ids (bid 66, ask 67, last 68, bid/ask/last size 69/70/71,
+  high 72, low 73, volume 74, close 75, open 76, last timestamp 88, halted 90), preceded by
+  the warning 10167 and ``marketDataType`` (58). Values are the replay's current values
+  (the sim does not add IB's 15-minute delay). Type 1 gets live ids (1, 2, 4, 0, 3, 5, 6,
+  7, 8, 9, 14, 45, 49).
+* ``reqMktData`` (1) / ``cancelMktData`` (2) — an initial picture (bid, ask, last with
+  sizes, high, low, volume, previous close, open, last timestamp), then updates as market
+  time advances; ``snapshot`` ends with ``tickSnapshotEnd`` (57). Quotes are synthetic:
+  bid = last − 1 tick, ask = last + 1 tick, 100 shares each (the recorded data has trades
+  only). Day high/low/volume count every replayed trade since 04:00; open is the first
+  regular-hours trade.
+* ``reqHistoricalData`` (20) / ``cancelHistoricalData`` (25) — TRADES (also MIDPOINT, BID,
+  ASK, ADJUSTED_LAST from the same trade path) bars of 1–30 secs, 1–30 mins, 1–8 hours and
+  1 day, built from the replayed trades (intrabar path of :mod:`.market`) up to
+  ``min(endDateTime, market now)`` — never a bar after market now; the last bar may still
+  be forming. ``keepUpToDate`` streams ``historicalDataUpdate`` (90) for the forming bar.
+* ``reqRealTimeBars`` (50) / ``cancelRealTimeBars`` (51) — one 5-second bar per 5 s of
+  market time (quiet intervals: flat bar, volume 0), derived from the intrabar path.
+* ``reqScannerSubscription`` (22) / ``cancelScannerSubscription`` (23) /
+  ``reqScannerParameters`` (24) — TOP_PERC_GAIN, TOP_PERC_LOSE, MOST_ACTIVE,
+  HOT_BY_VOLUME, TOP_OPEN_PERC_GAIN ranked on the replayed data up to market now, with
+  ``abovePrice``/``belowPrice``/``aboveVolume``/``numberOfRows`` and the filter options
+  ``priceAbove``, ``priceBelow``, ``volumeAbove``, ``changePercAbove``, ``changePercBelow``.
+  Resent every 30 s of market time (at most once per wall second) while subscribed.
+* Historical pacing for bars of 30 secs or less — :class:`HistoricalPacing`, error 162.
+* Halts (:meth:`ReplayMarket.set_halted`): no trade ticks, no bars and no history
+  updates while halted; ``halted`` generic tick 49/90 = 1 on halt, 0 on resume.
+
+Time: market time is ``gateway.clock`` (America/New_York); pacing uses wall time
+(:func:`daytrading.clock.monotonic`), as IB enforces it in wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+
+from daytrading.clock import NY, UTC, calendar, monotonic
+from daytrading.broker.sim_gateway.market import ContractInfo, ReplayMarket, _num
+import contextlib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from daytrading.broker.sim_gateway.server import Connection, SimGateway
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HistoricalPacing", "MarketDataService", "parse_bar_size", "parse_duration", "parse_end_datetime"]
+
+# message ids (server -> client)
+TICK_PRICE, TICK_SIZE, TICK_GENERIC, TICK_STRING = 1, 2, 45, 46
+HISTORICAL_DATA, HISTORICAL_DATA_UPDATE, REAL_TIME_BAR = 17, 90, 50
+SCANNER_DATA, SCANNER_PARAMETERS, TICK_SNAPSHOT_END, MARKET_DATA_TYPE = 20, 19, 57, 58
+
+#: live tick id -> delayed tick id (IB "Available Tick Types": delayed ids 66–76, 88, 90).
+DELAYED = {1: 66, 2: 67, 4: 68, 0: 69, 3: 70, 5: 71, 6: 72, 7: 73, 8: 74, 9: 75, 14: 76, 45: 88, 49: 90}
+BID, ASK, LAST, BID_SIZE, ASK_SIZE, LAST_SIZE = 1, 2, 4, 0, 3, 5
+HIGH, LOW, VOLUME, CLOSE, OPEN, LAST_TS, HALTED = 6, 7, 8, 9, 14, 45, 49
+QUOTE_SIZE = 100
+
+SCAN_CODES = ("TOP_PERC_GAIN", "TOP_PERC_LOSE", "MOST_ACTIVE", "HOT_BY_VOLUME", "TOP_OPEN_PERC_GAIN")
+SCANNER_MAX_ROWS = 50
+SCANNER_REFRESH_MARKET_S = 30.0
+UNSET_INT = 2147483647
+
+PACING_TEXT = "Historical Market Data Service error message:Historical data request pacing violation"
+NO_DATA_TEXT = "Historical Market Data Service error message:HMDS query returned no data: {sym}@SMART {what}"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+_BAR_RE = re.compile(r"^\s*(\d+)\s+(sec|secs|min|mins|hour|hours|day|days)\s*$", re.IGNORECASE)
+_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+_VALID_BARS = {1, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 28800, 86400}
+
+
+def parse_bar_size(text: str) -> int:
+    """IB ``barSizeSetting`` (``"30 secs"``, ``"1 min"``, ``"5 mins"``, ``"1 hour"``, ``"1 day"``)
+    → seconds. Raises ValueError for other values (weeks/months are not served)."""
+    m = _BAR_RE.match(text or "")
+    if not m:
+        raise ValueError(f"barSizeSetting {text!r} is invalid")
+    seconds = int(m.group(1)) * _BAR_UNITS[m.group(2).lower()]
+    if seconds not in _VALID_BARS:
+        raise ValueError(f"barSizeSetting {text!r} is not one of IB's bar sizes")
+    return seconds
+
+
+def parse_duration(text: str) -> tuple[int, str]:
+    """IB ``durationStr`` ``"<n> S|D|W|M|Y"`` → (n, unit). Raises ValueError otherwise."""
+    m = re.match(r"^\s*(\d+)\s*([SDWMY])\s*$", text or "", re.IGNORECASE)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"durationStr {text!r} is invalid (expected '<integer> S|D|W|M|Y')")
+    return int(m.group(1)), m.group(2).upper()
+
+
+def parse_end_datetime(text: str) -> float | None:
+    """IB ``endDateTime`` → POSIX seconds; ``""`` → None (= now).
+
+    Accepts ``YYYYMMDD HH:MM:SS UTC``, ``YYYYMMDD HH:MM:SS <IANA zone>``, ``YYYYMMDD-HH:MM:SS``
+    (UTC), ``YYYYMMDD HH:MM:SS`` (gateway time zone: America/New_York) and ``YYYYMMDD``
+    (end of that day, New York). Raises ValueError otherwise.
+    """
+    s = (text or "").strip()
+    if not s:
+        return None
+    try:
+        if len(s) == 8 and s.isdigit():
+            d = datetime.strptime(s, "%Y%m%d").replace(tzinfo=NY)
+            return (d + timedelta(days=1)).timestamp()
+        if len(s) >= 17 and s[8] == "-":
+            return datetime.strptime(s[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        parts = s.split(" ")
+        base = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zone set below
+        zone = " ".join(parts[2:]).strip()
+        tz = NY if not zone else (UTC if zone.upper() in ("UTC", "GMT") else ZoneInfo(zone))
+        return base.replace(tzinfo=tz).timestamp()
+    except (ValueError, IndexError, ZoneInfoNotFoundError) as exc:
+        raise ValueError(f"endDateTime {text!r} is invalid") from exc
+
+
+def _f(x: str) -> float | None:
+    """A request float field: ∅ or IB's UNSET_DOUBLE → None."""
+    if x in ("", None) or x.startswith("1.7976931348623157"):
+        return None
+    try:
+        v = float(x)
+    except ValueError:
+        return None
+    return None if math.isinf(v) or v >= 1.7e308 else v
+
+
+def _tags(text: str) -> dict[str, str]:
+    """``tag1=v1;tag2=v2;`` → dict."""
+    out = {}
+    for part in (text or "").split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _contract_at(fields: list[str], i: int) -> tuple[int, str, str]:
+    """(conId, symbol, secType) of the 12-field contract block starting at ``fields[i]``."""
+    try:
+        con_id = int(fields[i] or 0)
+    except ValueError:
+        con_id = 0
+    return con_id, fields[i + 1], fields[i + 2]
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+class HistoricalPacing:
+    """IB's pacing rules for historical requests of small bars (30 secs or less).
+
+    Source: IB TWS API documentation, "Historical Data Limitations" → "Pacing Violations for
+    Small Bars (30 secs or less)" (interactivebrokers.github.io/tws-api/historical_limitations.html).
+    A pacing violation occurs when a client makes
+
+    1. identical historical data requests within 15 seconds;
+    2. six or more historical data requests for the same Contract, Exchange and Tick Type
+       within two seconds (so at most 5 in any 2 s);
+    3. more than 60 requests within any ten-minute period.
+
+    BID_ASK requests count twice. Windows are wall-clock seconds, across all connections of
+    this gateway (IB paces per user session). Rejected requests do not count.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_requests: int = 60,
+        window: float = 600.0,
+        identical_interval: float = 15.0,
+        burst_max: int = 5,
+        burst_window: float = 2.0,
+        now: Callable[[], float] = monotonic,
+    ) -> None:
+        self.max_requests, self.window = max_requests, window
+        self.identical_interval = identical_interval
+        self.burst_max, self.burst_window = burst_max, burst_window
+        self._now = now
+        self._all: deque[float] = deque()
+        self._by_contract: dict[tuple, deque[float]] = {}
+        self._identical: dict[tuple, float] = {}
+
+    def check(self, identical_key: tuple, contract_key: tuple, *, weight: int = 1) -> str | None:
+        """Record a request; return None if allowed, else the rule it breaks (text)."""
+        t = self._now()
+        while self._all and self._all[0] <= t - self.window:
+            self._all.popleft()
+        burst = self._by_contract.setdefault(contract_key, deque())
+        while burst and burst[0] <= t - self.burst_window:
+            burst.popleft()
+        last = self._identical.get(identical_key)
+        if last is not None and t - last < self.identical_interval:
+            return f"identical request within {self.identical_interval:g} s"
+        if len(burst) + weight > self.burst_max:
+            return f"six or more requests for the same contract within {self.burst_window:g} s"
+        if len(self._all) + weight > self.max_requests:
+            return f"more than {self.max_requests} requests within {self.window / 60:g} minutes"
+        for _ in range(weight):
+            self._all.append(t)
+            burst.append(t)
+        self._identical[identical_key] = t
+        if len(self._identical) > 4096:
+            self._identical = {k: v for k, v in self._identical.items() if t - v < self.identical_interval}
+        return None
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+@dataclass
+class _MktSub:
+    conn: Any
+    req_id: int
+    info: ContractInfo
+    delayed: bool
+    last_ts: float
+    last_px: float | None = None
+    high: float = -math.inf
+    low: float = math.inf
+    volume: int = 0
+    open_px: float | None = None
+    halted: bool = False
+
+
+@dataclass
+class _HistSub:
+    conn: Any
+    req_id: int
+    info: ContractInfo
+    bar_seconds: int
+    rth: bool
+    fmt: int
+    last_ts: float
+    bar: list[float] | None = None  # [start, open, high, low, close, volume, pv, count]
+
+
+@dataclass
+class _RtSub:
+    conn: Any
+    req_id: int
+    info: ContractInfo
+    rth: bool
+    next_i: int  # next bucket index of the grid to send
+
+
+@dataclass
+class _ScanSub:
+    conn: Any
+    req_id: int
+    code: str
+    rows: int
+    above_price: float | None
+    below_price: float | None
+    above_volume: float | None
+    tags: dict[str, str] = field(default_factory=dict)
+    next_market: float = 0.0
+    last_wall: float = -1e18
+
+
+# --------------------------------------------------------------------------- service
+
+
+class MarketDataService:
+    """Market-data handlers of one :class:`SimGateway` (see the module docstring).
+
+    Lifecycle (driven by the gateway): ``install()`` registers the request handlers;
+    ``run()`` is awaited as a background task and streams updates; the gateway calls
+    ``on_connection_closed(conn)`` when a client goes away and ``on_data_lost()`` when an
+    outage with data loss (1101) fires — every subscription is then dropped, as IB does.
+
+    Attributes:
+        pacing: the :class:`HistoricalPacing` in force (tests may replace it).
+        max_step_wall: longest wall sleep between streaming steps (s).
+        stats: counters (``rt_bars``, ``ticks``, ``hist_updates``, ``scans``) for benchmarks.
+    """
+
+    def __init__(self, gateway: SimGateway) -> None:
+        self.gw = gateway
+        self.pacing = HistoricalPacing()
+        self.max_step_wall = 0.1
+        self.stats = {"rt_bars": 0, "ticks": 0, "hist_updates": 0, "scans": 0}
+        self._data_type: dict[int, int] = {}
+        self._mkt: dict[tuple[int, int], _MktSub] = {}
+        self._hist: dict[tuple[int, int], _HistSub] = {}
+        self._rt: dict[tuple[int, int], _RtSub] = {}
+        self._scan: dict[tuple[int, int], _ScanSub] = {}
+        self._wake = asyncio.Event()
+
+    @property
+    def market(self) -> ReplayMarket:
+        """The gateway's replay market."""
+        return self.gw.market
+
+    def _now(self) -> float:
+        return self.gw.clock.timestamp()
+
+    def _log(self, event: str, **fields: Any) -> None:
+        logger = getattr(self.gw, "log", None)
+        if callable(logger):
+            try:
+                logger(event, **fields)
+                return
+            except Exception:  # noqa: BLE001 - logging must never break data service
+                log.debug("gateway log failed", exc_info=True)
+        log.info("%s %s", event, fields)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def install(self) -> None:
+        """Register the request handlers with the gateway."""
+        reg = self.gw.register
+        reg(1, self.req_mkt_data)
+        reg(2, self.cancel_mkt_data)
+        reg(20, self.req_historical_data)
+        reg(25, self.cancel_historical_data)
+        reg(22, self.req_scanner_subscription)
+        reg(23, self.cancel_scanner_subscription)
+        reg(24, self.req_scanner_parameters)
+        reg(50, self.req_real_time_bars)
+        reg(51, self.cancel_real_time_bars)
+        reg(59, self.req_market_data_type)
+        reg(87, self.req_head_timestamp)
+
+    def on_connection_closed(self, conn: Connection) -> None:
+        """Drop every subscription of ``conn``."""
+        cid = id(conn)
+        for book in (self._mkt, self._hist, self._rt, self._scan):
+            for key in [k for k in book if k[0] == cid]:
+                del book[key]
+        self._data_type.pop(cid, None)
+
+    def on_data_lost(self) -> None:
+        """Outage with data loss (1101): drop all market-data subscriptions of all clients."""
+        n = len(self._mkt) + len(self._hist) + len(self._rt) + len(self._scan)
+        for book in (self._mkt, self._hist, self._rt, self._scan):
+            book.clear()
+        self._log("market_data_subscriptions_dropped", count=n)
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Open subscriptions by kind (for reports and tests)."""
+        return {"mkt": len(self._mkt), "hist": len(self._hist), "rt": len(self._rt), "scan": len(self._scan)}
+
+    async def run(self) -> None:
+        """Stream updates until cancelled: wakes at every 5-s market boundary (real-time bars),
+        at most ``max_step_wall`` wall seconds apart, and when a subscription is added."""
+        while True:
+            try:
+                self.step()
+            except Exception:  # noqa: BLE001 - never crash the running gateway
+                log.exception("market data step failed")
+            now = self._now()
+            speed = max(getattr(self.gw.clock, "speed", 1.0), 1e-9)
+            boundary = (math.floor(now / 5.0) + 1) * 5.0
+            delay = min(self.max_step_wall, (boundary - now) / speed + 1e-4)
+            if not (self._mkt or self._hist or self._rt or self._scan):
+                delay = self.max_step_wall
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.0))
+
+    def step(self) -> None:
+        """Send everything due up to market now (one streaming pass)."""
+        now = self._now()
+        if self._rt:
+            self._step_rt(now)
+        if self._mkt:
+            self._step_mkt(now)
+        if self._hist:
+            self._step_hist(now)
+        if self._scan:
+            self._step_scan(now)
+
+    @staticmethod
+    def _alive(conn: Any) -> bool:
+        return not getattr(conn, "closed", False)
+
+    # ------------------------------------------------------------------ market data type
+
+    def req_market_data_type(self, conn: Connection, fields: list[str]) -> None:
+        """59: ``59|1|type`` — remember the type for this connection (no reply)."""
+        try:
+            self._data_type[id(conn)] = int(fields[2])
+            conn.market_data_type = self._data_type[id(conn)]
+        except (IndexError, ValueError):
+            conn.send_error(-1, 321, f"Error validating request:-'reqMarketDataType' : cause - invalid type {fields[2:3]}")
+
+    # ------------------------------------------------------------------ reqMktData
+
+    def _resolve(self, conn: Connection, req_id: int, fields: list[str], i: int) -> ContractInfo | None:
+        con_id, symbol, sec_type = _contract_at(fields, i)
+        info = self.market.contract_by_id(con_id) if con_id else None
+        if info is None and symbol and sec_type in ("STK", ""):
+            info = self.market.contract(symbol)
+        if info is None:
+            conn.send_error(req_id, 200, "No security definition has been found for the request")
+        return info
+
+    def req_mkt_data(self, conn: Connection, fields: list[str]) -> None:
+        """1: reqMktData — initial picture, then streaming updates (or a snapshot + 57)."""
+        req_id = int(fields[2])
+        info = self._resolve(conn, req_id, fields, 3)
+        if info is None:
+            return
+        i = 15
+        if fields[5] == "BAG":
+            i += 1 + 4 * int(fields[i] or 0)
+        dnc = fields[i] if i < len(fields) else "0"
+        i += 4 if dnc == "1" else 1
+        snapshot = len(fields) > i + 1 and fields[i + 1] == "1"
+        data_type = self._data_type.get(id(conn), getattr(conn, "market_data_type", 1))
+        delayed = data_type in (3, 4)
+        if delayed:
+            conn.send_error(req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data.")
+            conn.send(MARKET_DATA_TYPE, 1, req_id, data_type)
+        now = self._now()
+        sub = _MktSub(conn, req_id, info, delayed, last_ts=now)
+        self._picture(sub, now)
+        if snapshot:
+            conn.send(TICK_SNAPSHOT_END, 1, req_id)
+            return
+        self._mkt[(id(conn), req_id)] = sub
+        self._wake.set()
+
+    def cancel_mkt_data(self, conn: Connection, fields: list[str]) -> None:
+        """2: cancelMktData — stop (no reply)."""
+        self._mkt.pop((id(conn), int(fields[2])), None)
+
+    def _tid(self, sub: _MktSub, live: int) -> int:
+        return DELAYED[live] if sub.delayed else live
+
+    def _picture(self, sub: _MktSub, now: float) -> None:
+        """Initial ticks: close, then the state of the day so far."""
+        m, conn, rid = self.market, sub.conn, sub.req_id
+        s = m.series(sub.info.symbol)
+        prev = m.previous_close(sub.info.symbol)
+        if prev is not None:
+            conn.send(TICK_PRICE, 6, rid, self._tid(sub, CLOSE), _num(prev), 0, 0)
+        if s is not None:
+            b = int(np.searchsorted(s.tick_ts, now, side="right"))
+            if b > 0:
+                sub.high = float(s.tick_px[:b].max())
+                sub.low = float(s.tick_px[:b].min())
+                sub.volume = int(s.tick_sz[:b].sum())
+                r = int(np.searchsorted(s.tick_ts, m.regular_open, side="left"))
+                if r < b:
+                    sub.open_px = float(s.tick_px[r])
+        sub.halted = m.is_halted(sub.info.symbol, now)
+        last = m.last_trade(sub.info.symbol, now)
+        if last is not None:
+            self._send_trade(sub, last.price, last.size, last.ts, day_changed=True)
+        if sub.open_px is not None:
+            conn.send(TICK_PRICE, 6, rid, self._tid(sub, OPEN), _num(sub.open_px), 0, 0)
+        if sub.halted:
+            conn.send(TICK_GENERIC, 6, rid, self._tid(sub, HALTED), 1)
+        sub.last_ts = now
+
+    def _send_trade(self, sub: _MktSub, price: float, size: int, ts: float, *, day_changed: bool) -> None:
+        conn, rid, tid = sub.conn, sub.req_id, self._tid
+        p = _num(price)
+        if price != sub.last_px:
+            bid, ask = _num(round(price - 0.01, 4)), _num(round(price + 0.01, 4))
+            conn.send(TICK_PRICE, 6, rid, tid(sub, BID), bid, QUOTE_SIZE, 0)
+            conn.send(TICK_PRICE, 6, rid, tid(sub, ASK), ask, QUOTE_SIZE, 0)
+        conn.send(TICK_PRICE, 6, rid, tid(sub, LAST), p, int(size), 0)
+        conn.send(TICK_SIZE, 6, rid, tid(sub, LAST_SIZE), int(size))
+        if day_changed:
+            conn.send(TICK_PRICE, 6, rid, tid(sub, HIGH), _num(sub.high), 0, 0)
+            conn.send(TICK_PRICE, 6, rid, tid(sub, LOW), _num(sub.low), 0, 0)
+        conn.send(TICK_SIZE, 6, rid, tid(sub, VOLUME), int(sub.volume))
+        conn.send(TICK_STRING, 6, rid, tid(sub, LAST_TS), str(int(ts)))
+        sub.last_px = price
+        self.stats["ticks"] += 1
+
+    def _step_mkt(self, now: float) -> None:
+        m = self.market
+        for key, sub in list(self._mkt.items()):
+            if not self._alive(sub.conn):
+                self._mkt.pop(key, None)
+                continue
+            halted = m.is_halted(sub.info.symbol, now)
+            if halted != sub.halted:
+                sub.halted = halted
+                sub.conn.send(TICK_GENERIC, 6, sub.req_id, self._tid(sub, HALTED), 1 if halted else 0)
+            if now <= sub.last_ts:
+                continue
+            ticks = m.ticks_between(sub.info.symbol, sub.last_ts, now)
+            sub.last_ts = now
+            if not ticks:
+                continue
+            changed = False
+            for t in ticks:
+                sub.volume += t.size
+                if t.price > sub.high:
+                    sub.high, changed = t.price, True
+                if t.price < sub.low:
+                    sub.low, changed = t.price, True
+                if sub.open_px is None and t.ts >= m.regular_open:
+                    sub.open_px = t.price
+                    sub.conn.send(TICK_PRICE, 6, sub.req_id, self._tid(sub, OPEN), _num(t.price), 0, 0)
+            last = ticks[-1]
+            self._send_trade(sub, last.price, last.size, last.ts, day_changed=changed)
+
+    # ------------------------------------------------------------------ history
+
+    def req_historical_data(self, conn: Connection, fields: list[str]) -> None:
+        """20: reqHistoricalData — all bars in one 17, then 90 updates with keepUpToDate."""
+        req_id = int(fields[1])
+        info = self._resolve(conn, req_id, fields, 2)
+        if info is None:
+            return
+        end_text, bar_text, dur_text = fields[15], fields[16], fields[17]
+        rth = fields[18] == "1"
+        what = (fields[19] or "TRADES").upper()
+        fmt = int(fields[20] or 1)
+        i = 21
+        if fields[4] == "BAG":
+            i += 1 + 4 * int(fields[i] or 0)
+        keep = len(fields) > i and fields[i] == "1"
+        try:
+            bar_seconds = parse_bar_size(bar_text)
+            n, unit = parse_duration(dur_text)
+            end = parse_end_datetime(end_text)
+        except ValueError as exc:
+            conn.send_error(req_id, 321, f"Error validating request:-'bP' : cause - {exc}")
+            return
+        if what not in ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"):
+            conn.send_error(req_id, 321, f"Error validating request:-'bP' : cause - whatToShow {what!r} is not supported")
+            return
+        if keep and end is not None:
+            conn.send_error(req_id, 321, "Error validating request:-'bP' : cause - End date not supported with live updates")
+            return
+        if bar_seconds <= 30:
+            ident = (info.con_id, end_text, bar_text, dur_text, what, rth)
+            broken = self.pacing.check(ident, (info.con_id, "SMART", what), weight=2 if what == "BID_ASK" else 1)
+            if broken:
+                self._log("history_pacing_violation", client_id=getattr(conn, "client_id", None),
+                          req_id=req_id, symbol=info.symbol, rule=broken)
+                conn.send_error(req_id, 162, PACING_TEXT)
+                return
+        now = self._now()
+        t1 = now if end is None else min(end, now)
+        t0 = self._duration_start(t1, n, unit)
+        bars = self.market.aggregate(info.symbol, bar_seconds, t0, t1, rth=rth)
+        if bar_seconds < 86400 and len(bars["start"]):
+            sel = bars["start"] + bar_seconds > t0  # drop a bucket that starts before t0 only partly
+            bars = {k: v[sel] for k, v in bars.items()}
+        if not len(bars["start"]):
+            conn.send_error(req_id, 162, NO_DATA_TEXT.format(sym=info.symbol, what=what.title()))
+            return
+        no_volume = what not in ("TRADES", "ADJUSTED_LAST")
+        out: list[Any] = [HISTORICAL_DATA, req_id, _hdr(t0), _hdr(t1), len(bars["start"])]
+        daily = bar_seconds >= 86400
+        for k in range(len(bars["start"])):
+            out += [
+                _bar_date(float(bars["start"][k]), fmt, daily),
+                _num(bars["open"][k]),
+                _num(bars["high"][k]),
+                _num(bars["low"][k]),
+                _num(bars["close"][k]),
+                "-1" if no_volume else str(int(bars["volume"][k])),
+                "-1" if no_volume else _num(round(float(bars["wap"][k]), 6)),
+                "-1" if no_volume else str(int(bars["count"][k])),
+            ]
+        conn.send(*out)
+        if keep:
+            k = len(bars["start"]) - 1
+            b = [float(bars["start"][k]), float(bars["open"][k]), float(bars["high"][k]), float(bars["low"][k]),
+                 float(bars["close"][k]), float(bars["volume"][k]), float(bars["wap"][k] * bars["volume"][k]),
+                 float(bars["count"][k])]
+            self._hist[(id(conn), req_id)] = _HistSub(conn, req_id, info, bar_seconds, rth, fmt, last_ts=t1, bar=b)
+            self._wake.set()
+
+    def _duration_start(self, t1: float, n: int, unit: str) -> float:
+        """Start (POSIX s) of a duration ending at ``t1``: S = seconds; D/W/M/Y = that many
+        sessions (W = 5, M = 21, Y = 252 per unit) counting the session of ``t1``, from its
+        midnight New York."""
+        if unit == "S":
+            return t1 - n
+        sessions = n * {"D": 1, "W": 5, "M": 21, "Y": 252}[unit]
+        cal = calendar()
+        day = datetime.fromtimestamp(t1, NY).date()
+        if not cal.is_session(day):
+            day = cal.session_date(datetime.fromtimestamp(t1, NY))
+        for _ in range(sessions - 1):
+            day = cal.previous_session(day)
+        return datetime(day.year, day.month, day.day, tzinfo=NY).timestamp()
+
+    def cancel_historical_data(self, conn: Connection, fields: list[str]) -> None:
+        """25: cancelHistoricalData — stop keepUpToDate updates (no reply)."""
+        self._hist.pop((id(conn), int(fields[2])), None)
+
+    def _step_hist(self, now: float) -> None:
+        m = self.market
+        for key, sub in list(self._hist.items()):
+            if not self._alive(sub.conn):
+                self._hist.pop(key, None)
+                continue
+            if now <= sub.last_ts:
+                continue
+            ticks = m.ticks_between(sub.info.symbol, sub.last_ts, now)
+            sub.last_ts = now
+            changed = False
+            for t in ticks:
+                if sub.rth and not (m.regular_open <= t.ts < m.regular_close):
+                    continue
+                if sub.bar_seconds < 86400:
+                    start = math.floor(t.ts / sub.bar_seconds) * sub.bar_seconds
+                else:
+                    d = datetime.fromtimestamp(t.ts, NY)
+                    start = datetime(d.year, d.month, d.day, tzinfo=NY).timestamp()
+                b = sub.bar
+                if b is None or start > b[0]:
+                    if b is not None and changed:
+                        self._send_update(sub)
+                    b = [start, t.price, t.price, t.price, t.price, 0.0, 0.0, 0.0]
+                    sub.bar = b
+                b[2] = max(b[2], t.price)
+                b[3] = min(b[3], t.price)
+                b[4] = t.price
+                b[5] += t.size
+                b[6] += t.price * t.size
+                b[7] += 1
+                changed = True
+            if changed:
+                self._send_update(sub)
+
+    def _send_update(self, sub: _HistSub) -> None:
+        b = sub.bar
+        assert b is not None
+        wap = b[6] / b[5] if b[5] > 0 else b[4]
+        sub.conn.send(
+            HISTORICAL_DATA_UPDATE, sub.req_id, int(b[7]), _bar_date(b[0], sub.fmt, sub.bar_seconds >= 86400),
+            _num(b[1]), _num(b[4]), _num(b[2]), _num(b[3]), _num(round(wap, 6)), str(int(b[5])),
+        )
+        self.stats["hist_updates"] += 1
+
+    def req_head_timestamp(self, conn: Connection, fields: list[str]) -> None:
+        """87: reqHeadTimeStamp — the first trade the replay knows for the contract."""
+        req_id = int(fields[1])
+        info = self._resolve(conn, req_id, fields, 2)
+        if info is None:
+            return
+        arr = self.market.trade_arrays(info.symbol)
+        if arr is None or not len(arr.ts):
+            conn.send_error(req_id, 162, NO_DATA_TEXT.format(sym=info.symbol, what="Trades"))
+            return
+        fmt = int(fields[17] or 1) if len(fields) > 17 else 1
+        conn.send(88, req_id, _bar_date(float(arr.ts[0]), fmt, False))
+
+    # ------------------------------------------------------------------ real-time bars
+
+    def req_real_time_bars(self, conn: Connection, fields: list[str]) -> None:
+        """50: reqRealTimeBars — 5-s bars from the next 5-s boundary on; barSize ≠ 5 → 420."""
+        req_id = int(fields[2])
+        info = self._resolve(conn, req_id, fields, 3)
+        if info is None:
+            return
+        bar_size = fields[15] if len(fields) > 15 else "5"
+        if bar_size.strip() not in ("5", "5.0"):
+            conn.send_error(req_id, 420, f"Invalid Real-time Query:Invalid bar size {bar_size}; only 5 seconds is supported")
+            return
+        rth = len(fields) > 17 and fields[17] == "1"
+        grid = self.market.grid_bars(info.symbol, 5)
+        now = self._now()
+        next_i = 0 if grid is None else max(0, int(math.ceil((now - grid.t0) / 5.0)))
+        self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i)
+        self._wake.set()
+
+    def cancel_real_time_bars(self, conn: Connection, fields: list[str]) -> None:
+        """51: cancelRealTimeBars — stop (no reply)."""
+        self._rt.pop((id(conn), int(fields[2])), None)
+
+    def _step_rt(self, now: float) -> None:
+        m = self.market
+        grids: dict[str, Any] = {}
+        for key, sub in list(self._rt.items()):
+            conn = sub.conn
+            if not self._alive(conn):
+                self._rt.pop(key, None)
+                continue
+            sym = sub.info.symbol
+            grid = grids.get(sym)
+            if grid is None:
+                grid = m.grid_bars(sym, 5)
+                if grid is None:
+                    continue
+                grids[sym] = grid
+            last_i = min(len(grid), int((now - grid.t0) // 5.0))  # buckets fully in the past
+            i = sub.next_i
+            if i >= last_i:
+                continue
+            halted = m._halts.get(sym)  # noqa: SLF001 - same package
+            rid = str(sub.req_id)
+            send = conn.send
+            while i < last_i:
+                t = grid.t0 + 5.0 * i
+                if (not sub.rth or grid.rth[i]) and not (halted and m.halted_during(sym, t, t + 5.0)):
+                    send(REAL_TIME_BAR, 3, rid, *grid.fields(i))
+                    self.stats["rt_bars"] += 1
+                i += 1
+            sub.next_i = i
+
+    # ------------------------------------------------------------------ scanner
+
+    def req_scanner_parameters(self, conn: Connection, fields: list[str]) -> None:  # noqa: ARG002
+        """24: reqScannerParameters — a small XML document listing the supported scans."""
+        codes = "".join(
+            f"<ScanType><displayName>{c}</displayName><scanCode>{c}</scanCode>"
+            f"<instruments>STK</instruments><locationFilter>STK.US.MAJOR</locationFilter></ScanType>"
+            for c in SCAN_CODES
+        )
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?><ScanParameterResponse>'
+            "<InstrumentList><Instrument><name>US Stocks</name><type>STK</type></Instrument></InstrumentList>"
+            "<LocationTree><Location><displayName>US Major</displayName><locationCode>STK.US.MAJOR</locationCode>"
+            "</Location></LocationTree>"
+            f"<ScanTypeList>{codes}</ScanTypeList>"
+            "<FilterList><SimpleFilter><id>priceAbove</id></SimpleFilter><SimpleFilter><id>priceBelow</id>"
+            "</SimpleFilter><SimpleFilter><id>volumeAbove</id></SimpleFilter><SimpleFilter><id>changePercAbove</id>"
+            "</SimpleFilter><SimpleFilter><id>changePercBelow</id></SimpleFilter></FilterList>"
+            "</ScanParameterResponse>"
+        )
+        conn.send(SCANNER_PARAMETERS, 1, xml)
+
+    def req_scanner_subscription(self, conn: Connection, fields: list[str]) -> None:
+        """22: reqScannerSubscription — full ranking now (20), resent while subscribed."""
+        req_id = int(fields[1])
+        code = (fields[5] or "").upper()
+        if code not in SCAN_CODES:
+            conn.send_error(req_id, 162, f"Historical Market Data Service error message:Scanner type {code!r} is not supported")
+            return
+        try:
+            rows = int(fields[2] or -1)
+        except ValueError:
+            rows = -1
+        if rows <= 0 or rows == UNSET_INT:
+            rows = SCANNER_MAX_ROWS
+        sub = _ScanSub(
+            conn, req_id, code, min(rows, SCANNER_MAX_ROWS),
+            _f(fields[6]), _f(fields[7]), _f(fields[8]),
+            tags=_tags(fields[23] if len(fields) > 23 else ""),
+        )
+        key = (id(conn), req_id)
+        self._send_scan(sub, self._now())
+        self._scan[key] = sub
+
+    def cancel_scanner_subscription(self, conn: Connection, fields: list[str]) -> None:
+        """23: cancelScannerSubscription — stop (no reply)."""
+        self._scan.pop((id(conn), int(fields[2])), None)
+
+    def _step_scan(self, now: float) -> None:
+        wall = monotonic()
+        for key, sub in list(self._scan.items()):
+            if not self._alive(sub.conn):
+                self._scan.pop(key, None)
+                continue
+            if now >= sub.next_market and wall - sub.last_wall >= 1.0:
+                self._send_scan(sub, now)
+
+    def scan(self, code: str, now: float, *, rows: int = SCANNER_MAX_ROWS, above_price: float | None = None,
+             below_price: float | None = None, above_volume: float | None = None,
+             tags: dict[str, str] | None = None) -> list[tuple[str, float]]:
+        """Ranking of ``code`` at market time ``now``: ``[(symbol, score), …]`` best first.
+
+        Scores: TOP_PERC_GAIN / TOP_PERC_LOSE — last / previous close − 1 (fraction; gainers
+        > 0, losers < 0 only); TOP_OPEN_PERC_GAIN — regular open / previous close − 1;
+        MOST_ACTIVE — shares traded since 04:00; HOT_BY_VOLUME — shares traded since 04:00
+        divided by the average volume of the same time of day over the ``history``
+        sessions (plain volume when there is no history). Filters: price (last) above /
+        below, volume above, ``changePercAbove``/``Below`` (percent). Symbols without a
+        trade yet, or halted, are left out.
+        """
+        tags = tags or {}
+        price_above = _first(above_price, _ftag(tags, "priceAbove"))
+        price_below = _first(below_price, _ftag(tags, "priceBelow"))
+        vol_above = _first(above_volume, _ftag(tags, "volumeAbove"))
+        chg_above, chg_below = _ftag(tags, "changePercAbove"), _ftag(tags, "changePercBelow")
+        m = self.market
+        out: list[tuple[str, float]] = []
+        for sym in m.symbols:
+            s = m.series(sym)
+            if s is None or m.is_halted(sym, now):
+                continue
+            b = int(np.searchsorted(s.tick_ts, now, side="right"))
+            if b == 0:
+                continue
+            last = float(s.tick_px[b - 1])
+            volume = float(s.tick_sz[:b].sum())
+            prev = m.previous_close(sym)
+            change = (last / prev - 1.0) if prev else None
+            if price_above is not None and not last > price_above:
+                continue
+            if price_below is not None and not last < price_below:
+                continue
+            if vol_above is not None and not volume > vol_above:
+                continue
+            if chg_above is not None and (change is None or not change * 100 > chg_above):
+                continue
+            if chg_below is not None and (change is None or not change * 100 < chg_below):
+                continue
+            score = self._score(code, sym, s, b, now, last, volume, change, prev)
+            if score is not None:
+                out.append((sym, score))
+        out.sort(key=lambda x: (-x[1], x[0]))
+        return out[:rows]
+
+    def _score(self, code: str, sym: str, s: Any, b: int, now: float, last: float, volume: float,
+               change: float | None, prev: float | None) -> float | None:
+        m = self.market
+        if code == "TOP_PERC_GAIN":
+            return change if change is not None and change > 0 else None
+        if code == "TOP_PERC_LOSE":
+            return -change if change is not None and change < 0 else None
+        if code == "TOP_OPEN_PERC_GAIN":
+            r = int(np.searchsorted(s.tick_ts, m.regular_open, side="left"))
+            if not prev or r >= b:
+                return None
+            gap = float(s.tick_px[r]) / prev - 1.0
+            return gap if gap > 0 else None
+        if code == "MOST_ACTIVE":
+            return volume if volume > 0 else None
+        if code == "HOT_BY_VOLUME":
+            avg = self._avg_volume_same_time(sym, now)
+            return volume / avg if avg else volume
+        return None
+
+    def _avg_volume_same_time(self, sym: str, now: float) -> float | None:
+        """Mean volume of the history sessions from 04:00 to the same time of day as ``now``."""
+        hist = self.market.history.get(sym)
+        if hist is None or not len(hist):
+            return None
+        tod = datetime.fromtimestamp(now, NY)
+        cut = tod.hour * 60 + tod.minute
+        idx = hist.index
+        minutes = idx.hour * 60 + idx.minute
+        sel = minutes < cut
+        days = len(set(idx.date))
+        if days == 0:
+            return None
+        total = float(hist["volume"].to_numpy()[np.asarray(sel)].sum())
+        return total / days if total > 0 else None
+
+    def _send_scan(self, sub: _ScanSub, now: float) -> None:
+        ranking = self.scan(sub.code, now, rows=sub.rows, above_price=sub.above_price,
+                            below_price=sub.below_price, above_volume=sub.above_volume, tags=sub.tags)
+        out: list[Any] = [SCANNER_DATA, 3, sub.req_id, len(ranking)]
+        for rank, (sym, _score) in enumerate(ranking):
+            info = self.market.contract(sym)
+            assert info is not None
+            out += [rank, info.con_id, info.symbol.replace("-", " "), "STK", "", 0.0, "", "SMART", "USD",
+                    info.symbol.replace("-", " "), info.primary_exchange, info.primary_exchange, "", "", "", ""]
+        sub.conn.send(*out)
+        sub.next_market = now + SCANNER_REFRESH_MARKET_S
+        sub.last_wall = monotonic()
+        self.stats["scans"] += 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _ftag(tags: dict[str, str], name: str) -> float | None:
+    v = tags.get(name)
+    return _f(v) if v is not None else None
+
+
+def _hdr(ts: float) -> str:
+    """Header time of a historicalData message: ``YYYYMMDD HH:MM:SS`` New York."""
+    return datetime.fromtimestamp(ts, NY).strftime("%Y%m%d %H:%M:%S")
+
+
+def _bar_date(ts: float, fmt: int, daily: bool) -> str:
+    """Bar date as IB sends it: daily ``YYYYMMDD``; intraday formatDate 1
+    ``YYYYMMDD HH:MM:SS US/Eastern`` (bar start), formatDate 2 epoch seconds."""
+    if daily:
+        return datetime.fromtimestamp(ts, NY).strftime("%Y%m%d")
+    if fmt == 2:
+        return str(int(ts))
+    return datetime.fromtimestamp(ts, NY).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
