@@ -22,7 +22,7 @@ back-testers, e.g. QuantConnect LEAN's fill model and backtrader's "open, nearer
 extreme, other extreme, close".) A minute without a recorded bar has no trades.
 
 Halts: :meth:`ReplayMarket.set_halted` records halt intervals in market time; trades
-inside a halt are not reported by :meth:`ticks_between` / :meth:`last_trade` (and the
+strictly inside a halt (after the halt instant, before the resume instant) are not reported by :meth:`ticks_between` / :meth:`last_trade` (and the
 market-data service sends no ticks or bars for a halted symbol).
 
 Contract facts are a small documented table: primary exchange per symbol
@@ -431,8 +431,8 @@ class ReplayMarket:
             return None
         t = self.now() if at is None else at
         for h0, h1 in reversed(self._halts.get(self.contract(symbol).symbol, [])):  # type: ignore[union-attr]
-            if h0 <= t < h1:
-                t = np.nextafter(h0, -np.inf)
+            if h0 < t < h1:
+                t = h0
         i = int(np.searchsorted(s.tick_ts, t, side="right")) - 1
         if i < 0:
             return None
@@ -450,7 +450,7 @@ class ReplayMarket:
         out = []
         for i in range(a, b):
             ts = float(s.tick_ts[i])
-            if halts and any(h0 <= ts < h1 for h0, h1 in halts):
+            if halts and any(h0 < ts < h1 for h0, h1 in halts):
                 continue
             out.append(Tick(ts, float(s.tick_px[i]), int(s.tick_sz[i])))
         return out
@@ -539,7 +539,7 @@ class ReplayMarket:
         if halts:
             hm = np.zeros(len(ts), dtype=bool)
             for h0, h1 in halts:
-                hm |= (ts >= h0) & (ts < h1)
+                hm |= (ts > h0) & (ts < h1)
             keep = ~hm if keep is None else keep & ~hm
         key = arr.day[a:b] if bar_seconds >= 86400 else np.floor(ts / bar_seconds) * bar_seconds
         if keep is not None:
