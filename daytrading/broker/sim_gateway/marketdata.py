@@ -563,7 +563,9 @@ class MarketDataService:
         now = self._now()
         t1 = now if end is None else min(end, now)
         t0 = self._duration_start(t1, n, unit)
-        bars = self.market.aggregate(info.symbol, bar_seconds, t0, t1, rth=rth)
+        # an explicit end is exclusive (the bar starting at endDateTime is not part of the answer)
+        t_last = t1 - 1e-6 if end is not None and end <= now else t1
+        bars = self.market.aggregate(info.symbol, bar_seconds, t0, t_last, rth=rth)
         if bar_seconds < 86400 and len(bars["start"]):
             sel = bars["start"] + bar_seconds > t0  # drop a bucket that starts before t0 only partly
             bars = {k: v[sel] for k, v in bars.items()}
