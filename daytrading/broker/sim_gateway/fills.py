@@ -1,0 +1,242 @@
+"""Fills against the replayed market, and IB's commission schedule.
+
+Fill model (deterministic: the same ticks, placements and settings give the same fills in
+the same order; events are processed by (trade time, order placement sequence)):
+
+* The trades are DATA's intrabar ticks (:meth:`ReplayMarket.ticks_between`: open, nearer
+  extreme, other extreme, close of every recorded bar, each carrying a quarter of the bar's
+  volume). An order looks only at trades **after** its placement (market time).
+* ``MKT``: fills at the next trade price plus ``slippage`` dollars/share (BUY) or minus it
+  (SELL); removes liquidity.
+* ``LMT``: marketable at placement (BUY limit ≥ last trade, SELL limit ≤ last trade) ⇒ on
+  the next trade, fills at that price ± slippage capped at the limit when the trade is at or
+  better than the limit; otherwise (or after that first trade) it rests and fills at its
+  limit when the market **trades through** it (BUY: a trade below the limit; SELL: above);
+  adds liquidity.
+* ``STP``: triggers when a trade is at or through the stop, then fills at that trade like MKT.
+* Size: one trade fills at most its size (shared by all orders on that trade), so large
+  orders in thin minutes fill partially over several trades (orderStatus ``Submitted`` with
+  ``filled > 0``). The ``partial`` fault caps the next order's total fill.
+* Sessions: MKT/STP and orders without ``outsideRth`` trade 09:30–close (XNYS, early closes
+  included); LMT with ``outsideRth`` trades 04:00–20:00. Before that the order waits
+  ``PreSubmitted``. ``IOC``: only the first trade after placement counts; the rest is
+  cancelled. ``DAY`` orders expire at the close (20:00 with ``outsideRth``). No fills while a
+  symbol is halted (halted trades do not exist) or during an injected outage.
+
+Commissions — IBKR Pro **Tiered**, US stocks (interactivebrokers.com "Commissions: Stocks,
+ETFs and Warrants — North America", tiered schedule as published 2020–21, the era of the
+recorded data):
+
+==========================  ==================================================================
+IB commission               USD 0.0035/share (≤ 300,000 shares a month; higher tiers 0.0020,
+                            0.0015, 0.0010, 0.0005 by monthly volume), minimum USD 0.35 per
+                            order, maximum 1.0 % of the trade value
+clearing (NSCC, DTC)        USD 0.00020/share
+pass-through                NYSE 0.000175 × commission, FINRA 0.00056 × commission
+SEC transaction fee         USD 0.0000207 × value of sales (sells only)
+FINRA trading activity fee  USD 0.000119 × shares sold, max USD 5.95 per trade (sells only)
+exchange fees / rebates     not modelled (venue dependent)
+==========================  ==================================================================
+
+The per-order minimum/maximum apply to the order's cumulative fills: each execution is
+charged the increase of the order's cumulative commission, so partial fills add up to the
+one-order figure. The monthly volume tier is taken from the shares filled in this run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from daytrading.clock import NY
+
+if TYPE_CHECKING:
+    from daytrading.broker.sim_gateway.orders import SimOrder
+    from daytrading.broker.sim_gateway.server import SimGateway
+
+__all__ = ["COMMISSION_TIERS", "FillEngine", "commission_for", "sell_fees"]
+
+#: (monthly shares up to, USD per share) — IBKR Pro Tiered, US stocks.
+COMMISSION_TIERS = ((300_000, 0.0035), (3_000_000, 0.0020), (20_000_000, 0.0015), (100_000_000, 0.0010),
+                    (float("inf"), 0.0005))
+MIN_PER_ORDER = 0.35
+MAX_FRACTION = 0.01
+CLEARING_PER_SHARE = 0.00020
+NYSE_PASS_THROUGH = 0.000175
+FINRA_PASS_THROUGH = 0.00056
+SEC_FEE_RATE = 0.0000207
+FINRA_TAF_PER_SHARE = 0.000119
+FINRA_TAF_MAX = 5.95
+
+def tier_rate(month_shares: float) -> float:
+    """USD per share for the monthly volume so far."""
+    for limit, rate in COMMISSION_TIERS:
+        if month_shares <= limit:
+            return rate
+    return COMMISSION_TIERS[-1][1]
+
+
+def commission_for(order: SimOrder | Any, shares: float, value: float, *, month_shares: float | None = None) -> float:
+    """Cumulative IB tiered commission of an order that has filled ``shares`` for ``value`` dollars.
+
+    Returns dollars: ``clamp(rate × shares, 0.35, 1 % × value)`` + clearing + pass-through
+    (module docstring); 0 for no shares.
+    """
+    if shares <= 0:
+        return 0.0
+    rate = tier_rate(0.0 if month_shares is None else month_shares)
+    base = min(max(rate * shares, MIN_PER_ORDER), MAX_FRACTION * value)
+    return base + CLEARING_PER_SHARE * shares + base * (NYSE_PASS_THROUGH + FINRA_PASS_THROUGH)
+
+
+def sell_fees(shares: float, value: float) -> float:
+    """Regulatory fees of one sell execution, dollars: SEC fee + FINRA TAF (capped)."""
+    return SEC_FEE_RATE * value + min(FINRA_TAF_PER_SHARE * shares, FINRA_TAF_MAX)
+
+
+class FillEngine:
+    """Matches working orders against replayed trades on the gateway clock.
+
+    Args:
+        gateway: the owning gateway; slippage: dollars per share for market(able) fills.
+        step: wall seconds between matching passes.
+    """
+
+    def __init__(self, gateway: SimGateway, *, slippage: float = 0.0, step: float = 0.01) -> None:
+        if slippage < 0:
+            raise ValueError(f"slippage must be >= 0 dollars, got {slippage!r}")
+        self.gw = gateway
+        self.slippage = float(slippage)
+        self.step_wall = step
+        self.month_shares = 0.0
+        market = gateway.market
+        day = market.session_date
+        base = datetime(day.year, day.month, day.day, tzinfo=NY)
+        self.rth = (float(market.regular_open), float(market.regular_close))
+        self.ext = ((base + timedelta(hours=4)).timestamp(), (base + timedelta(hours=20)).timestamp())
+
+    # ------------------------------------------------------------------ rules
+
+    def can_trade(self, o: SimOrder, ts: float) -> bool:
+        """Whether ``o`` may trade at market time ``ts`` (session rules in the module docstring)."""
+        lo, hi = self.ext if (o.order_type == "LMT" and o.outside_rth) else self.rth
+        return lo <= ts < hi
+
+    def expiry(self, o: SimOrder) -> float | None:
+        """Market time a DAY order expires (None for GTC)."""
+        if o.tif != "DAY":
+            return None
+        return self.ext[1] if o.outside_rth else self.rth[1]
+
+    def held_by_parent(self, o: SimOrder) -> bool:
+        """A bracket child waits until its parent has filled."""
+        if not o.parent_id:
+            return False
+        parent = self.gw.orders.orders.get((o.client_id, o.parent_id))
+        return parent is not None and parent.status != "Filled"
+
+    def activate_if_eligible(self, o: SimOrder, at: float | None = None) -> None:
+        """``PreSubmitted`` → ``Submitted`` once the order may trade (not held, in session, no outage)."""
+        if o.status != "PreSubmitted" or self.held_by_parent(o) or self.gw.faults.outage_active():
+            return
+        if not self.can_trade(o, self.gw.now() if at is None else at):
+            return
+        o.status = "Submitted"
+        self.gw.orders.notify(o)
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self) -> None:
+        """Match every ``step`` wall seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.step_wall)
+            try:
+                self.step(self.gw.now())
+            except Exception:  # noqa: BLE001 - keep the gateway alive, log loudly
+                import logging
+
+                logging.getLogger("daytrading.sim_gateway").exception("fill step failed")
+
+    def step(self, now: float) -> None:
+        """One matching pass over trades in ``(order.checked_until, now]``."""
+        book = self.gw.orders
+        working = book.working_orders()
+        if self.gw.faults.outage_active():
+            for o in working:
+                o.checked_until = max(o.checked_until, now)
+            return
+        events: list[tuple[float, int, Any, SimOrder]] = []
+        for o in working:
+            if self.held_by_parent(o):
+                o.checked_until = max(o.checked_until, now)
+                continue
+            ticks = self.gw.market.ticks_between(o.info.symbol, o.checked_until, now)
+            if o.tif == "IOC":
+                ticks = ticks[:1]
+            events.extend((t.ts, o.seq, t, o) for t in ticks)
+            if ticks and o.tif == "IOC":
+                o.checked_until = ticks[0].ts
+        events.sort(key=lambda e: (e[0], e[1]))
+        left: dict[tuple[str, float], float] = {}
+        for ts, _, tick, o in events:
+            if not o.working:
+                continue
+            key = (o.info.symbol, ts)
+            avail = left.setdefault(key, float(tick.size))
+            used = self._try_fill(o, tick, avail)
+            left[key] = avail - used
+            if o.tif == "IOC" and o.working:
+                book.finish_cancel(o, "ioc", text="IOC remainder")
+        for o in working:
+            if o.working and o.tif != "IOC":
+                o.checked_until = max(o.checked_until, now)
+        for o in book.working_orders():
+            exp = self.expiry(o)
+            if exp is not None and o.placed_at < exp <= now:
+                book.finish_cancel(o, "day order expired", text="day order expired at the close")
+            elif o.cancel_due is not None and o.cancel_due <= now:
+                book.finish_cancel(o, o.cancel_reason or "client")
+            elif o.status == "PreSubmitted":
+                self.activate_if_eligible(o, now)
+
+    def _try_fill(self, o: SimOrder, tick: Any, avail: float) -> float:
+        """Fill ``o`` on one trade if the rules allow; returns shares used."""
+        if not self.can_trade(o, tick.ts):
+            if o.order_type == "LMT":
+                o.taker = False
+            return 0.0
+        if o.status == "PreSubmitted":
+            if self.held_by_parent(o):
+                return 0.0
+            o.status = "Submitted"
+            self.gw.orders.notify(o)
+        qty = min(o.remaining, avail)
+        if o.fill_cap is not None:
+            qty = min(qty, o.fill_cap - o.filled)
+        p = tick.price
+        buy = o.action == "BUY"
+        price: float | None = None
+        liquidity = 2
+        if o.order_type == "STP" and not o.stop_triggered:
+            assert o.aux_price is not None
+            if (buy and p >= o.aux_price) or (not buy and p <= o.aux_price):
+                o.stop_triggered = True
+                self.gw.log("stop_triggered", order_id=o.order_id, client_id=o.client_id, price=p)
+        if o.order_type == "MKT" or (o.order_type == "STP" and o.stop_triggered):
+            price = p + self.slippage if buy else p - self.slippage
+        elif o.order_type == "LMT":
+            lmt = o.lmt_price
+            assert lmt is not None
+            if o.taker:
+                o.taker = False
+                if (buy and p <= lmt) or (not buy and p >= lmt):
+                    price = min(p + self.slippage, lmt) if buy else max(p - self.slippage, lmt)
+            elif (buy and p < lmt) or (not buy and p > lmt):
+                price, liquidity = lmt, 1
+        if price is None or qty <= 1e-9:
+            return 0.0
+        price = round(max(price, 0.0001), 4)
+        self.gw.orders.record_fill(o, tick.ts, qty, price, liquidity)
+        self.month_shares += qty
+        return qty

@@ -1,0 +1,442 @@
+"""The sim-gateway server: TCP listener, connections, message dispatch, event log.
+
+:class:`SimGateway` listens on 127.0.0.1 and speaks the TWS API at server version 178
+(``shared/docs/ib-protocol-notes.md``) so that unmodified ib_async clients connect to
+it exactly as to IB Gateway. It owns the replay market (DATA's :class:`ReplayMarket`),
+the account, the order book and fill engine, the fault state, and DATA's market-data
+service.
+
+Handlers: every request type is served by a handler registered with
+:meth:`SimGateway.register`. A handler is called as ``handler(conn, fields)`` where
+``fields`` is the **whole message as text fields, including the message id at index 0**
+(so indices match the tables of the protocol notes, e.g. placeOrder field 1 = orderId).
+It may return an awaitable, which is awaited before the connection reads its next
+message (so keep long waits in background tasks). An exception in a handler is logged
+and the connection carries on, as a real gateway would.
+
+Startup (notes §4.1): ``API\\0`` + version range → ``178|<time>``; ``startApi`` (71) →
+duplicate client id ⇒ error 326 and close; else ``managedAccounts`` (15),
+``nextValidId`` (9) and the farm notices 2104/2106/2158.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from daytrading.broker.sim_gateway.wire import (
+    SERVER_VERSION,
+    HandshakeError,
+    encode_message,
+    read_handshake,
+    read_message,
+)
+from daytrading.clock import NY, Clock
+
+log = logging.getLogger("daytrading.sim_gateway")
+
+__all__ = ["Connection", "Handler", "SimGateway", "ib_time"]
+
+Handler = Callable[["Connection", list[str]], Awaitable[None] | None]
+
+#: Farm notices real IB Gateway sends after every connect (notes §4.6).
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+
+#: Output buffer above which a client that does not read is disconnected (bytes).
+MAX_BUFFER = 64 * 1024 * 1024
+
+
+def ib_time(ts: float) -> str:
+    """POSIX seconds → IB's ``YYYYMMDD HH:MM:SS US/Eastern`` (New York time)."""
+    return datetime.fromtimestamp(ts, tz=NY).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
+
+
+class Connection:
+    """One API client connection.
+
+    Attributes:
+        client_id: from ``startApi``; None until then.
+        server_version: 178.
+        gateway: the owning :class:`SimGateway`.
+        closed: True once the socket is closed.
+        conn_id: sequence number of the connection within this gateway run.
+        market_data_type: last ``reqMarketDataType`` (1 live … 4 delayed-frozen).
+        positions_sub: subscribed with ``reqPositions``.
+        account_sub: subscribed with ``reqAccountUpdates``.
+        summary_reqs: open ``reqAccountSummary`` request ids → tag list (None = all).
+        multi_reqs: open ``reqAccountUpdatesMulti`` request ids.
+        pnl_reqs: open ``reqPnL`` request ids.
+        state: free-form per-connection state for services (e.g. DATA's subscriptions).
+    """
+
+    def __init__(self, gateway: SimGateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 conn_id: int) -> None:
+        self.gateway = gateway
+        self.reader = reader
+        self.writer = writer
+        self.conn_id = conn_id
+        self.client_id: int | None = None
+        self.server_version = SERVER_VERSION
+        self.closed = False
+        self.ready = False
+        self.market_data_type = 1
+        self.positions_sub = False
+        self.account_sub = False
+        self.summary_reqs: dict[int, list[str] | None] = {}
+        self.multi_reqs: set[int] = set()
+        self.pnl_reqs: set[int] = set()
+        self.state: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Connection(#{self.conn_id}, clientId={self.client_id})"
+
+    def send(self, *fields: Any) -> None:
+        """Send one message (fields encoded by :func:`~.wire.encode_message`); no-op when closed."""
+        if self.closed:
+            return
+        try:
+            self.writer.write(encode_message(fields))
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("send failed, closing %r: %s", self, exc)
+            self.abort()
+            return
+        transport = self.writer.transport
+        if transport is not None and transport.get_write_buffer_size() > MAX_BUFFER:
+            log.warning("client %r does not read; disconnecting", self)
+            self.abort()
+
+    def send_error(self, req_id: int, code: int, message: str) -> None:
+        """Error/notice message ``4|2|reqId|code|text|∅`` (notes §6.11)."""
+        self.send(4, 2, req_id, code, message, "")
+
+    def abort(self) -> None:
+        """Close the socket now (the read loop then runs the close listeners)."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class SimGateway:
+    """A simulated IB Gateway on 127.0.0.1.
+
+    Args:
+        market: the replay market (DATA's ``ReplayMarket``); its clock is the gateway clock.
+        port: API port (0 = ephemeral; the bound port is in :attr:`port` after start).
+        admin_port: admin (fault/report) port; 0 = ephemeral, None = ``port + 1``.
+        account: the single managed account id (paper style ``DU…``).
+        cash: starting cash, dollars.
+        slippage: dollars per share added to BUY / subtracted from SELL market fills.
+        faults_file: scenario TOML (see :mod:`.faults`).
+        log_dir: where the JSON-lines event log ``sim_gateway_events.jsonl`` goes (None = memory only).
+        perm_base: first permId (default: derived from the wall clock at start, so permIds
+            are unique per run and differ between runs).
+        host: listen address; loopback only.
+
+    Attributes:
+        clock, market, connections, faults, account, orders, port, admin_port, events.
+    """
+
+    def __init__(
+        self,
+        market: Any,
+        *,
+        port: int = 0,
+        admin_port: int | None = 0,
+        account: str = "DU0000001",
+        cash: float = 100_000.0,
+        slippage: float = 0.0,
+        faults_file: str | Path | None = None,
+        log_dir: str | Path | None = None,
+        perm_base: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        from daytrading.broker.sim_gateway.account import Account
+        from daytrading.broker.sim_gateway.contracts import ContractService
+        from daytrading.broker.sim_gateway.faults import FaultState
+        from daytrading.broker.sim_gateway.fills import FillEngine
+        from daytrading.broker.sim_gateway.orders import OrderBook
+
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"sim-gateway listens on loopback only, got host={host!r}")
+        self.market = market
+        self.clock: Clock = market.clock
+        self.host = host
+        self.port = port
+        self.admin_port = admin_port
+        self.account_id = account
+        self.connections: list[Connection] = []
+        self.events: list[dict[str, Any]] = []
+        self._handlers: dict[int, Handler] = {}
+        self._close_listeners: list[Callable[[Connection], None]] = []
+        self._server: asyncio.base_events.Server | None = None
+        self._admin: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._conn_seq = 0
+        self._log_file: TextIO | None = None
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.accepting = True
+        self.started = False
+
+        self.contracts = ContractService(self)
+        self.account = Account(self, account, cash)
+        self.orders = OrderBook(self, perm_base=perm_base)
+        self.fills = FillEngine(self, slippage=slippage)
+        self.faults = FaultState(self)
+        if faults_file:
+            self.faults.load_scenario(faults_file)
+        self._register_core()
+        self.contracts.install()
+        self.account.install()
+        self.orders.install()
+        self.data_service: Any = None
+        try:
+            from daytrading.broker.sim_gateway.marketdata import MarketDataService
+        except ImportError as exc:  # DATA's module not landed yet
+            log.warning("market-data service not available: %s", exc)
+        else:
+            self.data_service = MarketDataService(self)
+            self.data_service.install()
+            if hasattr(self.data_service, "on_connection_closed"):
+                self.add_close_listener(self.data_service.on_connection_closed)
+
+    # ------------------------------------------------------------------ API for services
+
+    def register(self, msg_id: int, handler: Handler) -> None:
+        """Serve request type ``msg_id`` with ``handler(conn, fields)`` (module docstring)."""
+        self._handlers[int(msg_id)] = handler
+
+    def add_close_listener(self, fn: Callable[[Connection], None]) -> None:
+        """Call ``fn(conn)`` whenever a connection closes (drop subscriptions there)."""
+        self._close_listeners.append(fn)
+
+    def broadcast(self, *fields: Any) -> None:
+        """Send one message to every ready connection."""
+        for conn in list(self.connections):
+            if conn.ready:
+                conn.send(*fields)
+
+    def broadcast_error(self, code: int, message: str) -> None:
+        """Send a system notice (reqId −1) to every ready connection."""
+        for conn in list(self.connections):
+            if conn.ready:
+                conn.send_error(-1, code, message)
+
+    def connection_for(self, client_id: int) -> Connection | None:
+        """The open connection of ``client_id``, if any."""
+        for conn in self.connections:
+            if conn.client_id == client_id and conn.ready and not conn.closed:
+                return conn
+        return None
+
+    def now(self) -> float:
+        """Market time, POSIX seconds."""
+        return self.clock.timestamp()
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Record one event (JSON line with market time) in memory, the event log and logging."""
+        ts = self.now()
+        rec = {"event": event, "market_time": datetime.fromtimestamp(ts, tz=NY).isoformat(timespec="seconds"),
+               **fields}
+        self.events.append(rec)
+        if len(self.events) > 20_000:
+            del self.events[:10_000]
+        line = json.dumps(rec, default=str)
+        if self._log_file is not None:
+            self._log_file.write(line + "\n")
+            self._log_file.flush()
+        log.info(line)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind the API and admin ports and start the background tasks."""
+        from daytrading.broker.sim_gateway.admin import AdminServer
+
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.log_dir / "sim_gateway_events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        await self._listen()
+        admin_port = self.port + 1 if self.admin_port is None else self.admin_port
+        self._admin = AdminServer(self)
+        self.admin_port = await self._admin.start(self.host, admin_port)
+        self.started = True
+        self._tasks.append(asyncio.create_task(self.fills.run(), name="sim-fills"))
+        self._tasks.append(asyncio.create_task(self.account.run(), name="sim-account"))
+        self._tasks.append(asyncio.create_task(self.faults.run(), name="sim-faults"))
+        if self.data_service is not None and hasattr(self.data_service, "run"):
+            self._tasks.append(asyncio.create_task(self.data_service.run(), name="sim-marketdata"))
+        for t in self._tasks:
+            t.add_done_callback(self._task_done)
+        kind = "SYNTHETIC" if getattr(self.market, "synthetic", False) else "recorded"
+        self.log("started", port=self.port, admin_port=self.admin_port, data=kind,
+                 session=str(self.market.session_date), symbols=len(self.market.symbols),
+                 speed=getattr(self.clock, "speed", 1.0))
+        if kind == "SYNTHETIC":
+            log.warning("*** SYNTHETIC market data: seeded random session, not a recording ***")
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._on_client, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.accepting = True
+
+    async def stop_listening(self) -> None:
+        """Close the listening socket (new connections are refused)."""
+        self.accepting = False
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    async def resume_listening(self) -> None:
+        """Listen again on the same port after :meth:`stop_listening`."""
+        if self._server is None:
+            await self._listen()
+
+    def drop_all(self) -> int:
+        """Close every client connection (orders stay in the book); returns how many."""
+        conns = [c for c in self.connections if not c.closed]
+        for conn in conns:
+            conn.abort()
+        return len(conns)
+
+    async def stop(self) -> None:
+        """Close everything: listener, admin port, connections, background tasks."""
+        await self.stop_listening()
+        if self._admin is not None:
+            await self._admin.stop()
+        self.drop_all()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._tasks.clear()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    async def __aenter__(self) -> SimGateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ connections
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.accepting:
+            writer.close()
+            return
+        self._conn_seq += 1
+        conn = Connection(self, reader, writer, self._conn_seq)
+        self.connections.append(conn)
+        try:
+            vmin, vmax, _ = await read_handshake(reader)
+            if not vmin <= SERVER_VERSION <= vmax:
+                log.warning("client version range %s..%s excludes %s; closing", vmin, vmax, SERVER_VERSION)
+                return
+            conn.send(SERVER_VERSION, ib_time(self.now()))
+            while not conn.closed:
+                fields = await read_message(reader)
+                if not fields:
+                    continue
+                await self._dispatch(conn, fields)
+        except (asyncio.IncompleteReadError, ConnectionError, HandshakeError) as exc:
+            if isinstance(exc, HandshakeError):
+                log.warning("bad handshake: %s", exc)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            conn.abort()
+            if conn in self.connections:
+                self.connections.remove(conn)
+            if conn.client_id is not None and conn.ready:
+                self.log("disconnected", client_id=conn.client_id)
+            for fn in self._close_listeners:
+                try:
+                    fn(conn)
+                except Exception:  # noqa: BLE001 - one listener must not break the others
+                    log.exception("close listener failed")
+
+    async def _dispatch(self, conn: Connection, fields: list[str]) -> None:
+        try:
+            msg_id = int(fields[0])
+        except ValueError:
+            log.warning("non-numeric message id from %r: %r", conn, fields[:3])
+            return
+        if msg_id == 71:
+            self._start_api(conn, fields)
+            return
+        if not conn.ready:
+            log.debug("ignoring message %s before startApi", msg_id)
+            return
+        handler = self._handlers.get(msg_id)
+        if handler is None:
+            log.debug("no handler for message %s from %r: %r", msg_id, conn, fields[:6])
+            return
+        try:
+            result = handler(conn, fields)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # noqa: BLE001 - a bad request must not kill the connection
+            log.exception("handler for message %s failed on %r", msg_id, fields[:20])
+
+    def _start_api(self, conn: Connection, fields: list[str]) -> None:
+        try:
+            client_id = int(fields[2])
+        except (IndexError, ValueError):
+            conn.send_error(-1, 321, f"Error validating request:-'startApi' : cause - bad client id {fields[2:3]}")
+            conn.abort()
+            return
+        if self.connection_for(client_id) is not None:
+            conn.send_error(-1, 326, "Unable to connect as the client id is already in use. "
+                                     "Retry with a unique client id.")
+            self.log("duplicate_client_id", client_id=client_id)
+            conn.abort()
+            return
+        conn.client_id = client_id
+        conn.ready = True
+        conn.send(15, 1, self.account_id)
+        conn.send(9, 1, self.orders.next_valid_id(client_id))
+        for code, text in FARM_NOTICES:
+            conn.send_error(-1, code, text)
+        self.log("connected", client_id=client_id, conn=conn.conn_id)
+        self.faults.on_connect(conn)
+
+    # ------------------------------------------------------------------ core requests
+
+    def _register_core(self) -> None:
+        self.register(49, self._req_current_time)
+        self.register(17, self._req_managed_accounts)
+        self.register(8, self._req_ids)
+        self.register(15, lambda conn, fields: None)  # reqAutoOpenOrders: accepted, ignored
+
+    def _req_current_time(self, conn: Connection, fields: list[str]) -> None:
+        """``49|1`` → ``49|1|<market time, integer POSIX seconds>``."""
+        conn.send(49, 1, int(self.now()))
+
+    def _req_managed_accounts(self, conn: Connection, fields: list[str]) -> None:
+        conn.send(15, 1, self.account_id)
+
+    def _req_ids(self, conn: Connection, fields: list[str]) -> None:
+        assert conn.client_id is not None
+        conn.send(9, 1, self.orders.next_valid_id(conn.client_id))
