@@ -1,6 +1,4 @@
-"""(Parked under a non-collected name until daytrading.broker.sim_gateway.testing lands.)
-
-liquidate-all, test-connection, orders and monitor against a real sim-gateway subprocess
+"""liquidate-all, test-connection, orders and monitor against a real sim-gateway subprocess
 replaying real recorded bars, with positions and working orders placed by separate ib_async
 clients (as the bots would) and database rows written through the Coordinator."""
 
