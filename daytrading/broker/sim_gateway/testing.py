@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -26,7 +28,11 @@ from typing import Any
 from daytrading.broker.sim_gateway.admin import AdminError, request
 from daytrading.broker.sim_gateway.cli import build_gateway
 
-__all__ = ["GatewayProcess", "free_port", "running_gateway"]
+__all__ = ["BAD_IB_LOG", "GatewayProcess", "IbLogGuard", "free_port", "running_gateway", "wait_until"]
+
+#: ib_async log lines that mean the gateway sent something wrong or incomplete (notes §10).
+BAD_IB_LOG = ("Error handling fields", "request timed out", "No order found", "Unknown reqId",
+              "Exception in callback")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -36,6 +42,54 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class IbLogGuard(logging.Handler):
+    """Collects ib_async log records that signal a protocol problem (:data:`BAD_IB_LOG`).
+
+    Use as a context manager; ``guard.bad`` lists the offending messages, ``guard.check()``
+    raises AssertionError when there are any.
+    """
+
+    def __init__(self, extra: Sequence[str] = ()) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.patterns = (*BAD_IB_LOG, *extra)
+        self.bad: list[str] = []
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        msg = record.getMessage()
+        if any(p in msg for p in self.patterns):
+            self.bad.append(msg)
+
+    def __enter__(self) -> IbLogGuard:
+        lg = logging.getLogger("ib_async")
+        self._old_level = lg.level
+        lg.setLevel(logging.DEBUG if lg.level == logging.NOTSET or lg.level > logging.INFO else lg.level)
+        lg.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        lg = logging.getLogger("ib_async")
+        lg.removeHandler(self)
+        lg.setLevel(self._old_level)
+
+    def check(self) -> None:
+        """Raise AssertionError listing the bad ib_async log lines, if any."""
+        assert not self.bad, f"ib_async reported protocol problems: {self.bad[:5]}"
+
+
+async def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``cond()`` (every 10 ms) until truthy; AssertionError naming ``what`` after ``timeout`` wall s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
