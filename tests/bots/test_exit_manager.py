@@ -136,7 +136,7 @@ async def test_partial_entry_target_sized_to_broker_quantity(tmp_path, minute_da
                         if o["symbol"] == "MSFT" and o["action"] == "SELL" and o["order_type"] == "LMT"]
             [order] = await wait_for(target, what="MSFT target")
             assert order["quantity"] == 4
-            assert order["limit_price"] == pytest.approx(round(price * 1.018, 2))
+            assert order["lmt_price"] == pytest.approx(round(price * 1.018, 2))
             await wait_for(lambda: coord.get_position("MSFT").quantity == 4, what="quantity corrected")
 
 
@@ -244,7 +244,7 @@ async def test_outage_in_the_middle_of_a_stop(tmp_path, minute_data_dir):
             gw.ctl("delay_cancel", seconds=30)
             coord.confirm_entry("AAPL", 10, price * 1.02)  # moves the stop above the market
             await wait_for(lambda: coord.get_position("AAPL").status == "EXITING", what="stop started")
-            gw.ctl("outage", seconds=60, data_lost=True, drop=True)
+            gw.ctl("refuse", seconds=60, drop=True)
             await wait_for(lambda: coord.get_position("AAPL") is None, timeout=90, what="exit after outage")
             assert bot.stats.reconciliations >= 2
         [trade] = coord.get_trades_by_date(DAY)
