@@ -184,3 +184,13 @@ def test_diagnose_command_names_failures(world, tmp_path):
     assert checks["exit-manager"]["status"] == "FAIL"
     res = run_cli("diagnose", "--no-broker", env=env, cwd=tmp_path)
     assert res.returncode == 1 and "why are there no trades" in res.stdout
+
+
+def test_script_wrapper_moves_global_options(world, tmp_path):
+    env = {k: v for k, v in replay_env(tmp_path, at(11, 5)).items() if k != "DAYTRADING_PATHS__DATABASE"}
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "why.py"), "--summary", "--json",
+                          "--db", str(tmp_path / "trading.db")], capture_output=True, text=True, cwd=tmp_path,
+                         env={**{k: v for k, v in __import__("os").environ.items() if not k.startswith("DAYTRADING_")},
+                              **env}, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["by_gate"][0]["gate"] == "max_positions"
