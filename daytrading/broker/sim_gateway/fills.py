@@ -8,11 +8,11 @@ the same order; events are processed by (trade time, order placement sequence)):
   volume). An order looks only at trades **after** its placement (market time).
 * ``MKT``: fills at the next trade price plus ``slippage`` dollars/share (BUY) or minus it
   (SELL); removes liquidity.
-* ``LMT``: marketable at placement (BUY limit ≥ last trade, SELL limit ≤ last trade) ⇒ on
-  the next trade, fills at that price ± slippage capped at the limit when the trade is at or
-  better than the limit; otherwise (or after that first trade) it rests and fills at its
-  limit when the market **trades through** it (BUY: a trade below the limit; SELL: above);
-  adds liquidity.
+* ``LMT``: while marketable against the previous trade (BUY limit ≥ last trade, SELL limit
+  ≤ last trade) it takes liquidity: fills at the trade price ± slippage, capped at the limit,
+  when the trade is at or better than the limit. Otherwise it rests and fills at its limit
+  when the market **trades through** it (BUY: a trade below the limit; SELL: above); adds
+  liquidity.
 * ``STP``: triggers when a trade is at or through the stop, then fills at that trade like MKT.
 * Size: one trade fills at most its size (shared by all orders on that trade), so large
   orders in thin minutes fill partially over several trades (orderStatus ``Submitted`` with
@@ -203,8 +203,6 @@ class FillEngine:
     def _try_fill(self, o: SimOrder, tick: Any, avail: float) -> float:
         """Fill ``o`` on one trade if the rules allow; returns shares used."""
         if not self.can_trade(o, tick.ts):
-            if o.order_type == "LMT":
-                o.taker = False
             return 0.0
         if o.status == "PreSubmitted":
             if self.held_by_parent(o):
@@ -214,29 +212,33 @@ class FillEngine:
         qty = min(o.remaining, avail)
         if o.fill_cap is not None:
             qty = min(qty, o.fill_cap - o.filled)
-        p = tick.price
-        buy = o.action == "BUY"
-        price: float | None = None
-        liquidity = 2
-        if o.order_type == "STP" and not o.stop_triggered:
-            assert o.aux_price is not None
-            if (buy and p >= o.aux_price) or (not buy and p <= o.aux_price):
-                o.stop_triggered = True
-                self.gw.log("stop_triggered", order_id=o.order_id, client_id=o.client_id, price=p)
-        if o.order_type == "MKT" or (o.order_type == "STP" and o.stop_triggered):
-            price = p + self.slippage if buy else p - self.slippage
-        elif o.order_type == "LMT":
-            lmt = o.lmt_price
-            assert lmt is not None
-            if o.taker:
-                o.taker = False
-                if (buy and p <= lmt) or (not buy and p >= lmt):
-                    price = min(p + self.slippage, lmt) if buy else max(p - self.slippage, lmt)
-            elif (buy and p < lmt) or (not buy and p > lmt):
-                price, liquidity = lmt, 1
+        price, liquidity = self._price(o, tick)
         if price is None or qty <= 1e-9:
             return 0.0
         price = round(max(price, 0.0001), 4)
         self.gw.orders.record_fill(o, tick.ts, qty, price, liquidity)
         self.month_shares += qty
         return qty
+
+    def _price(self, o: SimOrder, tick: Any) -> tuple[float | None, int]:
+        """Fill price of ``o`` on ``tick`` (None = no fill) and IB's lastLiquidity (1 added, 2 removed)."""
+        p = tick.price
+        buy = o.action == "BUY"
+        if o.order_type == "STP" and not o.stop_triggered:
+            assert o.aux_price is not None
+            if (buy and p >= o.aux_price) or (not buy and p <= o.aux_price):
+                o.stop_triggered = True
+                self.gw.log("stop_triggered", order_id=o.order_id, client_id=o.client_id, price=p)
+        if o.order_type == "MKT" or (o.order_type == "STP" and o.stop_triggered):
+            return (p + self.slippage if buy else p - self.slippage), 2
+        if o.order_type != "LMT":
+            return None, 2
+        lmt = o.lmt_price
+        assert lmt is not None
+        prev = self.gw.market.last_trade(o.info.symbol, at=tick.ts - 1e-6)
+        marketable = prev is not None and ((buy and prev.price <= lmt) or (not buy and prev.price >= lmt))
+        if marketable and ((buy and p <= lmt) or (not buy and p >= lmt)):
+            return (min(p + self.slippage, lmt) if buy else max(p - self.slippage, lmt)), 2
+        if not marketable and ((buy and p < lmt) or (not buy and p > lmt)):
+            return lmt, 1
+        return None, 1

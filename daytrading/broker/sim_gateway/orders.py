@@ -107,7 +107,6 @@ class SimOrder:
     avg_fill_price: float = 0.0
     last_fill_price: float = 0.0
     checked_until: float = 0.0
-    taker: bool = True
     stop_triggered: bool = False
     fill_cap: float | None = None
     cancel_due: float | None = None
@@ -336,7 +335,23 @@ class OrderBook:
         for price in (o.lmt_price, o.aux_price):
             if price is not None and abs(round(price / o.info.min_tick) * o.info.min_tick - price) > 1e-9:
                 return 110, "The price does not conform to the minimum price variation for this contract."
-        return self._short_check(o)
+        return self._short_check(o) or self._margin_check(o)
+
+    def _margin_check(self, o: SimOrder) -> tuple[int, str] | None:
+        """Reject orders whose value exceeds the day-trading buying power (4 × excess liquidity)."""
+        if o.action == "SELL" and self.gw.account.position(o.info.symbol) >= o.total_qty:
+            return None
+        last = self.gw.market.last_trade(o.info.symbol)
+        price = o.lmt_price or o.aux_price or (last.price if last is not None else 0.0)
+        value = o.total_qty * price
+        values = self.gw.account.values()
+        power = float(values["BuyingPower"][0])
+        if value <= power:
+            return None
+        ewl = float(values["EquityWithLoanValue"][0])
+        return 201, (f"Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED "
+                     f"POSITION YOUR EQUITY WITH LOAN VALUE [{ewl:.2f} USD] MUST EXCEED THE INITIAL MARGIN "
+                     f"[{0.25 * value:.2f} USD]")
 
     def _short_check(self, o: SimOrder) -> tuple[int, str] | None:
         if o.action != "SELL":
@@ -374,11 +389,6 @@ class OrderBook:
 
     def _accept(self, o: SimOrder) -> None:
         o.status = "PreSubmitted"
-        last = self.gw.market.last_trade(o.info.symbol)
-        o.taker = last is not None and o.lmt_price is not None and (
-            (o.action == "BUY" and o.lmt_price >= last.price) or (o.action == "SELL" and o.lmt_price <= last.price))
-        if o.order_type == "MKT":
-            o.taker = True
         if self.gw.faults.take_partial(o):
             self.gw.log("partial_fill_armed", order_id=o.order_id, client_id=o.client_id, cap=o.fill_cap)
         self.notify(o)
@@ -404,10 +414,6 @@ class OrderBook:
         o.aux_price = _opt_price(fields[20])
         o.outside_rth = fields[33] == "1"
         o.order_ref = fields[26]
-        last = self.gw.market.last_trade(o.info.symbol)
-        if o.order_type == "LMT" and last is not None and o.lmt_price is not None:
-            o.taker = (o.action == "BUY" and o.lmt_price >= last.price) or (
-                o.action == "SELL" and o.lmt_price <= last.price)
         o.checked_until = max(o.checked_until, self.gw.now())
         self.gw.log("order_modified", client_id=o.client_id, order_id=o.order_id, quantity=new_qty,
                     lmt=o.lmt_price, aux=o.aux_price)
