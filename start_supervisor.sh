@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
-source scripts/bootstrap.sh
+source scripts/bootstrap.sh ""
 daytrading db init
 if daytrading supervisor --help >/dev/null 2>&1; then
   exec daytrading supervisor --allocation "${DAYTRADING_ALLOCATION:-0.25}" "$@"

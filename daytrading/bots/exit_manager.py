@@ -656,7 +656,11 @@ class ExitManager:
                 sells = self._sell_fills(symbol, row.entry_timestamp)
                 await self._close_vanished_as(row, self._reason_from_fills(sells, reason) if sells else reason)
                 return
-            # 3. sell the broker-reported quantity at market
+            # 3. sell the broker-reported quantity at market (unless liquidate-all took over)
+            if self.coord.is_frozen():
+                log.warning("freeze set during the exit: standing down (liquidate-all owns it)",
+                            extra={"symbol": symbol, "reason": reason})
+                return
             contract = await self._contract(symbol)
             if contract is None:
                 return
