@@ -1,0 +1,220 @@
+"""Sim-gateway streaming load: 2 ib_async clients × 100 symbols of 5-second real-time bars.
+
+Data: the real 1-minute bars of ``shared/data/market/alphavantage_1min`` for ``--day``.
+There are only 39 real symbols, so the 100 symbols are **replicas**: symbol *i* ≥ 39 is
+a real symbol's recorded session from an *earlier* date, rebased to ``--day`` (same time
+of day) and named ``<SYMBOL>_R<k>`` (README "Many symbols from few recorded series");
+nothing is synthesised. The 5-s bars are derived by the gateway's documented intrabar path.
+
+Processes: the gateway runs in its own process pinned to one CPU core
+(``os.sched_setaffinity``); each client is a separate process running unmodified
+``ib_async.IB`` with ``reqRealTimeBars`` for every symbol. All processes share one
+``ReplayClock(start=09:30 on --day, epoch, speed)``.
+
+Printed: bars/s delivered (all clients), lag of each delivered bar behind market time
+in bars (``(market now at receipt − bar end) / 5 s``; p50/p99/max), gateway CPU
+(user+system seconds per wall second, i.e. fraction of one core), bars the gateway sent.
+
+    python benchmarks/bench_sim_gateway.py [--symbols 100] [--clients 2] [--speed 390] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DAYTRADING_MARKET_DATA", ROOT.parent / "shared" / "data" / "market")) / "alphavantage_1min"
+
+
+def build_market(day: date, n_symbols: int, clock):  # noqa: ANN001, ANN201
+    """ReplayMarket with ``n_symbols`` symbols: the real ones of ``day``, then replicas."""
+    import pandas as pd
+
+    from daytrading.broker.sim_gateway.market import ReplayMarket
+    from daytrading.clock import NY, calendar
+    from daytrading.marketdata import load_bars, load_session, previous_closes
+
+    bars = load_session(DATA, day)
+    prev = previous_closes(bars, day, source=DATA)
+    real = sorted(bars)
+    all_bars = load_bars(DATA, real)
+    cal = calendar()
+    src_day = day
+    k = 0
+    while len(bars) < n_symbols:
+        k += 1
+        src_day = cal.previous_session(src_day)
+        for sym in real:
+            if len(bars) >= n_symbols:
+                break
+            frame = all_bars[sym]
+            part = frame.loc[frame.index.normalize() == pd.Timestamp(src_day, tz=NY)]
+            if part.empty:
+                continue
+            naive = part.index.tz_localize(None) + pd.Timedelta(days=(day - src_day).days)
+            rebased = part.copy()
+            rebased.index = naive.tz_localize(NY)
+            rebased.attrs = dict(frame.attrs)
+            name = f"{sym}_R{k}"
+            bars[name] = rebased
+            if sym in prev:
+                prev[name] = prev[sym]
+    return ReplayMarket(bars, clock, day, previous_closes=prev)
+
+
+# --------------------------------------------------------------------------- gateway process
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from daytrading.broker.sim_gateway.server import SimGateway
+    from daytrading.clock import NY, ReplayClock
+
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    day = date.fromisoformat(args.day)
+    clock = ReplayClock(datetime(day.year, day.month, day.day, 9, 30, tzinfo=NY), args.epoch, args.speed)
+    market = build_market(day, args.symbols, clock)
+    for sym in market.symbols:  # build the 5-s grids before the clock starts (not timed)
+        market.grid_bars(sym, 5)
+    gw = SimGateway(market, port=0, admin_port=0)
+    await gw.start()
+    print(json.dumps({"port": gw.port, "symbols": market.symbols}), flush=True)
+    while time.time() < args.epoch:
+        await asyncio.sleep(0.01)
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+    sent0 = gw.data_service.stats["rt_bars"]
+    gw.data_service.rt_send_lag.clear()
+    await asyncio.sleep(args.seconds)
+    r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    send_lag = [x / 5.0 for x in gw.data_service.rt_send_lag]
+    print(json.dumps({"cpu_s": cpu, "wall_s": t1 - t0, "sent": gw.data_service.stats["rt_bars"] - sent0,
+                      "send_lag": send_lag[:: max(1, len(send_lag) // 20000)]}), flush=True)
+    await asyncio.sleep(1.0)
+    await gw.stop()
+
+
+# --------------------------------------------------------------------------- client process
+
+
+async def client(args: argparse.Namespace) -> None:
+    from ib_async import IB, Stock
+
+    from daytrading.clock import NY, ReplayClock
+
+    day = date.fromisoformat(args.day)
+    clock = ReplayClock(datetime(day.year, day.month, day.day, 9, 30, tzinfo=NY), args.epoch, args.speed)
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", args.port, clientId=args.client_id, timeout=20)
+    lags: list[float] = []
+    window = [args.epoch + 1.0, args.epoch + args.seconds - 0.5]  # steady state only
+
+    def on_bar(bars, has_new: bool) -> None:  # noqa: ANN001
+        if not has_new:
+            return
+        wall = time.time()
+        if window[0] <= wall <= window[1]:
+            bar = bars[-1]
+            lags.append((clock.timestamp() - (bar.time.timestamp() + 5.0)) / 5.0)
+
+    symbols = args.symbol_list.split(",")
+    for sym in symbols:
+        bars = ib.reqRealTimeBars(Stock(sym, "SMART", "USD"), 5, "TRADES", False)
+        bars.updateEvent += on_bar
+    await asyncio.sleep(max(0.0, args.epoch + args.seconds - time.time()))
+    ib.disconnect()
+    print(json.dumps({"bars": len(lags), "lags": lags[:: max(1, len(lags) // 20000)],
+                      "measured_s": window[1] - window[0]}), flush=True)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=["drive", "serve", "client"], default="drive")
+    p.add_argument("--day", default="2020-12-04")
+    p.add_argument("--symbols", type=int, default=100)
+    p.add_argument("--clients", type=int, default=2)
+    p.add_argument("--speed", type=float, default=390.0)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--epoch", type=float, default=0.0)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--client-id", type=int, default=1)
+    p.add_argument("--cpu", type=int, default=None)
+    p.add_argument("--symbol-list", default="")
+    args = p.parse_args()
+    if args.mode == "serve":
+        asyncio.run(serve(args))
+        return
+    if args.mode == "client":
+        asyncio.run(client(args))
+        return
+
+    ncpu = os.cpu_count() or 1
+    epoch = time.time() + 12.0
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--day", args.day, "--speed", str(args.speed), "--seconds", str(args.seconds), "--epoch", repr(epoch)]
+    gw = subprocess.Popen([*me, "--mode", "serve", "--symbols", str(args.symbols), "--cpu", "0", *common],
+                          stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert gw.stdout is not None
+    hello = json.loads(gw.stdout.readline())
+    symbols = hello["symbols"]
+    clients = []
+    for i in range(args.clients):
+        env = dict(os.environ)
+        cmd = [*me, "--mode", "client", "--port", str(hello["port"]), "--client-id", str(i + 1),
+               "--symbol-list", ",".join(symbols), *common]
+        if ncpu > 1:
+            cmd = ["taskset", "-c", ",".join(str(c) for c in range(1, ncpu)), *cmd]
+        clients.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env))
+    results = [json.loads(c.communicate(timeout=args.seconds + 120)[0].strip().splitlines()[-1]) for c in clients]
+    gw_stats = json.loads(gw.stdout.readline())
+    gw.wait(timeout=30)
+
+    n_real = sum(1 for s in symbols if "_R" not in s)
+    total = sum(r["bars"] for r in results)
+    measured = results[0]["measured_s"]
+    lags = [x for r in results for x in r["lags"]]
+    expected = args.clients * len(symbols) * measured * args.speed / 5.0
+    print(f"sim-gateway streaming benchmark — {args.day}, speed {args.speed:g}, {args.seconds:g} s wall "
+          f"(≈ {args.seconds * args.speed / 3600:.1f} market hours from 09:30)")
+    print(f"symbols: {len(symbols)} = {n_real} real + {len(symbols) - n_real} replicas "
+          f"(real sessions of earlier dates rebased to {args.day}, named SYMBOL_Rk)")
+    print(f"clients: {args.clients} × reqRealTimeBars(5 s) on every symbol; gateway pinned to CPU 0 "
+          f"of {ncpu}, clients on the other core(s)")
+    print(f"bars delivered: {total:,} in {measured:.1f} s measured → {total / measured:,.0f} bars/s "
+          f"(expected at this speed: {expected / measured:,.0f} bars/s; ratio {total / expected:.3f})")
+    print(f"lag behind market time, in 5-s bars: p50 {_pct(lags, 0.5):.2f}  p99 {_pct(lags, 0.99):.2f}  "
+          f"max {max(lags) if lags else float('nan'):.2f}  (1 bar = {5 / args.speed * 1000:.1f} ms wall)")
+    print(f"gateway CPU: {gw_stats['cpu_s']:.2f} s over {gw_stats['wall_s']:.1f} s wall = "
+          f"{gw_stats['cpu_s'] / gw_stats['wall_s']:.0%} of one core; bars sent {gw_stats['sent']:,} "
+          f"({gw_stats['sent'] / gw_stats['wall_s']:,.0f}/s)")
+    sl = gw_stats["send_lag"]
+    print(f"gateway-side lag (bar end → sent), in bars: p50 {_pct(sl, 0.5):.2f}  p99 {_pct(sl, 0.99):.2f}  "
+          f"max {max(sl) if sl else float('nan'):.2f}")
+    mean_lag = statistics.fmean(lags) if lags else float("nan")
+    verdict = "OK" if lags and _pct(lags, 0.99) <= 1.0 else "BEHIND"
+    print(f"verdict: {verdict} (target: p99 lag ≤ 1 bar); mean lag {mean_lag:.2f} bars")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
