@@ -207,7 +207,7 @@ class FaultState:
                 if not f.fired and f.at <= now:
                     f.fired = True
                     try:
-                        await self.apply(f.action, scheduled=True, **f.params)
+                        await self.apply(f.action, scheduled=True, scheduled_at=_iso(f.at), **f.params)
                     except Exception as exc:  # noqa: BLE001 - a bad scenario entry must not stop the gateway
                         self.gw.log("fault_failed", action=f.action, error=str(exc))
             if self.outage_until is not None and now >= self.outage_until:
@@ -219,12 +219,16 @@ class FaultState:
 
     # ------------------------------------------------------------------ actions
 
-    async def apply(self, action: str, *, scheduled: bool = False, **params: Any) -> dict[str, Any]:
+    async def apply(self, action: str, *, scheduled: bool = False, scheduled_at: str | None = None,
+                    **params: Any) -> dict[str, Any]:
         """Apply one fault now; returns a short description. Raises ValueError on bad params."""
         if action not in ACTIONS:
             raise ValueError(f"unknown fault {action!r}; known: {', '.join(ACTIONS)}")
-        result = await getattr(self, f"_do_{action}")(**params)
-        rec = {"action": action, **params, "scheduled": scheduled, **result}
+        try:
+            result = await getattr(self, f"_do_{action}")(**params)
+        except TypeError as exc:
+            raise ValueError(f"bad parameters for {action!r}: {exc}") from exc
+        rec = {"action": action, **params, "scheduled": scheduled, "scheduled_at": scheduled_at, **result}
         self.history.append({"market_time": datetime.fromtimestamp(self.gw.now(), tz=NY).isoformat(
             timespec="seconds"), **rec})
         self.gw.log("fault", **rec)
