@@ -119,12 +119,12 @@ async def test_reject_next_orders_partial_fill_and_delayed_cancel(minute_data_di
             await wait_until(lambda: part.orderStatus.filled == 4, 5, "partial fill")
             await asyncio.sleep(0.3)  # 18 market seconds: more trades, no more fills
             assert part.orderStatus.status == "Submitted" and part.orderStatus.remaining == 6
-            # delayed cancel confirmation: PendingCancel for 300 market seconds
-            await ctl(gw, "delay_cancel", seconds=300)
+            # delayed cancel confirmation: PendingCancel for 90 market seconds
+            await ctl(gw, "delay_cancel", seconds=90)
             t0 = gw.now()
             ib.cancelOrder(part.order)
             await wait_until(part.isDone, 10, "cancel confirmed")
-            assert part.orderStatus.status == "Cancelled" and gw.now() - t0 >= 300
+            assert part.orderStatus.status == "Cancelled" and gw.now() - t0 >= 90
             assert part.orderStatus.filled == 4
         finally:
             ib.disconnect()

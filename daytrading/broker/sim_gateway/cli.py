@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -175,10 +176,8 @@ async def _serve(gw: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt still works
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt still works
-            pass
     await gw.start()
     clock = gw.clock
     kind = "SYNTHETIC (seeded random, NOT recorded data)" if gw.market.synthetic else "recorded"

@@ -159,35 +159,15 @@ class FillEngine:
                 logging.getLogger("daytrading.sim_gateway").exception("fill step failed")
 
     def step(self, now: float) -> None:
-        """One matching pass over trades in ``(order.checked_until, now]``."""
+        """One matching pass over trades in ``(order.checked_until, now]``, then expiries,
+        delayed cancels and activations."""
         book = self.gw.orders
         working = book.working_orders()
         if self.gw.faults.outage_active():
             for o in working:
                 o.checked_until = max(o.checked_until, now)
             return
-        events: list[tuple[float, int, Any, SimOrder]] = []
-        for o in working:
-            if self.held_by_parent(o):
-                o.checked_until = max(o.checked_until, now)
-                continue
-            ticks = self.gw.market.ticks_between(o.info.symbol, o.checked_until, now)
-            if o.tif == "IOC":
-                ticks = ticks[:1]
-            events.extend((t.ts, o.seq, t, o) for t in ticks)
-            if ticks and o.tif == "IOC":
-                o.checked_until = ticks[0].ts
-        events.sort(key=lambda e: (e[0], e[1]))
-        left: dict[tuple[str, float], float] = {}
-        for ts, _, tick, o in events:
-            if not o.working:
-                continue
-            key = (o.info.symbol, ts)
-            avail = left.setdefault(key, float(tick.size))
-            used = self._try_fill(o, tick, avail)
-            left[key] = avail - used
-            if o.tif == "IOC" and o.working:
-                book.finish_cancel(o, "ioc", text="IOC remainder")
+        self._match(self._events(working, now))
         for o in working:
             if o.working and o.tif != "IOC":
                 o.checked_until = max(o.checked_until, now)
@@ -199,6 +179,33 @@ class FillEngine:
                 book.finish_cancel(o, o.cancel_reason or "client")
             elif o.status == "PreSubmitted":
                 self.activate_if_eligible(o, now)
+
+    def _events(self, working: list[SimOrder], now: float) -> list[tuple[float, int, Any, SimOrder]]:
+        """(trade time, order sequence, trade, order) for every trade each order may see."""
+        events: list[tuple[float, int, Any, SimOrder]] = []
+        for o in working:
+            if self.held_by_parent(o):
+                o.checked_until = max(o.checked_until, now)
+                continue
+            ticks = self.gw.market.ticks_between(o.info.symbol, o.checked_until, now)
+            if o.tif == "IOC" and ticks:
+                ticks = ticks[:1]
+                o.checked_until = ticks[0].ts
+            events.extend((t.ts, o.seq, t, o) for t in ticks)
+        events.sort(key=lambda e: (e[0], e[1]))
+        return events
+
+    def _match(self, events: list[tuple[float, int, Any, SimOrder]]) -> None:
+        """Fill in (time, placement) order; a trade's size is shared by the orders on it."""
+        left: dict[tuple[str, float], float] = {}
+        for ts, _, tick, o in events:
+            if not o.working:
+                continue
+            key = (o.info.symbol, ts)
+            avail = left.setdefault(key, float(tick.size))
+            left[key] = avail - self._try_fill(o, tick, avail)
+            if o.tif == "IOC" and o.working:
+                self.gw.orders.finish_cancel(o, "ioc", text="IOC remainder")
 
     def _try_fill(self, o: SimOrder, tick: Any, avail: float) -> float:
         """Fill ``o`` on one trade if the rules allow; returns shares used."""

@@ -535,17 +535,7 @@ class OrderBook:
 
     def _after_fill(self, o: SimOrder, shares: float) -> None:
         if o.oca_group:
-            for other in self.working_orders():
-                if other is o or other.oca_group != o.oca_group or other.account != o.account:
-                    continue
-                if o.oca_type in (0, 1):
-                    self.finish_cancel(other, "oca", text="OCA group filled")
-                else:
-                    other.total_qty = max(other.filled, other.total_qty - shares)
-                    if other.remaining <= 1e-9:
-                        self.finish_cancel(other, "oca", text="OCA group filled")
-                    else:
-                        self.notify(other)
+            self._oca(o, shares)
         if o.status == "Filled":
             for child in self.children(o):
                 if child.working:
@@ -557,6 +547,18 @@ class OrderBook:
                 for sib in self.children(parent):
                     if sib is not o and sib.working:
                         self.finish_cancel(sib, "bracket sibling filled")
+
+    def _oca(self, o: SimOrder, shares: float) -> None:
+        """S10: ocaType 1 (and 0) cancels the other members; 2/3 reduce them by the filled shares."""
+        for other in self.working_orders():
+            if other is o or other.oca_group != o.oca_group or other.account != o.account:
+                continue
+            if o.oca_type not in (0, 1):
+                other.total_qty = max(other.filled, other.total_qty - shares)
+                if other.remaining > 1e-9:
+                    self.notify(other)
+                    continue
+            self.finish_cancel(other, "oca", text="OCA group filled")
 
     # ------------------------------------------------------------------ queries from clients
 
