@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 
 import pytest
+from ib_async import Stock
 
 from daytrading.bots.day_trader import DayTrader
 from daytrading.broker.sim_gateway.testing import GatewayProcess
@@ -112,9 +114,10 @@ async def test_no_reentry_after_close_and_one_claim_per_symbol(tmp_path, minute_
                            timeout=120, what="closed_today rejection")
             # two candidates for one symbol in one cycle → one claim
             fired = RuleDecision(True, "standard", "test", {})
+            [aapl] = await bot.ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
             bot.symbols["AAPL"] = bot.symbols["TSLA"].__class__(
-                symbol="AAPL", contract=bot.symbols["TSLA"].contract, aggregator=None, indicators=None,
-                snapshot=bot.symbols["TSLA"].snapshot, last_price=100.0)
+                symbol="AAPL", contract=aapl, aggregator=None, indicators=None,
+                snapshot=bot.symbols["TSLA"].snapshot, last_price=120.0)
             from daytrading.bots.day_trader import CycleReport
 
             report = CycleReport()
@@ -122,6 +125,7 @@ async def test_no_reentry_after_close_and_one_claim_per_symbol(tmp_path, minute_
             assert report.entered.count("AAPL") == 1
             assert report.rejected.get("AAPL", "").startswith(("active", "claim"))
         assert len(entry_orders(gw.report(), "TSLA")) == 1
+        assert len(entry_orders(gw.report(), "AAPL")) == 1
 
 
 @pytest.mark.parametrize("point", ["after_claim", "after_order"])
@@ -164,6 +168,7 @@ async def test_sigkill_during_entry_then_restart_resolves_the_claim(tmp_path, mi
 
 
 async def test_malformed_watchlist_mid_session_keeps_the_last_good_list(tmp_path, minute_data_dir, caplog):
+    caplog.set_level(logging.INFO)
     day = date(2020, 11, 17)
     with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(10, 0, day)) as gw:
         settings = trader_settings(tmp_path, gw, intervals={"scanner_refresh": 60, "cycle": 30})
@@ -182,7 +187,9 @@ async def test_malformed_watchlist_mid_session_keeps_the_last_good_list(tmp_path
 
 async def test_tracking_every_recorded_symbol_respects_history_pacing(tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    symbols = sorted({p.name.split("_")[0] for p in minute_data_dir.glob("*_1min_*.csv.gz")} - {"HCAC", "PDD"})
+    from daytrading.marketdata.loader import load_session
+
+    symbols = sorted(load_session(minute_data_dir, day))  # every symbol with bars on that day
     with GatewayProcess(data=minute_data_dir, session_date=day, speed=30, start=at(10, 0, day)) as gw:
         settings = trader_settings(tmp_path, gw, scanner={"ib_scan_codes": [], "max_symbols": 100})
         write_watchlist(settings, [s.replace("-", " ") for s in symbols])
