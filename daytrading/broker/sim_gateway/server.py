@@ -201,16 +201,11 @@ class SimGateway:
         self.contracts.install()
         self.account.install()
         self.orders.install()
-        self.data_service: Any = None
-        try:
-            from daytrading.broker.sim_gateway.marketdata import MarketDataService
-        except ImportError as exc:  # DATA's module not landed yet
-            log.warning("market-data service not available: %s", exc)
-        else:
-            self.data_service = MarketDataService(self)
-            self.data_service.install()
-            if hasattr(self.data_service, "on_connection_closed"):
-                self.add_close_listener(self.data_service.on_connection_closed)
+        from daytrading.broker.sim_gateway.marketdata import MarketDataService
+
+        self.data_service: Any = MarketDataService(self)
+        self.data_service.install()
+        self.add_close_listener(self.data_service.on_connection_closed)
 
     # ------------------------------------------------------------------ API for services
 
