@@ -405,8 +405,6 @@ class Supervisor:
             rep = session_report(self.coord, self.sim_date, gateway_report=gw_report, bars=bars,
                                  out_dir=Path(self.settings.paths.report_dir))
             print(rep.text, flush=True)
-            for p in rep.chart_paths:
-                print(f"chart: {p}", flush=True)
             return 0 if getattr(rep, "ok", True) else 1
         except Exception as exc:  # noqa: BLE001
             log.warning("session report failed", extra={"error": str(exc)})
