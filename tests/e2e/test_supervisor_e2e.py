@@ -103,52 +103,85 @@ def test_main_job_replays_a_recorded_session(tmp_path, market_data_dir):
     assert len(trades) >= 2
 
 
+def _gateway_report(port: int) -> dict:
+    from daytrading.broker.sim_gateway.admin import request
+
+    return request(port + 1, "report")
+
+
+def _buy_by_hand(port: int, symbol: str, qty: int) -> None:
+    """A position opened outside the bots (as in TWS): client id 5, market BUY."""
+    code = (
+        "import asyncio\n"
+        "from ib_async import IB, MarketOrder, Stock\n"
+        "async def main():\n"
+        "    ib = IB(); await ib.connectAsync('127.0.0.1', %d, clientId=5, timeout=10)\n"
+        "    [c] = await ib.qualifyContractsAsync(Stock('%s', 'SMART', 'USD'))\n"
+        "    t = ib.placeOrder(c, MarketOrder('BUY', %d))\n"
+        "    while not t.isDone(): await t.statusEvent\n"
+        "    assert t.orderStatus.status == 'Filled', t.log\n"
+        "    ib.disconnect()\n"
+        "asyncio.run(main())\n" % (port, symbol, qty)
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_bots_killed_hung_and_liquidated_mid_session(tmp_path, market_data_dir):
     hang_file = tmp_path / "hang"
-    proc, port = _supervisor(tmp_path, market_data_dir, "--speed", "200",
+    proc, port = _supervisor(tmp_path, market_data_dir, "--speed", "60", "--no-end",
                              DAYTRADING_TEST_HANG_FILE=str(hang_file))
     try:
         con = _db(tmp_path)
-        # 1. an open position, then SIGKILL the exit-manager: restarted at once, still protected
-        _wait(lambda: con.execute("SELECT 1 FROM active_positions WHERE status='OPEN'").fetchone(), 200, "an entry")
+        # 1. an entry, then SIGKILL the exit-manager: restarted at once, the position still exits correctly
+        _wait(lambda: con.execute("SELECT 1 FROM active_positions WHERE status='OPEN'").fetchone(), 240, "an entry")
         em = _wait(lambda: _bots(tmp_path).get("exit-manager", {}).get("pid"), 30, "exit-manager pid")
         os.kill(em, signal.SIGKILL)
         _wait(lambda: (_bots(tmp_path)["exit-manager"].get("pid") or em) != em, 30, "exit-manager restarted")
-        # 2. SIGKILL the day-trader: restarted (with back-off), no duplicate entries
+        assert _bots(tmp_path)["exit-manager"]["restarts"] >= 1
+        # 2. SIGKILL the day-trader: restarted (with back-off)
         dt = _bots(tmp_path)["day-trader"]["pid"]
         os.kill(dt, signal.SIGKILL)
         _wait(lambda: (_bots(tmp_path)["day-trader"].get("pid") or dt) != dt, 60, "day-trader restarted")
-        # 3. a hung day-trader (alive, no heartbeat) is detected and restarted
+        # 3. a hung day-trader (alive, no heartbeat) is detected, killed and restarted
         dt = _bots(tmp_path)["day-trader"]["pid"]
         hang_file.write_text("day-trader", encoding="utf-8")
         _wait(lambda: con.execute("SELECT 1 FROM events WHERE kind='hung'").fetchone(), 90, "hang detected")
         hang_file.unlink()
         _wait(lambda: (_bots(tmp_path)["day-trader"].get("pid") or dt) != dt, 60, "hung day-trader replaced")
-        # 4. liquidate-all while everything runs
-        _wait(lambda: con.execute("SELECT 1 FROM active_positions WHERE status='OPEN'").fetchone(), 200,
-              "a position to liquidate")
+        # 4. a position opened by hand is adopted and protected; then liquidate-all while everything runs
+        _buy_by_hand(port, "AAPL", 10)
+        _wait(lambda: con.execute("SELECT 1 FROM active_positions WHERE symbol='AAPL' AND agent_name='adopted'")
+              .fetchone(), 60, "AAPL adopted")
+        _wait(lambda: [o for o in _gateway_report(port)["open_orders"] if o["symbol"] == "AAPL"
+                       and o["action"] == "SELL" and o["client_id"] == 10], 60, "AAPL target working")
         env = _env(tmp_path, port)
         res = subprocess.run([sys.executable, "-m", "daytrading", "liquidate-all", "--yes"], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=180)
         assert res.returncode == 0, res.stdout + res.stderr
         assert con.execute("SELECT value FROM flags WHERE name='freeze'").fetchone()
-        _wait(lambda: not con.execute("SELECT 1 FROM active_positions").fetchone(), 60, "flat after liquidate-all")
-        reasons = {r[0] for r in con.execute("SELECT exit_reason FROM trades")}
-        assert "liquidate_all" in reasons
-        # the bots stand down: nothing new while frozen
-        n_orders = con.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
-        _wait(lambda: con.execute("SELECT 1 FROM gate_decisions WHERE gate='freeze'").fetchone()
-              or con.execute("SELECT 1 FROM heartbeats WHERE bot='exit-manager' AND state='frozen'").fetchone(),
-              60, "bots standing down")
-        assert con.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == n_orders
+        report = _gateway_report(port)
+        assert not any(report["positions"].values()), report["positions"]
+        assert not report["open_orders"], report["open_orders"]
+        assert not report["shorts"]
+        _wait(lambda: not con.execute("SELECT 1 FROM active_positions WHERE status != 'PENDING_ENTRY'").fetchone(),
+              60, "database flat after liquidate-all")
+        reasons = {r[0] for r in con.execute("SELECT exit_reason FROM trades WHERE symbol='AAPL'")}
+        assert reasons == {"liquidate_all"}
+        # the bots stand down: the exit-manager reports frozen and nothing new is sent
+        _wait(lambda: con.execute("SELECT 1 FROM heartbeats WHERE bot='exit-manager' AND state='frozen'").fetchone(),
+              60, "exit-manager frozen")
+        n_orders = len(_gateway_report(port)["orders"])
+        time_market = _gateway_report(port)["clock"]["now_ts"]
+        _wait(lambda: _gateway_report(port)["clock"]["now_ts"] > time_market + 600, 60, "10 market minutes")
+        assert len(_gateway_report(port)["orders"]) == n_orders
         subprocess.run([sys.executable, "-m", "daytrading", "stop"], env=env, cwd=tmp_path, check=True, timeout=60)
         out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out[-4000:]
     finally:
         if proc.poll() is None:
             proc.kill()
-    trades = _db(tmp_path).execute("SELECT symbol FROM trades").fetchall()
-    symbols = [t[0] for t in trades]
-    assert len(symbols) == len(set(symbols)), symbols
+    symbols = [t[0] for t in _db(tmp_path).execute("SELECT symbol FROM trades").fetchall()]
+    assert len(symbols) == len(set(symbols)), symbols  # no re-entry, no duplicate entry after the kills
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -65,7 +67,7 @@ def test_windows_launchers(name, command):
 @pytest.fixture()
 def venv(tmp_path):
     """A .venv-daytrader stand-in: bootstrap.sh finds it installed and up to date."""
-    real = ROOT / ".venv" / "bin" / "python"
+    real = Path(sys.executable)  # the interpreter running the tests (CI: .venv-daytrader)
     v = tmp_path / "venv"
     (v / "bin").mkdir(parents=True)
     for name, body in (("python", f'exec "{real}" "$@"'), ("daytrading", f'exec "{real}" -m daytrading "$@"')):
