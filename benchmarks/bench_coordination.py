@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sqlite3
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from pathlib import Path
+from typing import Any
 
 from daytrading.clock import NY, ManualClock
 from daytrading.coordination import Coordinator
@@ -26,12 +28,21 @@ from daytrading.db import make_engine, upgrade
 START = datetime(2020, 11, 17, 10, 0, tzinfo=NY)
 
 
-def api_worker(db: str, wid: int, seconds: float, start_at: float, q: mp.Queue) -> None:
+def _wait_for_start(ready: mp.Queue, go: Any, go_time: Any) -> float:
+    """Tell the parent this worker is warm, then wait for the common start instant (epoch seconds)."""
+    ready.put(os.getpid())
+    go.wait(timeout=300)
+    start_at = go_time.value
+    while time.time() < start_at:
+        pass
+    return start_at
+
+
+def api_worker(db: str, wid: int, seconds: float, ready: mp.Queue, go: Any, go_time: Any, q: mp.Queue) -> None:
     coord = Coordinator(make_engine(db), f"bench-{wid}", ManualClock(START))
     coord.session_date()  # build the XNYS calendar (one-time ~0.5 s) outside the timed window
     coord.get_active_positions()  # and open the pooled connection
-    while time.time() < start_at:
-        pass
+    start_at = _wait_for_start(ready, go, go_time)
     n, errors, end = 0, 0, start_at + seconds
     while time.time() < end:
         sym = f"A{wid}_{n}"
@@ -46,61 +57,83 @@ def api_worker(db: str, wid: int, seconds: float, start_at: float, q: mp.Queue) 
     q.put((n, errors))
 
 
-def raw_worker(db: str, wid: int, seconds: float, start_at: float, q: mp.Queue) -> None:
+# The statements Coordinator issues for one lifecycle (see daytrading/coordination/api.py),
+# 8 statements in 4 BEGIN IMMEDIATE transactions.
+CLAIM_CHECK = (
+    "SELECT (SELECT 1 FROM flags WHERE name = ?), (SELECT id FROM active_positions WHERE symbol = ?),"
+    " (SELECT id FROM closed_positions_today WHERE symbol = ? AND close_date = ?)"
+)
+CLAIM_INSERT = (
+    "INSERT INTO active_positions (symbol, quantity, requested_quantity, agent_name, status, last_updated,"
+    " metadata, session_date, claimed_at, claimed_by, claim_pid, exit_attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+POSITION_BY_SYMBOL = (
+    "SELECT id, symbol, status, quantity, requested_quantity, entry_price, entry_timestamp, agent_name,"
+    " profit_target_price, stop_loss_price, session_date, claimed_at, claimed_by, claim_pid, entry_client_id,"
+    " entry_order_id, entry_perm_id, target_order_id, target_perm_id, exit_order_id, exit_perm_id, exit_reason,"
+    " exit_started_at, exit_attempts, last_updated, metadata FROM active_positions WHERE symbol = ?"
+)
+CONFIRM_UPDATE = (
+    "UPDATE active_positions SET quantity=?, entry_price=?, entry_timestamp=?, profit_target_price=?,"
+    " stop_loss_price=?, status=?, last_updated=?, entry_perm_id=? WHERE id = ?"
+)
+EXIT_LOCK = (
+    "UPDATE active_positions SET status=?, last_updated=?, exit_reason=?, exit_started_at=?,"
+    " exit_attempts=exit_attempts + 1 WHERE symbol = ? AND status = ?"
+)
+CLOSE_DELETE = (
+    "DELETE FROM active_positions WHERE symbol = ?"
+    " RETURNING quantity, entry_price, entry_timestamp, agent_name, entry_perm_id, exit_perm_id"
+)
+TRADE_INSERT = (
+    "INSERT INTO trades (symbol, session_date, quantity, entry_time, entry_price, exit_time, exit_price, pnl,"
+    " pnl_pct, commission, exit_reason, bot, exit_bot, entry_perm_id, exit_perm_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+CLOSED_UPSERT = (
+    "INSERT INTO closed_positions_today (symbol, close_date, quantity, entry_price, exit_price, exit_reason,"
+    " profit_loss_pct, agent_name, timestamp) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (symbol, close_date)"
+    " DO UPDATE SET exit_price = excluded.exit_price, exit_reason = excluded.exit_reason,"
+    " timestamp = excluded.timestamp"
+)
+
+
+def raw_worker(db: str, wid: int, seconds: float, ready: mp.Queue, go: Any, go_time: Any, q: mp.Queue) -> None:
     con = sqlite3.connect(db, timeout=5, isolation_level=None)
     for p in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
         con.execute(f"PRAGMA {p}")
     today = date(2020, 11, 17).isoformat()
-    while time.time() < start_at:
-        pass
+    pid = os.getpid()
+    start_at = _wait_for_start(ready, go, go_time)
     n, errors, end = 0, 0, start_at + seconds
 
     def now() -> str:
-        return datetime.now(tz=timezone.utc).isoformat(timespec="microseconds")
+        return datetime.now(tz=UTC).isoformat(timespec="microseconds")
 
     while time.time() < end:
         sym = f"R{wid}_{n}"
         try:
             con.execute("BEGIN IMMEDIATE")
-            con.execute("SELECT name FROM flags WHERE name='freeze'").fetchone()
-            con.execute("SELECT id FROM active_positions WHERE symbol=?", (sym,)).fetchone()
-            con.execute("SELECT id FROM closed_positions_today WHERE symbol=? AND close_date=?", (sym, today)).fetchone()
-            con.execute(
-                "INSERT INTO active_positions (symbol, quantity, requested_quantity, agent_name, status, last_updated,"
-                " session_date, claimed_at, claimed_by, claim_pid, exit_attempts) VALUES (?,0,10,'b','PENDING_ENTRY',?,?,?,'b',1,0)",
-                (sym, now(), today, now()),
-            )
+            frozen, active, closed = con.execute(CLAIM_CHECK, ("freeze", sym, sym, today)).fetchone()
+            if frozen is None and not active and not closed:
+                t = now()
+                con.execute(CLAIM_INSERT, (sym, 0.0, 10.0, "b", "PENDING_ENTRY", t, None, today, t, "b", pid, 0))
             con.execute("COMMIT")
             con.execute("BEGIN IMMEDIATE")
-            con.execute("SELECT * FROM active_positions WHERE symbol=?", (sym,)).fetchone()
-            con.execute(
-                "UPDATE active_positions SET status='OPEN', quantity=10, entry_price=100, entry_timestamp=?,"
-                " profit_target_price=101.8, stop_loss_price=99.1, last_updated=? WHERE symbol=?",
-                (now(), now(), sym),
-            )
+            row = con.execute(POSITION_BY_SYMBOL, (sym,)).fetchone()
+            t = now()
+            con.execute(CONFIRM_UPDATE, (10.0, 100.0, t, 101.8, 99.1, "OPEN", t, row[16], row[0]))
             con.execute("COMMIT")
             con.execute("BEGIN IMMEDIATE")
-            con.execute(
-                "UPDATE active_positions SET status='EXITING', exit_reason='target', exit_started_at=?,"
-                " exit_attempts=exit_attempts+1, last_updated=? WHERE symbol=? AND status='OPEN'",
-                (now(), now(), sym),
-            )
+            t = now()
+            con.execute(EXIT_LOCK, ("EXITING", t, "target", t, sym, "OPEN"))
             con.execute("COMMIT")
             con.execute("BEGIN IMMEDIATE")
-            row = con.execute("SELECT id, quantity, entry_price, entry_timestamp FROM active_positions WHERE symbol=?",
-                              (sym,)).fetchone()
-            con.execute(
-                "INSERT INTO trades (symbol, session_date, quantity, entry_time, entry_price, exit_time, exit_price, pnl,"
-                " pnl_pct, commission, exit_reason, bot) VALUES (?,?,?,?,?,?,101.8,18,1.8,0,'target','b')",
-                (sym, today, row[1], row[3], row[2], now()),
-            )
-            con.execute("SELECT id FROM closed_positions_today WHERE symbol=? AND close_date=?", (sym, today)).fetchone()
-            con.execute(
-                "INSERT INTO closed_positions_today (symbol, close_date, quantity, entry_price, exit_price, exit_reason,"
-                " profit_loss_pct, agent_name, timestamp) VALUES (?,?,10,100,101.8,'target',1.8,'b',?)",
-                (sym, today, now()),
-            )
-            con.execute("DELETE FROM active_positions WHERE id=?", (row[0],))
+            qty, entry, entry_ts, agent, entry_perm, exit_perm = con.execute(CLOSE_DELETE, (sym,)).fetchone()
+            t = now()
+            con.execute(TRADE_INSERT, (sym, today, qty, entry_ts, entry, t, 101.8, 18.0, 1.8, 0.0, "target", agent,
+                                       "b", entry_perm, exit_perm))
+            con.execute(CLOSED_UPSERT, (sym, today, qty, entry, 101.8, "target", 1.8, agent, t))
             con.execute("COMMIT")
             n += 1
         except sqlite3.OperationalError:
@@ -111,17 +144,24 @@ def raw_worker(db: str, wid: int, seconds: float, start_at: float, q: mp.Queue) 
 
 
 def measure(kind: str, procs: int, seconds: float) -> tuple[float, int]:
+    """Run ``procs`` warm workers of ``kind`` for ``seconds`` from one common start; (lifecycles/s, errors)."""
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.db")
         upgrade(db)
         ctx = mp.get_context("spawn")
         q: mp.Queue = ctx.Queue()
+        ready: mp.Queue = ctx.Queue()
+        go = ctx.Event()
+        go_time = ctx.Value("d", 0.0)
         target = api_worker if kind == "api" else raw_worker
-        start_at = time.time() + 2.0
-        ps = [ctx.Process(target=target, args=(db, i, seconds, start_at, q)) for i in range(procs)]
+        ps = [ctx.Process(target=target, args=(db, i, seconds, ready, go, go_time, q)) for i in range(procs)]
         for p in ps:
             p.start()
-        results = [q.get(timeout=120) for _ in ps]
+        for _ in ps:  # every worker imported, built its calendar and opened its connection
+            ready.get(timeout=300)
+        go_time.value = time.time() + 0.2
+        go.set()
+        results = [q.get(timeout=300) for _ in ps]
         for p in ps:
             p.join()
         total = sum(r[0] for r in results)

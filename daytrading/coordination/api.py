@@ -26,13 +26,15 @@ fractions (0.018 = 1.8 %), ``pnl_pct`` / ``profit_loss_pct`` in percent.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, UTC
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, literal, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -61,6 +63,75 @@ T = TypeVar("T")
 
 EXIT_REASONS = ("target", "stop", "eod", "manual", "reconciled", "liquidate_all")
 FREEZE_FLAG = "freeze"
+
+# ---------------------------------------------------------------- hot-path statements
+# The entry→exit lifecycle (claim, confirm, exit lock, close) runs thousands of times a
+# session across processes; building and compiling a statement per call cost more than
+# SQLite itself (benchmarks/bench_coordination.py). These Core statements are built once
+# with bind parameters; the engine's compiled cache then skips compilation. Column types
+# come from the models, so UTCDateTime / JSONText / Date encodings are unchanged.
+_AP = ActivePosition.__table__
+_CP = ClosedPositionToday.__table__
+_TR = Trade.__table__
+_FL = Flag.__table__
+_POSITION_COLS = tuple(ActivePosition.__mapper__.attrs[name].columns[0] for name in (
+    "symbol", "status", "quantity", "requested_quantity", "entry_price", "entry_timestamp", "agent_name",
+    "profit_target_price", "stop_loss_price", "session_date", "claimed_at", "claimed_by", "claim_pid",
+    "entry_client_id", "entry_order_id", "entry_perm_id", "target_order_id", "target_perm_id",
+    "exit_order_id", "exit_perm_id", "exit_reason", "exit_started_at", "exit_attempts", "last_updated", "meta",
+))
+# claim: freeze flag, active row, closed-today row — three lookups, one round trip
+_CLAIM_CHECK = select(
+    select(literal(1)).where(_FL.c.name == bindparam("flag")).scalar_subquery(),
+    select(_AP.c.id).where(_AP.c.symbol == bindparam("symbol")).scalar_subquery(),
+    select(_CP.c.id)
+    .where(_CP.c.symbol == bindparam("symbol"), _CP.c.close_date == bindparam("today", type_=_CP.c.close_date.type))
+    .scalar_subquery(),
+)
+_CLAIM_INSERT = _AP.insert()
+_POSITION_BY_SYMBOL = select(_AP.c.id, *_POSITION_COLS).where(_AP.c.symbol == bindparam("symbol"))
+_CONFIRM_UPDATE = (
+    update(_AP)
+    .where(_AP.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("status", type_=_AP.c.status.type),
+        quantity=bindparam("quantity", type_=_AP.c.quantity.type),
+        entry_price=bindparam("entry_price", type_=_AP.c.entry_price.type),
+        entry_timestamp=bindparam("entry_timestamp", type_=_AP.c.entry_timestamp.type),
+        profit_target_price=bindparam("profit_target_price", type_=_AP.c.profit_target_price.type),
+        stop_loss_price=bindparam("stop_loss_price", type_=_AP.c.stop_loss_price.type),
+        entry_perm_id=bindparam("entry_perm_id", type_=_AP.c.entry_perm_id.type),
+        last_updated=bindparam("last_updated", type_=_AP.c.last_updated.type),
+    )
+)
+_EXIT_LOCK = (
+    update(_AP)
+    .where(_AP.c.symbol == bindparam("b_symbol"), _AP.c.status == PositionStatus.OPEN)
+    .values(
+        status=PositionStatus.EXITING,
+        exit_reason=bindparam("reason", type_=_AP.c.exit_reason.type),
+        exit_started_at=bindparam("now", type_=_AP.c.exit_started_at.type),
+        exit_attempts=_AP.c.exit_attempts + 1,
+        last_updated=bindparam("now", type_=_AP.c.last_updated.type),
+    )
+)
+# close: take the row out (DELETE … RETURNING), write the trade, upsert closed-today
+_CLOSE_DELETE = (
+    delete(_AP)
+    .where(_AP.c.symbol == bindparam("symbol"))
+    .returning(_AP.c.quantity, _AP.c.entry_price, _AP.c.entry_timestamp, _AP.c.agent_name,
+               _AP.c.entry_perm_id, _AP.c.exit_perm_id)
+)
+_TRADE_INSERT = _TR.insert()
+_closed_insert = sqlite_insert(_CP)
+_CLOSED_UPSERT = _closed_insert.on_conflict_do_update(
+    index_elements=[_CP.c.symbol, _CP.c.close_date],
+    set_={
+        "exit_price": _closed_insert.excluded.exit_price,
+        "exit_reason": _closed_insert.excluded.exit_reason,
+        "timestamp": _closed_insert.excluded.timestamp,
+    },
+)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -182,14 +253,27 @@ class Coordinator:
         self.stop_loss = stop_loss
         self._retry_seconds = retry_seconds
         self._pid = os.getpid()
+        self._local = threading.local()  # per thread: the held hot-path connection
 
     # ------------------------------------------------------------------ plumbing
 
     def _run(self, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
-        """Run ``fn`` in one transaction, retrying transient lock errors."""
+        """Run ``fn`` in one ORM-session transaction, retrying transient lock errors."""
+        return self._retrying(lambda: self._transaction(read_only), fn)
+
+    def _run_core(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a Core connection in one write transaction (``BEGIN IMMEDIATE``).
+
+        The hot path: no Session, no unit of work; ``fn`` executes the pre-built
+        statements above. Same retry policy as :meth:`_run`.
+        """
+        return self._retrying(self._core_transaction, fn)
+
+    def _retrying(self, open_tx: Callable[[], Any], fn: Callable[[Any], T]) -> T:
+        """Run ``fn`` inside ``open_tx()``, retrying transient lock errors (tenacity)."""
         try:  # fast path: most transactions never meet a lock
-            with self._transaction(read_only) as session:
-                return fn(session)
+            with open_tx() as handle:
+                return fn(handle)
         except SAOperationalError as exc:
             if not _is_transient(exc):
                 raise
@@ -200,8 +284,8 @@ class Coordinator:
                 stop=stop_after_delay(self._retry_seconds),
                 reraise=False,
             ):
-                with attempt, self._transaction(read_only) as session:
-                    return fn(session)
+                with attempt, open_tx() as handle:
+                    return fn(handle)
         except RetryError as exc:
             raise DatabaseBusyError(
                 f"database {self.engine.url.database} stayed locked for {self._retry_seconds:.0f} s"
@@ -219,6 +303,46 @@ class Coordinator:
                 session.flush()
         finally:
             conn.close()
+
+    @contextmanager
+    def _core_transaction(self) -> Iterator[Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on this thread's held connection.
+
+        Checking a connection out of the pool and back in (with its reset) cost as much
+        as the statements, so each thread of this Coordinator keeps one pooled
+        connection between calls. Between transactions it is idle in autocommit mode:
+        it holds no lock and no read snapshot. Any error other than a
+        :class:`CoordinationError` (raised after the rollback, connection healthy)
+        returns the connection to the pool; the next call checks out a fresh one.
+        """
+        conn = self._held_connection()
+        try:
+            with conn.begin():
+                yield conn
+        except CoordinationError:
+            raise
+        except BaseException:
+            self._drop_connection()
+            raise
+
+    def _held_connection(self) -> Connection:
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        pid = os.getpid()
+        if conn is None or local.pid != pid or conn.closed or conn.invalidated:
+            # after a fork the parent's connection is not ours to use or close: forget it
+            conn = local.conn = self.engine.connect()
+            local.pid = pid
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None and self._local.pid == os.getpid():
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection: let the pool discard it
+                conn.invalidate()
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -246,37 +370,36 @@ class Coordinator:
         now = self._now()
         today = self.session_date(now)
 
-        def tx(s: Session) -> ClaimResult:
-            if s.get(Flag, FREEZE_FLAG) is not None:
+        def tx(c: Connection) -> ClaimResult:
+            frozen, active, closed = c.execute(
+                _CLAIM_CHECK, {"flag": FREEZE_FLAG, "symbol": symbol, "today": today}
+            ).one()
+            if frozen is not None:
                 return ClaimResult(False, symbol, "frozen")
-            if s.scalar(select(ActivePosition.id).where(ActivePosition.symbol == symbol)):
+            if active:
                 return ClaimResult(False, symbol, "active")
-            closed = s.scalar(
-                select(ClosedPositionToday.id).where(
-                    ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == today
-                )
-            )
             if closed:
                 return ClaimResult(False, symbol, "closed_today")
-            s.add(
-                ActivePosition(
-                    symbol=symbol,
-                    quantity=0.0,
-                    requested_quantity=float(quantity),
-                    agent_name=agent or self.bot,
-                    status=PositionStatus.PENDING_ENTRY,
-                    last_updated=now,
-                    meta=meta,
-                    session_date=today,
-                    claimed_at=now,
-                    claimed_by=self.bot,
-                    claim_pid=self._pid,
-                    exit_attempts=0,
-                )
+            c.execute(
+                _CLAIM_INSERT,
+                {
+                    "symbol": symbol,
+                    "quantity": 0.0,
+                    "requested_quantity": float(quantity),
+                    "agent_name": agent or self.bot,
+                    "status": PositionStatus.PENDING_ENTRY,
+                    "last_updated": now,
+                    "metadata": meta,
+                    "session_date": today,
+                    "claimed_at": now,
+                    "claimed_by": self.bot,
+                    "claim_pid": self._pid,
+                    "exit_attempts": 0,
+                },
             )
             return ClaimResult(True, symbol)
 
-        return self._run(tx)
+        return self._run_core(tx)
 
     def record_entry_order(self, symbol: str, client_id: int, order_id: int, perm_id: int | None) -> None:
         """Store the entry order's ids on the claim (so a restart can resolve it)."""
@@ -305,23 +428,41 @@ class Coordinator:
         now = self._now()
         tgt, stp = target_and_stop(entry_price, self.profit_target, self.stop_loss)
 
-        def tx(s: Session) -> PositionView:
-            row = self._row(s, symbol)
-            if row is None or row.status not in (PositionStatus.PENDING_ENTRY, PositionStatus.OPEN):
-                state = row.status if row else "absent"
+        def tx(c: Connection) -> PositionView:
+            found = c.execute(_POSITION_BY_SYMBOL, {"symbol": symbol}).first()
+            if found is None or found.status not in (PositionStatus.PENDING_ENTRY, PositionStatus.OPEN):
+                state = found.status if found is not None else "absent"
                 raise CoordinationError(f"{symbol}: cannot confirm an entry in state {state}")
-            row.status = PositionStatus.OPEN
-            row.quantity = float(quantity)
-            row.entry_price = float(entry_price)
-            row.entry_timestamp = row.entry_timestamp or entry_time or now
-            row.profit_target_price = tgt
-            row.stop_loss_price = stp
-            if perm_id:
-                row.entry_perm_id = perm_id
-            row.last_updated = now
-            return PositionView.of(row)
+            row_id, *values = found
+            view = PositionView(*values)
+            view = replace(
+                view,
+                status=PositionStatus.OPEN,
+                quantity=float(quantity),
+                entry_price=float(entry_price),
+                entry_timestamp=view.entry_timestamp or entry_time or now,
+                profit_target_price=tgt,
+                stop_loss_price=stp,
+                entry_perm_id=perm_id if perm_id else view.entry_perm_id,
+                last_updated=now,
+            )
+            c.execute(
+                _CONFIRM_UPDATE,
+                {
+                    "row_id": row_id,
+                    "status": view.status,
+                    "quantity": view.quantity,
+                    "entry_price": view.entry_price,
+                    "entry_timestamp": view.entry_timestamp,
+                    "profit_target_price": tgt,
+                    "stop_loss_price": stp,
+                    "entry_perm_id": view.entry_perm_id,
+                    "last_updated": now,
+                },
+            )
+            return view
 
-        return self._run(tx)
+        return self._run_core(tx)
 
     def release_claim(self, symbol: str, reason: str = "") -> bool:
         """Delete a ``PENDING_ENTRY`` claim whose order is dead. Returns True if one was removed."""
@@ -399,21 +540,10 @@ class Coordinator:
         symbol = symbol.upper()
         now = self._now()
 
-        def tx(s: Session) -> bool:
-            res = s.execute(
-                update(ActivePosition)
-                .where(ActivePosition.symbol == symbol, ActivePosition.status == PositionStatus.OPEN)
-                .values(
-                    status=PositionStatus.EXITING,
-                    exit_reason=reason,
-                    exit_started_at=now,
-                    exit_attempts=ActivePosition.exit_attempts + 1,
-                    last_updated=now,
-                )
-            )
-            return bool(res.rowcount)
+        def tx(c: Connection) -> bool:
+            return bool(c.execute(_EXIT_LOCK, {"b_symbol": symbol, "reason": reason, "now": now}).rowcount)
 
-        return self._run(tx)
+        return self._run_core(tx)
 
     def release_exit_lock(self, symbol: str) -> bool:
         """Move ``EXITING → OPEN`` (the exit failed and will be retried)."""
@@ -462,19 +592,19 @@ class Coordinator:
         when = exit_time or now
         today = self.session_date(when)
 
-        def tx(s: Session) -> TradeView | None:
-            row = self._row(s, symbol)
+        def tx(c: Connection) -> TradeView | None:
+            row = c.execute(_CLOSE_DELETE, {"symbol": symbol}).first()
             if row is None:
                 return None
-            qty = float(quantity if quantity is not None else row.quantity)
-            entry = row.entry_price
+            row_qty, entry, entry_time, agent_name, entry_perm, row_exit_perm = row
+            qty = float(quantity if quantity is not None else row_qty)
             pnl = None if entry is None else round((exit_price - entry) * qty - commission, 2)
             pct = None if not entry else round((exit_price / entry - 1.0) * 100.0, 4)
-            trade = Trade(
+            trade = TradeView(
                 symbol=symbol,
                 session_date=today,
                 quantity=qty,
-                entry_time=row.entry_timestamp,
+                entry_time=entry_time,
                 entry_price=entry,
                 exit_time=when,
                 exit_price=float(exit_price),
@@ -482,38 +612,29 @@ class Coordinator:
                 pnl_pct=pct,
                 commission=float(commission),
                 exit_reason=exit_reason,
-                bot=row.agent_name,
+                bot=agent_name,
                 exit_bot=self.bot,
-                entry_perm_id=row.entry_perm_id,
-                exit_perm_id=exit_perm_id or row.exit_perm_id,
+                entry_perm_id=entry_perm,
+                exit_perm_id=exit_perm_id or row_exit_perm,
             )
-            s.add(trade)
-            existing = s.scalar(
-                select(ClosedPositionToday).where(
-                    ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == today
-                )
+            c.execute(_TRADE_INSERT, trade.__dict__)
+            c.execute(
+                _CLOSED_UPSERT,
+                {
+                    "symbol": symbol,
+                    "close_date": today,
+                    "quantity": qty,
+                    "entry_price": entry,
+                    "exit_price": trade.exit_price,
+                    "exit_reason": exit_reason,
+                    "profit_loss_pct": pct,
+                    "agent_name": agent_name,
+                    "timestamp": when,
+                },
             )
-            if existing is None:
-                s.add(
-                    ClosedPositionToday(
-                        symbol=symbol,
-                        close_date=today,
-                        quantity=qty,
-                        entry_price=entry,
-                        exit_price=float(exit_price),
-                        exit_reason=exit_reason,
-                        profit_loss_pct=pct,
-                        agent_name=row.agent_name,
-                        timestamp=when,
-                    )
-                )
-            else:
-                existing.exit_price, existing.exit_reason, existing.timestamp = float(exit_price), exit_reason, when
-            s.delete(row)
-            s.flush()
-            return TradeView.of(trade)
+            return trade
 
-        return self._run(tx)
+        return self._run_core(tx)
 
     # ------------------------------------------------------------------ queries
 
