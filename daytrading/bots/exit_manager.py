@@ -270,8 +270,8 @@ class ExitManager:
             self.state = "stopped"
             try:
                 self.coord.heartbeat("stopped")
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                log.debug("final heartbeat failed", exc_info=True)
             if self.ib.isConnected():
                 self.ib.disconnect()
             log.info("exit-manager stopped; positions and targets stay at the broker")
@@ -361,7 +361,7 @@ class ExitManager:
         log.info("reconciling with the broker", extra={"event": "reconcile"})
         await self.process_once(reconcile=True)
 
-    async def process_once(self, *, reconcile: bool = False) -> None:
+    async def process_once(self, *, reconcile: bool = False) -> None:  # noqa: C901 - one sweep, in order
         """One sweep: freeze, EOD, adopt/close/confirm rows, targets, stops.
 
         Raises:
@@ -442,17 +442,18 @@ class ExitManager:
         if held > 0 and age >= grace:
             self.coord.confirm_entry(row.symbol, held, avg_cost)
             self._correction(f"{row.symbol}: claim's entry filled ({held} @ {avg_cost:.4f}); confirmed OPEN")
-        elif held <= 0 and age >= 10 * grace:
-            if self.coord.release_claim(row.symbol, "no broker position long after the claim"):
-                self._correction(f"{row.symbol}: stale claim with no position released")
+        elif held <= 0 and age >= 10 * grace and self.coord.release_claim(
+            row.symbol, "no broker position long after the claim"
+        ):
+            self._correction(f"{row.symbol}: stale claim with no position released")
 
     async def _close_vanished(self, row: Any, *, reconcile: bool) -> None:
         """A row whose broker position is gone: close it with the fill that explains it."""
         # A row that changed a moment ago may be ahead of the broker's position stream.
         updated = row.last_updated or row.entry_timestamp
-        if not reconcile and updated is not None:
-            if (self.clock.now() - updated).total_seconds() < max(5.0, 5 * self.clock.speed):
-                return
+        if (not reconcile and updated is not None
+                and (self.clock.now() - updated).total_seconds() < max(5.0, 5 * self.clock.speed)):
+            return
         sells = self._sell_fills(row.symbol, row.entry_timestamp)
         if sells:
             qty = sum(f.execution.shares for f in sells)
@@ -584,8 +585,8 @@ class ExitManager:
         """Cancel our targets for symbols that are no longer OPEN positions."""
         for t in self.ib.openTrades():
             parsed = parse_order_ref(t.order.orderRef)
-            if parsed and parsed[0] == TARGET_REF and parsed[1] not in keep and parsed[1] not in self._exit_tasks:
-                if t.order.clientId == self.client_id and t.orderStatus.status not in ("PendingCancel",):
+            if (parsed and parsed[0] == TARGET_REF and parsed[1] not in keep and parsed[1] not in self._exit_tasks
+                    and t.order.clientId == self.client_id and t.orderStatus.status != "PendingCancel"):
                     log.info("orphan target cancelled", extra={"symbol": parsed[1], "order_id": t.order.orderId})
                     self.ib.cancelOrder(t.order)
 
@@ -612,7 +613,7 @@ class ExitManager:
 
     # ------------------------------------------------------------------ exits
 
-    async def _exit(
+    async def _exit(  # noqa: C901 - the exit protocol reads best as one sequence
         self,
         symbol: str,
         reason: str,
@@ -634,10 +635,10 @@ class ExitManager:
         while True:
             # 1. cancel every working target (and any stale exit of ours) and wait for IB
             for t in self._my_orders(symbol):
-                if parse_order_ref(t.order.orderRef)[0] == EXIT_REF and not is_done(t):
-                    # an exit from before a restart may still be working: let it finish
-                    if await wait_done(t, self._order_wait(self.settings.intervals.exit_fill_timeout)):
-                        continue
+                # an exit from before a restart may still be working: let it finish first
+                if (parse_order_ref(t.order.orderRef)[0] == EXIT_REF and not is_done(t)
+                        and await wait_done(t, self._order_wait(self.settings.intervals.exit_fill_timeout))):
+                    continue
                 self.ib.cancelOrder(t.order)
             for t in self._my_orders(symbol):
                 while not await wait_done(t, self._order_wait(10)):
@@ -793,19 +794,15 @@ class ExitManager:
         ticker = self._tickers.pop(symbol, None)
         self._stops.pop(symbol, None)
         if ticker is not None and self.ib.isConnected():
-            try:
+            with contextlib.suppress(Exception):  # the subscription may already be gone at IB
                 self.ib.cancelMktData(ticker.contract)
-            except Exception:  # noqa: BLE001
-                pass
 
     def _resubscribe(self) -> None:
         symbols = list(self._tickers)
         for symbol in symbols:
             ticker = self._tickers.pop(symbol)
-            try:
+            with contextlib.suppress(Exception):  # lost with the data farm (1101)
                 self.ib.cancelMktData(ticker.contract)
-            except Exception:  # noqa: BLE001
-                pass
         for symbol in symbols:
             asyncio.ensure_future(self._subscribe(symbol))
         log.info("market data resubscribed", extra={"symbols": symbols})

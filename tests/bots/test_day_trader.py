@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 from ib_async import Stock

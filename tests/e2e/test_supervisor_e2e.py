@@ -111,19 +111,11 @@ def _gateway_report(port: int) -> dict:
 
 def _buy_by_hand(port: int, symbol: str, qty: int) -> None:
     """A position opened outside the bots (as in TWS): client id 5, market BUY."""
-    code = (
-        "import asyncio\n"
-        "from ib_async import IB, MarketOrder, Stock\n"
-        "async def main():\n"
-        "    ib = IB(); await ib.connectAsync('127.0.0.1', %d, clientId=5, timeout=10)\n"
-        "    [c] = await ib.qualifyContractsAsync(Stock('%s', 'SMART', 'USD'))\n"
-        "    t = ib.placeOrder(c, MarketOrder('BUY', %d))\n"
-        "    while not t.isDone(): await t.statusEvent\n"
-        "    assert t.orderStatus.status == 'Filled', t.log\n"
-        "    ib.disconnect()\n"
-        "asyncio.run(main())\n" % (port, symbol, qty)
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    import asyncio
+
+    from tests.bots._harness import buy_at_market
+
+    asyncio.run(buy_at_market(port, symbol, qty, client_id=5))
 
 
 def test_bots_killed_hung_and_liquidated_mid_session(tmp_path, market_data_dir):
