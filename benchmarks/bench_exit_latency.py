@@ -24,25 +24,37 @@ script's event loop; this script does nothing else while measuring) on the real 
    by a later *recorded* trade (the first new low after that moment; computed from the
    replay's trade path). Crossings are as the data make them: many fall within the same few
    hundred milliseconds, as in a market-wide drop.
-2. **10-second polling loop** (the original design) — a small ib_async client subprocess
-   (clientId 11, this file with ``--poller``) that every 10 s of wall time reads the stop
-   table (a JSON file, as the original read the database), asks for positions and sells at
+   Only positions whose stop is crossed within ``--horizon`` market minutes are opened
+   (typically 25–30 of 60). The bot runs with ``entry.order_timeout = 3600`` so that it
+   does not confirm a filled claim itself (it would after 60 market s, 0.15 s wall at 390×)
+   before this script confirms it with the planned entry.
+2. **10-second polling loop** (the original design) — small ib_async client subprocesses
+   (clientIds 11…, this file with ``--poller``) that every 10 s of wall time read the stop
+   table (a JSON file, as the original read the database), ask for positions and sell at
    market every position whose last price is at or below its stop. Run at speed **1**
-   (live pace: a recorded trade price stays current for 15 s, longer than the poll period,
-   as in live trading; at 390× it would be gone long before the next poll), crossings from
-   the same planning rule within ``--baseline-window`` market seconds. Its analytic
-   distribution is also printed: with poll instants independent of the crossings the
-   latency is uniform on (0, 10 s), p50 = 5 s, p99 = 9.9 s.
+   (live pace: a recorded trade price stays current for 15 s, longer than the poll period;
+   at 390× it would be gone long before the next poll), crossings from the same planning
+   rule within ``--baseline-window`` market seconds. All symbols trade on the same 15-s grid,
+   so one loop would see only a few distinct crossing-to-poll phases: ``--pollers`` loops
+   (default 5) each own a share of the symbols, their poll instants spread evenly over one
+   period. The analytic distribution is printed beside it: with poll instants independent
+   of the crossings the latency is uniform on (0, 10 s), p50 = 5 s, p99 = 9.9 s.
+
+The probe watches ``reqMktData`` ticks only (the bot subscribes to nothing else).
 
 Also printed for the exit-manager: a breakdown (crossing sent → ``cancelOrder`` of the target
-received → SELL received, gateway clock) and the bot's own "exit sent" ``latency_ms``
-(its ticker event → ``placeOrder``, from its JSON log), and how many samples were valid
-(the bot had placed the symbol's target, i.e. knew the stop, before the crossing was sent).
+received → SELL received, gateway clock), the bot's own "exit sent" ``latency_ms`` (its
+ticker event → ``placeOrder``, from its JSON log), the rate of requests the gateway received
+from the bot during the exits (ib_async sends at most 45 requests per second per client and
+queues the rest, cancels and orders included), the gateway's own event-loop lateness and CPU,
+and how many samples were valid (the bot had placed the symbol's target, i.e. knew the stop,
+before the crossing was sent). ``--details`` prints one line per position; ``--em-env`` and
+``--profile-em`` help diagnose the bot.
 
-    python benchmarks/bench_exit_latency.py [--positions 60] [--speed 390] [--baseline-positions 30]
-        [--baseline-window 60] [--poll 10] [--day 2020-11-17] [--no-baseline]
+    python benchmarks/bench_exit_latency.py [--positions 60] [--speed 390] [--baseline-positions 40]
+        [--baseline-window 75] [--poll 10] [--pollers 5] [--day 2020-11-17] [--no-baseline] [--details]
 
-Runtime ≈ 1.5–2 minutes (the baseline at speed 1 is most of it).
+Runtime ≈ 2–2.5 minutes (the baseline at speed 1 is most of it; ``--no-baseline`` ≈ 30 s).
 """
 
 from __future__ import annotations
@@ -69,6 +81,7 @@ DATA = Path(os.environ.get("DAYTRADING_MARKET_DATA", ROOT.parent / "shared" / "d
 BUYER_ID, EXIT_MANAGER_ID, POLLER_ID = 2, 10, 11
 QTY = 10  # shares per position
 TARGET_P99_MS = 100.0
+IB_THROTTLE = 45  # ib_async.client.Client.MaxRequests per RequestsInterval (1 s): requests beyond wait in a queue
 
 
 # --------------------------------------------------------------------------- planning
@@ -156,6 +169,7 @@ class Probe:
     target: dict[str, float] = field(default_factory=dict)
     cancel: dict[str, float] = field(default_factory=dict)
     positions_reqs: list[float] = field(default_factory=list)
+    requests: list[float] = field(default_factory=list)  # every message received from the client
     all_sold: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self) -> None:
@@ -203,6 +217,14 @@ class Probe:
                 self.positions_reqs.append(time.perf_counter())
             return positions(conn, fields)
 
+        dispatch = self.gw._dispatch  # noqa: SLF001
+
+        async def counted_dispatch(conn: Any, fields: list[str]) -> None:
+            if conn.client_id == self.client_id:
+                self.requests.append(time.perf_counter())
+            await dispatch(conn, fields)
+
+        self.gw._dispatch = counted_dispatch  # noqa: SLF001
         self.gw.register(3, timed_place)
         self.gw.register(4, timed_cancel)
         self.gw.register(61, timed_positions)
@@ -455,6 +477,7 @@ def breakdown(probe: Probe, lat: dict[str, float], log_path: Path, speed: float)
         t0 = min(probe.cross[s][0] for s in lat)
         t1 = max(probe.sell[s] for s in lat)
         out["positions_reqs_during_exits"] = sum(1 for t in probe.positions_reqs if t0 <= t <= t1)
+        out["requests_during_exits"] = sum(1 for t in probe.requests if t0 <= t <= t1)
         out["exit_window_s"] = t1 - t0
     internal: list[float] = []
     trigger_delay: list[float] = []
@@ -626,9 +649,12 @@ def report(em: Result, base: Result | None, poll: float) -> None:
         print(f"  gateway event-loop lateness (5-ms timer, this process)          {summary(x['gateway_loop_lag_ms'])}"
               f"  gateway CPU {x['gateway_cpu']:.0%} of a core")
         print(f"  triggers: {x.get('trigger_sources')}; crossings spread over {x.get('crossing_span_s', 0):.2f} s wall "
-              f"({x.get('crossing_market_min', 0):.1f} market min), at most {x.get('busiest_100ms', 0)} within 100 ms; "
-              f"{x.get('positions_reqs_during_exits', 0)} reqPositions from the bot during the "
-              f"{x.get('exit_window_s', 0):.2f} s exit window")
+              f"({x.get('crossing_market_min', 0):.1f} market min), at most {x.get('busiest_100ms', 0)} within 100 ms")
+        window = max(1e-9, x.get("exit_window_s", 0))
+        print(f"  requests received from the bot during the {window:.2f} s exit window: "
+              f"{x.get('requests_during_exits', 0) / window:.1f}/s, of which reqPositions "
+              f"{x.get('positions_reqs_during_exits', 0) / window:.1f}/s "
+              f"(ib_async queues a client's requests beyond {IB_THROTTLE}/s)")
 
 
 # --------------------------------------------------------------------------- main
