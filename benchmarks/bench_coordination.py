@@ -23,7 +23,7 @@ from typing import Any
 
 from daytrading.clock import NY, ManualClock
 from daytrading.coordination import Coordinator
-from daytrading.db import make_engine, upgrade
+from daytrading.db import lifecycle_sql, make_engine, upgrade
 
 START = datetime(2020, 11, 17, 10, 0, tzinfo=NY)
 
@@ -57,44 +57,12 @@ def api_worker(db: str, wid: int, seconds: float, ready: mp.Queue, go: Any, go_t
     q.put((n, errors))
 
 
-# The statements Coordinator issues for one lifecycle (see daytrading/coordination/api.py),
-# 8 statements in 4 BEGIN IMMEDIATE transactions.
-CLAIM_CHECK = (
-    "SELECT (SELECT 1 FROM flags WHERE name = ?), (SELECT id FROM active_positions WHERE symbol = ?),"
-    " (SELECT id FROM closed_positions_today WHERE symbol = ? AND close_date = ?)"
-)
-CLAIM_INSERT = (
-    "INSERT INTO active_positions (symbol, quantity, requested_quantity, agent_name, status, last_updated,"
-    " metadata, session_date, claimed_at, claimed_by, claim_pid, exit_attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-POSITION_BY_SYMBOL = (
-    "SELECT id, symbol, status, quantity, requested_quantity, entry_price, entry_timestamp, agent_name,"
-    " profit_target_price, stop_loss_price, session_date, claimed_at, claimed_by, claim_pid, entry_client_id,"
-    " entry_order_id, entry_perm_id, target_order_id, target_perm_id, exit_order_id, exit_perm_id, exit_reason,"
-    " exit_started_at, exit_attempts, last_updated, metadata FROM active_positions WHERE symbol = ?"
-)
-CONFIRM_UPDATE = (
-    "UPDATE active_positions SET quantity=?, entry_price=?, entry_timestamp=?, profit_target_price=?,"
-    " stop_loss_price=?, status=?, last_updated=?, entry_perm_id=? WHERE id = ?"
-)
-EXIT_LOCK = (
-    "UPDATE active_positions SET status=?, last_updated=?, exit_reason=?, exit_started_at=?,"
-    " exit_attempts=exit_attempts + 1 WHERE symbol = ? AND status = ?"
-)
-CLOSE_DELETE = (
-    "DELETE FROM active_positions WHERE symbol = ?"
-    " RETURNING quantity, entry_price, entry_timestamp, agent_name, entry_perm_id, exit_perm_id"
-)
-TRADE_INSERT = (
-    "INSERT INTO trades (symbol, session_date, quantity, entry_time, entry_price, exit_time, exit_price, pnl,"
-    " pnl_pct, commission, exit_reason, bot, exit_bot, entry_perm_id, exit_perm_id)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-CLOSED_UPSERT = (
-    "INSERT INTO closed_positions_today (symbol, close_date, quantity, entry_price, exit_price, exit_reason,"
-    " profit_loss_pct, agent_name, timestamp) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (symbol, close_date)"
-    " DO UPDATE SET exit_price = excluded.exit_price, exit_reason = excluded.exit_reason,"
-    " timestamp = excluded.timestamp"
+# The raw baseline runs the very SQL the Coordinator issues (daytrading/db/lifecycle_sql.py):
+# 8 statements in 4 BEGIN IMMEDIATE transactions per lifecycle.
+CLAIM_CHECK, CLAIM_INSERT, POSITION_BY_SYMBOL, CONFIRM_UPDATE, EXIT_LOCK, CLOSE_DELETE, TRADE_INSERT, CLOSED_UPSERT = (
+    lifecycle_sql.STATEMENTS[name]
+    for name in ("CLAIM_CHECK", "CLAIM_INSERT", "POSITION_BY_SYMBOL", "CONFIRM_UPDATE", "EXIT_LOCK", "CLOSE_DELETE",
+                 "TRADE_INSERT", "CLOSED_UPSERT")
 )
 
 
@@ -122,11 +90,11 @@ def raw_worker(db: str, wid: int, seconds: float, ready: mp.Queue, go: Any, go_t
             con.execute("BEGIN IMMEDIATE")
             row = con.execute(POSITION_BY_SYMBOL, (sym,)).fetchone()
             t = now()
-            con.execute(CONFIRM_UPDATE, (10.0, 100.0, t, 101.8, 99.1, "OPEN", t, row[16], row[0]))
+            con.execute(CONFIRM_UPDATE, ("OPEN", 10.0, 100.0, t, 101.8, 99.1, row[16], t, row[0]))
             con.execute("COMMIT")
             con.execute("BEGIN IMMEDIATE")
             t = now()
-            con.execute(EXIT_LOCK, ("EXITING", t, "target", t, sym, "OPEN"))
+            con.execute(EXIT_LOCK, ("EXITING", "target", t, t, sym, "OPEN"))
             con.execute("COMMIT")
             con.execute("BEGIN IMMEDIATE")
             qty, entry, entry_ts, agent, entry_perm, exit_perm = con.execute(CLOSE_DELETE, (sym,)).fetchone()

@@ -29,12 +29,11 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, UTC
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, literal, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -46,6 +45,8 @@ from tenacity import (
 )
 
 from daytrading.clock import Clock, LiveClock, session_date
+from daytrading.db import lifecycle_sql as sql
+from daytrading.db.lifecycle_sql import json_text, utc_text, utc_value
 from daytrading.db.models import (
     ActivePosition,
     ClosedPositionToday,
@@ -64,74 +65,11 @@ T = TypeVar("T")
 EXIT_REASONS = ("target", "stop", "eod", "manual", "reconciled", "liquidate_all")
 FREEZE_FLAG = "freeze"
 
-# ---------------------------------------------------------------- hot-path statements
-# The entry→exit lifecycle (claim, confirm, exit lock, close) runs thousands of times a
-# session across processes; building and compiling a statement per call cost more than
-# SQLite itself (benchmarks/bench_coordination.py). These Core statements are built once
-# with bind parameters; the engine's compiled cache then skips compilation. Column types
-# come from the models, so UTCDateTime / JSONText / Date encodings are unchanged.
-_AP = ActivePosition.__table__
-_CP = ClosedPositionToday.__table__
-_TR = Trade.__table__
-_FL = Flag.__table__
-_POSITION_COLS = tuple(ActivePosition.__mapper__.attrs[name].columns[0] for name in (
-    "symbol", "status", "quantity", "requested_quantity", "entry_price", "entry_timestamp", "agent_name",
-    "profit_target_price", "stop_loss_price", "session_date", "claimed_at", "claimed_by", "claim_pid",
-    "entry_client_id", "entry_order_id", "entry_perm_id", "target_order_id", "target_perm_id",
-    "exit_order_id", "exit_perm_id", "exit_reason", "exit_started_at", "exit_attempts", "last_updated", "meta",
-))
-# claim: freeze flag, active row, closed-today row — three lookups, one round trip
-_CLAIM_CHECK = select(
-    select(literal(1)).where(_FL.c.name == bindparam("flag")).scalar_subquery(),
-    select(_AP.c.id).where(_AP.c.symbol == bindparam("symbol")).scalar_subquery(),
-    select(_CP.c.id)
-    .where(_CP.c.symbol == bindparam("symbol"), _CP.c.close_date == bindparam("today", type_=_CP.c.close_date.type))
-    .scalar_subquery(),
-)
-_CLAIM_INSERT = _AP.insert()
-_POSITION_BY_SYMBOL = select(_AP.c.id, *_POSITION_COLS).where(_AP.c.symbol == bindparam("symbol"))
-_CONFIRM_UPDATE = (
-    update(_AP)
-    .where(_AP.c.id == bindparam("row_id"))
-    .values(
-        status=bindparam("status", type_=_AP.c.status.type),
-        quantity=bindparam("quantity", type_=_AP.c.quantity.type),
-        entry_price=bindparam("entry_price", type_=_AP.c.entry_price.type),
-        entry_timestamp=bindparam("entry_timestamp", type_=_AP.c.entry_timestamp.type),
-        profit_target_price=bindparam("profit_target_price", type_=_AP.c.profit_target_price.type),
-        stop_loss_price=bindparam("stop_loss_price", type_=_AP.c.stop_loss_price.type),
-        entry_perm_id=bindparam("entry_perm_id", type_=_AP.c.entry_perm_id.type),
-        last_updated=bindparam("last_updated", type_=_AP.c.last_updated.type),
-    )
-)
-_EXIT_LOCK = (
-    update(_AP)
-    .where(_AP.c.symbol == bindparam("b_symbol"), _AP.c.status == PositionStatus.OPEN)
-    .values(
-        status=PositionStatus.EXITING,
-        exit_reason=bindparam("reason", type_=_AP.c.exit_reason.type),
-        exit_started_at=bindparam("now", type_=_AP.c.exit_started_at.type),
-        exit_attempts=_AP.c.exit_attempts + 1,
-        last_updated=bindparam("now", type_=_AP.c.last_updated.type),
-    )
-)
-# close: take the row out (DELETE … RETURNING), write the trade, upsert closed-today
-_CLOSE_DELETE = (
-    delete(_AP)
-    .where(_AP.c.symbol == bindparam("symbol"))
-    .returning(_AP.c.quantity, _AP.c.entry_price, _AP.c.entry_timestamp, _AP.c.agent_name,
-               _AP.c.entry_perm_id, _AP.c.exit_perm_id)
-)
-_TRADE_INSERT = _TR.insert()
-_closed_insert = sqlite_insert(_CP)
-_CLOSED_UPSERT = _closed_insert.on_conflict_do_update(
-    index_elements=[_CP.c.symbol, _CP.c.close_date],
-    set_={
-        "exit_price": _closed_insert.excluded.exit_price,
-        "exit_reason": _closed_insert.excluded.exit_reason,
-        "timestamp": _closed_insert.excluded.timestamp,
-    },
-)
+class _HeldConnection(threading.local):
+    """Per-thread slot of :meth:`Coordinator._run_core`'s connection (and the pid that opened it)."""
+
+    conn: Connection | None = None
+    pid: int = 0
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -216,6 +154,16 @@ class TradeView:
         return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
+# positions in a lifecycle_sql.POSITION_BY_SYMBOL row (the id, then PositionView's fields)
+_F = {name: i + 1 for i, name in enumerate(sql.POSITION_ATTRS)}
+if tuple(sql.POSITION_ATTRS) != tuple(PositionView.__dataclass_fields__):  # pragma: no cover - a coding error
+    raise ImportError("PositionView's fields and lifecycle_sql.POSITION_ATTRS differ")
+_F_STATUS, _F_QUANTITY, _F_ENTRY_PRICE, _F_ENTRY_TIMESTAMP = _F["status"], _F["quantity"], _F["entry_price"], \
+    _F["entry_timestamp"]
+_F_TARGET, _F_STOP, _F_ENTRY_PERM_ID, _F_LAST_UPDATED = _F["profit_target_price"], _F["stop_loss_price"], \
+    _F["entry_perm_id"], _F["last_updated"]
+
+
 def target_and_stop(entry_price: float, target: float, stop: float) -> tuple[float, float]:
     """Profit-target and stop prices for a long entry, rounded to the cent.
 
@@ -253,7 +201,7 @@ class Coordinator:
         self.stop_loss = stop_loss
         self._retry_seconds = retry_seconds
         self._pid = os.getpid()
-        self._local = threading.local()  # per thread: the held hot-path connection
+        self._local = _HeldConnection()  # per thread: the held hot-path connection
 
     # ------------------------------------------------------------------ plumbing
 
@@ -264,10 +212,28 @@ class Coordinator:
     def _run_core(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a Core connection in one write transaction (``BEGIN IMMEDIATE``).
 
-        The hot path: no Session, no unit of work; ``fn`` executes the pre-built
-        statements above. Same retry policy as :meth:`_run`.
+        The hot path: no Session, no unit of work; ``fn`` executes the pre-written
+        statements of :mod:`daytrading.db.lifecycle_sql` on this thread's held
+        connection (see :meth:`_core_transaction`). Same retry policy as :meth:`_run`;
+        the fast path is inlined (a generator context manager per call is measurable).
         """
-        return self._retrying(self._core_transaction, fn)
+        local = self._local
+        conn = local.conn
+        if conn is None or local.pid != os.getpid() or conn.closed or conn.invalidated:
+            conn = self._held_connection()
+        try:
+            with conn.begin():
+                return fn(conn)
+        except CoordinationError:
+            raise
+        except SAOperationalError as exc:
+            self._drop_connection()
+            if not _is_transient(exc):
+                raise
+        except BaseException:
+            self._drop_connection()
+            raise
+        return self._retry(self._core_transaction, fn)
 
     def _retrying(self, open_tx: Callable[[], Any], fn: Callable[[Any], T]) -> T:
         """Run ``fn`` inside ``open_tx()``, retrying transient lock errors (tenacity)."""
@@ -277,6 +243,10 @@ class Coordinator:
         except SAOperationalError as exc:
             if not _is_transient(exc):
                 raise
+        return self._retry(open_tx, fn)
+
+    def _retry(self, open_tx: Callable[[], Any], fn: Callable[[Any], T]) -> T:
+        """The slow path after a transient lock error: exponential back-off with jitter."""
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_transient),
@@ -326,9 +296,9 @@ class Coordinator:
             raise
 
     def _held_connection(self) -> Connection:
+        """This thread's connection, checked out of the pool on first use (or after an error)."""
         local = self._local
-        conn: Connection | None = getattr(local, "conn", None)
-        pid = os.getpid()
+        conn, pid = local.conn, os.getpid()
         if conn is None or local.pid != pid or conn.closed or conn.invalidated:
             # after a fork the parent's connection is not ours to use or close: forget it
             conn = local.conn = self.engine.connect()
@@ -336,9 +306,10 @@ class Coordinator:
         return conn
 
     def _drop_connection(self) -> None:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None and self._local.pid == os.getpid():
+        """Give the held connection back to the pool (after an error); the next call takes a fresh one."""
+        local = self._local
+        conn, local.conn = local.conn, None
+        if conn is not None and local.pid == os.getpid():
             try:
                 conn.close()
             except Exception:  # noqa: BLE001 - a broken connection: let the pool discard it
@@ -371,8 +342,9 @@ class Coordinator:
         today = self.session_date(now)
 
         def tx(c: Connection) -> ClaimResult:
-            frozen, active, closed = c.execute(
-                _CLAIM_CHECK, {"flag": FREEZE_FLAG, "symbol": symbol, "today": today}
+            today_text = today.isoformat()
+            frozen, active, closed = c.exec_driver_sql(
+                sql.CLAIM_CHECK, (FREEZE_FLAG, symbol, symbol, today_text)
             ).one()
             if frozen is not None:
                 return ClaimResult(False, symbol, "frozen")
@@ -380,22 +352,11 @@ class Coordinator:
                 return ClaimResult(False, symbol, "active")
             if closed:
                 return ClaimResult(False, symbol, "closed_today")
-            c.execute(
-                _CLAIM_INSERT,
-                {
-                    "symbol": symbol,
-                    "quantity": 0.0,
-                    "requested_quantity": float(quantity),
-                    "agent_name": agent or self.bot,
-                    "status": PositionStatus.PENDING_ENTRY,
-                    "last_updated": now,
-                    "metadata": meta,
-                    "session_date": today,
-                    "claimed_at": now,
-                    "claimed_by": self.bot,
-                    "claim_pid": self._pid,
-                    "exit_attempts": 0,
-                },
+            now_text = utc_text(now)
+            c.exec_driver_sql(
+                sql.CLAIM_INSERT,  # columns: sql.CLAIM_ATTRS
+                (symbol, 0.0, float(quantity), agent or self.bot, PositionStatus.PENDING_ENTRY, now_text,
+                 json_text(meta), today_text, now_text, self.bot, self._pid, 0),
             )
             return ClaimResult(True, symbol)
 
@@ -429,36 +390,27 @@ class Coordinator:
         tgt, stp = target_and_stop(entry_price, self.profit_target, self.stop_loss)
 
         def tx(c: Connection) -> PositionView:
-            found = c.execute(_POSITION_BY_SYMBOL, {"symbol": symbol}).first()
-            if found is None or found.status not in (PositionStatus.PENDING_ENTRY, PositionStatus.OPEN):
-                state = found.status if found is not None else "absent"
+            found = c.execute(sql.POSITION_BY_SYMBOL, {"symbol": symbol}).first()
+            if found is None or found[_F_STATUS] not in (PositionStatus.PENDING_ENTRY, PositionStatus.OPEN):
+                state = found[_F_STATUS] if found is not None else "absent"
                 raise CoordinationError(f"{symbol}: cannot confirm an entry in state {state}")
-            row_id, *values = found
-            view = PositionView(*values)
-            view = replace(
-                view,
-                status=PositionStatus.OPEN,
-                quantity=float(quantity),
-                entry_price=float(entry_price),
-                entry_timestamp=view.entry_timestamp or entry_time or now,
-                profit_target_price=tgt,
-                stop_loss_price=stp,
-                entry_perm_id=perm_id if perm_id else view.entry_perm_id,
-                last_updated=now,
-            )
-            c.execute(
-                _CONFIRM_UPDATE,
-                {
-                    "row_id": row_id,
-                    "status": view.status,
-                    "quantity": view.quantity,
-                    "entry_price": view.entry_price,
-                    "entry_timestamp": view.entry_timestamp,
-                    "profit_target_price": tgt,
-                    "stop_loss_price": stp,
-                    "entry_perm_id": view.entry_perm_id,
-                    "last_updated": now,
-                },
+            # the row with the fields an entry sets (indexes: id first, then PositionView's fields)
+            values = list(found)
+            row_id = values[0]
+            values[_F_STATUS] = PositionStatus.OPEN
+            values[_F_QUANTITY] = float(quantity)
+            values[_F_ENTRY_PRICE] = float(entry_price)
+            values[_F_ENTRY_TIMESTAMP] = values[_F_ENTRY_TIMESTAMP] or entry_time or now
+            values[_F_TARGET] = tgt
+            values[_F_STOP] = stp
+            if perm_id:
+                values[_F_ENTRY_PERM_ID] = perm_id
+            values[_F_LAST_UPDATED] = now
+            view = PositionView(*values[1:])
+            c.exec_driver_sql(
+                sql.CONFIRM_UPDATE,
+                (view.status, view.quantity, view.entry_price, utc_text(view.entry_timestamp), tgt, stp,
+                 view.entry_perm_id, utc_text(now), row_id),
             )
             return view
 
@@ -541,7 +493,11 @@ class Coordinator:
         now = self._now()
 
         def tx(c: Connection) -> bool:
-            return bool(c.execute(_EXIT_LOCK, {"b_symbol": symbol, "reason": reason, "now": now}).rowcount)
+            now_text = utc_text(now)
+            res = c.exec_driver_sql(
+                sql.EXIT_LOCK, (PositionStatus.EXITING, reason, now_text, now_text, symbol, PositionStatus.OPEN)
+            )
+            return bool(res.rowcount)
 
         return self._run_core(tx)
 
@@ -593,10 +549,10 @@ class Coordinator:
         today = self.session_date(when)
 
         def tx(c: Connection) -> TradeView | None:
-            row = c.execute(_CLOSE_DELETE, {"symbol": symbol}).first()
+            row = c.exec_driver_sql(sql.CLOSE_DELETE, (symbol,)).first()
             if row is None:
                 return None
-            row_qty, entry, entry_time, agent_name, entry_perm, row_exit_perm = row
+            row_qty, entry, entry_time_text, agent_name, entry_perm, row_exit_perm = row
             qty = float(quantity if quantity is not None else row_qty)
             pnl = None if entry is None else round((exit_price - entry) * qty - commission, 2)
             pct = None if not entry else round((exit_price / entry - 1.0) * 100.0, 4)
@@ -604,7 +560,7 @@ class Coordinator:
                 symbol=symbol,
                 session_date=today,
                 quantity=qty,
-                entry_time=entry_time,
+                entry_time=utc_value(entry_time_text),
                 entry_price=entry,
                 exit_time=when,
                 exit_price=float(exit_price),
@@ -617,20 +573,15 @@ class Coordinator:
                 entry_perm_id=entry_perm,
                 exit_perm_id=exit_perm_id or row_exit_perm,
             )
-            c.execute(_TRADE_INSERT, trade.__dict__)
-            c.execute(
-                _CLOSED_UPSERT,
-                {
-                    "symbol": symbol,
-                    "close_date": today,
-                    "quantity": qty,
-                    "entry_price": entry,
-                    "exit_price": trade.exit_price,
-                    "exit_reason": exit_reason,
-                    "profit_loss_pct": pct,
-                    "agent_name": agent_name,
-                    "timestamp": when,
-                },
+            today_text, when_text = today.isoformat(), utc_text(when)
+            c.exec_driver_sql(
+                sql.TRADE_INSERT,  # columns: sql.TRADE_ATTRS
+                (symbol, today_text, qty, utc_text(trade.entry_time), entry, when_text, trade.exit_price, pnl, pct,
+                 trade.commission, exit_reason, agent_name, self.bot, entry_perm, trade.exit_perm_id),
+            )
+            c.exec_driver_sql(
+                sql.CLOSED_UPSERT,  # columns: sql.CLOSED_ATTRS
+                (symbol, today_text, qty, entry, trade.exit_price, exit_reason, pct, agent_name, when_text),
             )
             return trade
 
