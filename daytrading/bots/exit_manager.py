@@ -153,7 +153,9 @@ class ExitManager:
         self.ib.pendingTickersEvent += self._on_tickers
         self.ib.execDetailsEvent += self._on_exec
         self.ib.orderStatusEvent += self._on_order_status
-        self.ib.positionEvent += lambda _p: self._wake.set()
+        # No wake-up on positionEvent: the sweep's own position requests would answer with
+        # position messages and spin the loop at ib_async's 45 requests/s throttle, queueing
+        # stop cancels and SELLs behind them (measured in benchmarks/bench_exit_latency.py).
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
 
@@ -377,9 +379,13 @@ class ExitManager:
         if self.state == "frozen":
             self.state = "running"
             log.info("freeze cleared: resuming", extra={"event": "unfrozen"})
-        async with self._positions_lock:
-            broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
         rows = {r.symbol: r for r in self.coord.get_active_positions()}
+        broker = self._streamed_positions()
+        if reconcile or self._disagrees(rows, broker):
+            # ask the broker (the truth) only when the streamed view disagrees with the database
+            async with self._positions_lock:
+                broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
+            rows = {r.symbol: r for r in self.coord.get_active_positions()}
         now = self.clock.now()
         after_flatten = self._now_after_flatten(now)
 
@@ -434,6 +440,25 @@ class ExitManager:
             price = self._last_price(symbol)
             if price is not None:
                 self.on_price(symbol, price, source="sweep")
+
+    def _streamed_positions(self) -> dict[str, tuple[float, float]]:
+        """Positions as ib_async keeps them from IB's position stream: ``{symbol: (shares, avg cost $)}``."""
+        out: dict[str, tuple[float, float]] = {}
+        for p in self.ib.positions(self.settings.ib.account):
+            if p.contract.secType == "STK" and p.position:
+                out[p.contract.symbol] = (float(p.position), float(p.avgCost))
+        return out
+
+    def _disagrees(self, rows: dict[str, Any], broker: dict[str, tuple[float, float]]) -> bool:
+        """True when a held symbol has no row, or a row's quantity differs from the stream."""
+        if any(symbol not in rows for symbol in broker):
+            return True
+        for symbol, row in rows.items():
+            if row.status == PositionStatus.PENDING_ENTRY or symbol in self._exit_tasks:
+                continue
+            if broker.get(symbol, (0.0, 0.0))[0] != row.quantity:
+                return True
+        return False
 
     def _check_claim(self, row: Any, held: float, avg_cost: float, now: datetime) -> None:
         """A ``PENDING_ENTRY`` claim: confirm it when the entry filled, release it when long dead."""
