@@ -19,6 +19,14 @@ Transient ``database is locked`` / ``busy`` errors are retried with exponential
 back-off and jitter (tenacity); they never escape to a bot unless the database
 stays locked for the whole budget (:class:`DatabaseBusyError`).
 
+Hot path: the entry→exit lifecycle (:meth:`~Coordinator.claim_entry`,
+:meth:`~Coordinator.confirm_entry`, :meth:`~Coordinator.take_exit_lock`,
+:meth:`~Coordinator.close_position`) runs the pre-written SQL of
+:mod:`daytrading.db.lifecycle_sql` on a pooled connection each thread keeps between
+calls, without an ORM Session; the other methods use the ORM. Both go through the
+engine's ``begin`` hook (``BEGIN IMMEDIATE``) and the same retry policy. Throughput:
+``benchmarks/bench_coordination.py``.
+
 Units: prices in dollars per share, quantities in shares, ``target`` / ``stop``
 fractions (0.018 = 1.8 %), ``pnl_pct`` / ``profit_loss_pct`` in percent.
 """
@@ -64,6 +72,7 @@ T = TypeVar("T")
 
 EXIT_REASONS = ("target", "stop", "eod", "manual", "reconciled", "liquidate_all")
 FREEZE_FLAG = "freeze"
+
 
 class _HeldConnection(threading.local):
     """Per-thread slot of :meth:`Coordinator._run_core`'s connection (and the pid that opened it)."""
