@@ -12,33 +12,34 @@ reaches at least half of the raw rate, and no lock error escapes.
 Where the time goes (2-core shared machine, one process, medians per call, µs):
 
     ====================  =====  =====  ==============================================
-    step                    API    raw  the API's extra work
+    step                    API    raw  what the API adds
     ====================  =====  =====  ==============================================
-    claim_entry             180     59  1 tx, 2 driver-level statements
-    confirm_entry           210     42  1 tx, Core SELECT of 26 columns, 1 statement
-    take_exit_lock           82     26  1 tx, 1 statement
-    close_position          253    109  1 tx, 3 statements (DELETE … RETURNING)
-    lifecycle               724    236  ratio 0.33 (0.38-0.42 in the multi-process run)
+    claim_entry              78     38  SQLAlchemy begin/commit, clock, encoding
+    confirm_entry            66     26  … and decoding the row into a PositionView
+    take_exit_lock           41     18  SQLAlchemy begin/commit
+    close_position          130     86  … and the TradeView, P&L
+    lifecycle               315    169  ratio 0.54 (0.57-0.61 in the multi-process run)
     ====================  =====  =====  ==============================================
 
-Per piece: ``begin()``+``commit`` through SQLAlchemy 19 µs vs 5.5 raw (its ``BEGIN
-IMMEDIATE`` comes from the engine's ``begin`` listener, itself an ``exec_driver_sql``);
-``Connection.exec_driver_sql`` 8-19 µs per statement vs 2-3 raw; the 26-column Core SELECT
-36 µs vs 6 raw (a driver-level SELECT is slower still, ~55 µs, because SQLAlchemy rebuilds
-the result metadata from the cursor on every call; a compiled statement caches it). In
-calls: one lifecycle runs ~573 Python function calls inside SQLAlchemy (12 executes
-including the 4 BEGINs, 4 commits, result objects, event dispatch) for 44 calls into
-sqlite3; the Coordinator's own code is ~50 calls (encoding, views, P&L). SQLite itself is
-not the cost: the raw lifecycle's 236 µs is the whole of SQLite's work.
+The remaining gap is SQLAlchemy's transaction: ``Connection.begin()`` + commit costs
+~19 µs vs 5.5 raw (~58 Python calls per transaction, including the engine's ``begin``
+listener issuing ``BEGIN IMMEDIATE`` through ``exec_driver_sql``), i.e. ~55 µs of the
+~145 µs per lifecycle; the rest is the Coordinator's own work (UTC/JSON encoding through
+the models' types, views, P&L; ~58 calls).
 
-What was already removed: ORM Session/unit of work and per-call statement construction
-and compilation (was ~5,400 µs per lifecycle, ratio 0.04), pool checkout/return per call
-(a per-thread held connection), generator context managers on the fast path. Measured and
-not adopted: merging claim's check into an ``INSERT … SELECT … WHERE NOT EXISTS`` (no
-gain); running the same SQL on the DBAPI cursor inside SQLAlchemy-managed transactions
-reaches ~350 µs (ratio 0.5-0.7), i.e. the remaining gap is SQLAlchemy's per-execute
-layer, and closing it means giving up SQLAlchemy (error translation, events, cursor
-handling) for the statements.
+History of this benchmark (API vs raw lifecycles/s, 1/2/4 processes):
+
+* ORM Session per call, statements built and compiled per call: 118/136/– vs
+  2979/3009/1194 (ratio 0.04; the 4-process API figure was lost to workers starting after
+  the window, fixed since);
+* pre-built Core statements + a held per-thread connection: 920/1052/1032 (ratio 0.26-0.56,
+  the raw side then ran 12 statements);
+* ``Connection.exec_driver_sql`` with the SQL of ``daytrading/db/lifecycle_sql.py`` (Core
+  for the 26-column SELECT, whose result metadata SQLAlchemy caches): 1371/1296/1257 vs
+  3572/3084/3195 (ratio 0.38/0.42/0.39). Each execute then cost 8-19 µs in SQLAlchemy vs
+  2-3 raw (~48 Python calls: execution context, cursor, result object, event dispatch);
+* now: the same SQL on the DBAPI connection inside the SQLAlchemy transaction:
+  2128/2330/2262 vs 3506/3927/3973 (ratio 0.61/0.59/0.57), zero errors.
 """
 
 from __future__ import annotations

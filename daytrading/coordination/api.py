@@ -22,9 +22,12 @@ stays locked for the whole budget (:class:`DatabaseBusyError`).
 Hot path: the entry→exit lifecycle (:meth:`~Coordinator.claim_entry`,
 :meth:`~Coordinator.confirm_entry`, :meth:`~Coordinator.take_exit_lock`,
 :meth:`~Coordinator.close_position`) runs the pre-written SQL of
-:mod:`daytrading.db.lifecycle_sql` on a pooled connection each thread keeps between
-calls, without an ORM Session; the other methods use the ORM. Both go through the
-engine's ``begin`` hook (``BEGIN IMMEDIATE``) and the same retry policy. Throughput:
+:mod:`daytrading.db.lifecycle_sql` on the DBAPI connection of a pooled SQLAlchemy
+connection that each thread keeps between calls, inside a SQLAlchemy transaction
+(the engine's ``begin`` hook: ``BEGIN IMMEDIATE``; commit/rollback events as usual),
+without an ORM Session; driver errors are re-raised as SQLAlchemy's exception types.
+Statement-level engine events (``before_cursor_execute``, ``echo``) do not see these
+statements. The other methods use the ORM. Both share the retry policy. Throughput:
 ``benchmarks/bench_coordination.py``.
 
 Units: prices in dollars per share, quantities in shares, ``target`` / ``stop``
@@ -34,6 +37,7 @@ fractions (0.018 = 1.8 %), ``pnl_pct`` / ``profit_loss_pct`` in percent.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +46,7 @@ from datetime import date, datetime, UTC
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -78,7 +83,13 @@ class _HeldConnection(threading.local):
     """Per-thread slot of :meth:`Coordinator._run_core`'s connection (and the pid that opened it)."""
 
     conn: Connection | None = None
+    dbapi: sqlite3.Connection | None = None
     pid: int = 0
+
+
+def _wrap(exc: sqlite3.Error) -> BaseException:
+    """A driver error as SQLAlchemy would raise it (``sqlalchemy.exc.OperationalError`` …)."""
+    return DBAPIError.instance(None, None, exc, sqlite3.Error)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -218,13 +229,15 @@ class Coordinator:
         """Run ``fn`` in one ORM-session transaction, retrying transient lock errors."""
         return self._retrying(lambda: self._transaction(read_only), fn)
 
-    def _run_core(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` on a Core connection in one write transaction (``BEGIN IMMEDIATE``).
+    def _run_core(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction (``BEGIN IMMEDIATE``) on this thread's held connection.
 
-        The hot path: no Session, no unit of work; ``fn`` executes the pre-written
-        statements of :mod:`daytrading.db.lifecycle_sql` on this thread's held
-        connection (see :meth:`_core_transaction`). Same retry policy as :meth:`_run`;
-        the fast path is inlined (a generator context manager per call is measurable).
+        The hot path. SQLAlchemy owns the connection (pool), the transaction (the
+        engine's ``begin`` hook issues ``BEGIN IMMEDIATE``; commit/rollback and their
+        events) and the retry policy is :meth:`_run`'s; ``fn`` runs the pre-written
+        statements of :mod:`daytrading.db.lifecycle_sql` on the DBAPI connection inside
+        that transaction. Driver errors are re-raised as SQLAlchemy's exception types
+        (``sqlalchemy.exc.OperationalError`` …), as a Core execution would raise them.
         """
         local = self._local
         conn = local.conn
@@ -232,9 +245,14 @@ class Coordinator:
             conn = self._held_connection()
         try:
             with conn.begin():
-                return fn(conn)
+                return fn(local.dbapi)  # type: ignore[arg-type]
         except CoordinationError:
             raise
+        except sqlite3.Error as exc:
+            self._drop_connection()
+            wrapped = _wrap(exc)
+            if not _is_transient(wrapped):
+                raise wrapped from exc
         except SAOperationalError as exc:
             self._drop_connection()
             if not _is_transient(exc):
@@ -284,8 +302,8 @@ class Coordinator:
             conn.close()
 
     @contextmanager
-    def _core_transaction(self) -> Iterator[Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction on this thread's held connection.
+    def _core_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on this thread's held connection (the retry path).
 
         Checking a connection out of the pool and back in (with its reset) cost as much
         as the statements, so each thread of this Coordinator keeps one pooled
@@ -297,9 +315,12 @@ class Coordinator:
         conn = self._held_connection()
         try:
             with conn.begin():
-                yield conn
+                yield self._local.dbapi  # type: ignore[misc]
         except CoordinationError:
             raise
+        except sqlite3.Error as exc:
+            self._drop_connection()
+            raise _wrap(exc) from exc
         except BaseException:
             self._drop_connection()
             raise
@@ -311,13 +332,14 @@ class Coordinator:
         if conn is None or local.pid != pid or conn.closed or conn.invalidated:
             # after a fork the parent's connection is not ours to use or close: forget it
             conn = local.conn = self.engine.connect()
+            local.dbapi = conn.connection.driver_connection
             local.pid = pid
         return conn
 
     def _drop_connection(self) -> None:
         """Give the held connection back to the pool (after an error); the next call takes a fresh one."""
         local = self._local
-        conn, local.conn = local.conn, None
+        conn, local.conn, local.dbapi = local.conn, None, None
         if conn is not None and local.pid == os.getpid():
             try:
                 conn.close()
@@ -350,11 +372,11 @@ class Coordinator:
         now = self._now()
         today = self.session_date(now)
 
-        def tx(c: Connection) -> ClaimResult:
+        def tx(c: sqlite3.Connection) -> ClaimResult:
             today_text = today.isoformat()
-            frozen, active, closed = c.exec_driver_sql(
+            frozen, active, closed = c.execute(
                 sql.CLAIM_CHECK, (FREEZE_FLAG, symbol, symbol, today_text)
-            ).one()
+            ).fetchone()
             if frozen is not None:
                 return ClaimResult(False, symbol, "frozen")
             if active:
@@ -362,7 +384,7 @@ class Coordinator:
             if closed:
                 return ClaimResult(False, symbol, "closed_today")
             now_text = utc_text(now)
-            c.exec_driver_sql(
+            c.execute(
                 sql.CLAIM_INSERT,  # columns: sql.CLAIM_ATTRS
                 (symbol, 0.0, float(quantity), agent or self.bot, PositionStatus.PENDING_ENTRY, now_text,
                  json_text(meta), today_text, now_text, self.bot, self._pid, 0),
@@ -398,13 +420,13 @@ class Coordinator:
         now = self._now()
         tgt, stp = target_and_stop(entry_price, self.profit_target, self.stop_loss)
 
-        def tx(c: Connection) -> PositionView:
-            found = c.execute(sql.POSITION_BY_SYMBOL, {"symbol": symbol}).first()
+        def tx(c: sqlite3.Connection) -> PositionView:
+            found = c.execute(sql.POSITION_BY_SYMBOL, (symbol,)).fetchone()
             if found is None or found[_F_STATUS] not in (PositionStatus.PENDING_ENTRY, PositionStatus.OPEN):
                 state = found[_F_STATUS] if found is not None else "absent"
                 raise CoordinationError(f"{symbol}: cannot confirm an entry in state {state}")
             # the row with the fields an entry sets (indexes: id first, then PositionView's fields)
-            values = list(found)
+            values = sql.decode_position(found)
             row_id = values[0]
             values[_F_STATUS] = PositionStatus.OPEN
             values[_F_QUANTITY] = float(quantity)
@@ -416,7 +438,7 @@ class Coordinator:
                 values[_F_ENTRY_PERM_ID] = perm_id
             values[_F_LAST_UPDATED] = now
             view = PositionView(*values[1:])
-            c.exec_driver_sql(
+            c.execute(
                 sql.CONFIRM_UPDATE,
                 (view.status, view.quantity, view.entry_price, utc_text(view.entry_timestamp), tgt, stp,
                  view.entry_perm_id, utc_text(now), row_id),
@@ -501,9 +523,9 @@ class Coordinator:
         symbol = symbol.upper()
         now = self._now()
 
-        def tx(c: Connection) -> bool:
+        def tx(c: sqlite3.Connection) -> bool:
             now_text = utc_text(now)
-            res = c.exec_driver_sql(
+            res = c.execute(
                 sql.EXIT_LOCK, (PositionStatus.EXITING, reason, now_text, now_text, symbol, PositionStatus.OPEN)
             )
             return bool(res.rowcount)
@@ -557,8 +579,8 @@ class Coordinator:
         when = exit_time or now
         today = self.session_date(when)
 
-        def tx(c: Connection) -> TradeView | None:
-            row = c.exec_driver_sql(sql.CLOSE_DELETE, (symbol,)).first()
+        def tx(c: sqlite3.Connection) -> TradeView | None:
+            row = c.execute(sql.CLOSE_DELETE, (symbol,)).fetchone()
             if row is None:
                 return None
             row_qty, entry, entry_time_text, agent_name, entry_perm, row_exit_perm = row
@@ -583,12 +605,12 @@ class Coordinator:
                 exit_perm_id=exit_perm_id or row_exit_perm,
             )
             today_text, when_text = today.isoformat(), utc_text(when)
-            c.exec_driver_sql(
+            c.execute(
                 sql.TRADE_INSERT,  # columns: sql.TRADE_ATTRS
                 (symbol, today_text, qty, utc_text(trade.entry_time), entry, when_text, trade.exit_price, pnl, pct,
                  trade.commission, exit_reason, agent_name, self.bot, entry_perm, trade.exit_perm_id),
             )
-            c.exec_driver_sql(
+            c.execute(
                 sql.CLOSED_UPSERT,  # columns: sql.CLOSED_ATTRS
                 (symbol, today_text, qty, entry, trade.exit_price, exit_reason, pct, agent_name, when_text),
             )

@@ -1,26 +1,25 @@
 """Pre-written SQL of the coordination hot path: claim, confirm, exit lock, close.
 
-:class:`daytrading.coordination.api.Coordinator` runs these with
-``Connection.exec_driver_sql`` (SQLAlchemy hands them to ``sqlite3`` unchanged): building
-and compiling a statement per call cost more than SQLite itself
-(``benchmarks/bench_coordination.py``). Kept next to the models, and column lists are
-spelled as ORM attribute names and turned into column names here, so a renamed or
-removed column fails at import; ``tests/foundation/test_lifecycle_sql.py`` also prepares
-every statement against a schema built from the ORM metadata.
+:class:`daytrading.coordination.api.Coordinator` runs these on the DBAPI (``sqlite3``)
+connection of a SQLAlchemy ``Connection``, inside the transaction SQLAlchemy opened
+(``BEGIN IMMEDIATE`` from the engine's hook) and commits: per-statement SQLAlchemy
+execution cost several times SQLite's own work (``benchmarks/bench_coordination.py``).
+Kept next to the models; column lists are spelled as ORM attribute names and turned into
+column names here, so a renamed or removed column fails at import, and
+``tests/foundation/test_lifecycle_sql.py`` prepares every statement against a schema
+built from the ORM metadata and checks each column name against it.
 
 Parameters are positional (``?``) and must already be encoded the way the models'
 column types store them — use :func:`utc_text`, :func:`json_text` and
 ``date.isoformat()`` (SQLAlchemy's SQLite ``Date`` stores ``YYYY-MM-DD``); read back with
-:func:`utc_value`, :func:`json_value` and ``date.fromisoformat``.
+:func:`utc_value`, :func:`json_value`, ``date.fromisoformat`` or :func:`decode_position`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapper
 
 from daytrading.db.models import ActivePosition, ClosedPositionToday, JSONText, Trade, UTCDateTime
@@ -82,12 +81,25 @@ POSITION_ATTRS = (
     "entry_client_id", "entry_order_id", "entry_perm_id", "target_order_id", "target_perm_id",
     "exit_order_id", "exit_perm_id", "exit_reason", "exit_started_at", "exit_attempts", "last_updated", "meta",
 )
-# A Core statement, not text: SQLAlchemy caches a compiled statement's result metadata
-# and decoders, while a driver-level SELECT rebuilds them from the cursor for all 26
-# columns on every call (measured 45 µs vs 60 µs). Parameter: ``symbol``.
-POSITION_BY_SYMBOL = select(
-    ActivePosition.id, *(getattr(ActivePosition, a) for a in POSITION_ATTRS)
-).where(ActivePosition.symbol == bindparam("symbol"))
+POSITION_BY_SYMBOL = (
+    f"SELECT id, {', '.join(_cols(ActivePosition, *POSITION_ATTRS))} FROM active_positions WHERE symbol = ?"
+)
+_UTC_AT = tuple(i + 1 for i, a in enumerate(POSITION_ATTRS) if isinstance(
+    ActivePosition.__table__.c[_cols(ActivePosition, a)[0]].type, UTCDateTime))
+_DATE_AT = POSITION_ATTRS.index("session_date") + 1
+_JSON_AT = POSITION_ATTRS.index("meta") + 1
+
+
+def decode_position(row: tuple[Any, ...]) -> list[Any]:
+    """A :data:`POSITION_BY_SYMBOL` row as Python values (the id, then PositionView's fields)."""
+    values = list(row)
+    for i in _UTC_AT:
+        values[i] = utc_value(values[i])
+    values[_DATE_AT] = date.fromisoformat(values[_DATE_AT])
+    values[_JSON_AT] = json_value(values[_JSON_AT])
+    return values
+
+
 # (status, quantity, entry_price, entry_timestamp, profit_target_price, stop_loss_price,
 #  entry_perm_id, last_updated, id)
 CONFIRM_UPDATE = (
@@ -129,7 +141,7 @@ CLOSED_UPSERT = _insert(
 STATEMENTS = {
     "CLAIM_CHECK": CLAIM_CHECK,
     "CLAIM_INSERT": CLAIM_INSERT,
-    "POSITION_BY_SYMBOL": str(POSITION_BY_SYMBOL.compile(dialect=sqlite.dialect())),
+    "POSITION_BY_SYMBOL": POSITION_BY_SYMBOL,
     "CONFIRM_UPDATE": CONFIRM_UPDATE,
     "EXIT_LOCK": EXIT_LOCK,
     "CLOSE_DELETE": CLOSE_DELETE,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
 
 from daytrading.clock import NY, ManualClock
 from daytrading.coordination import Coordinator
@@ -128,6 +129,23 @@ def test_busy_error_drops_the_connection_and_the_next_call_works(db: Path) -> No
     blocker.close()
     assert held.closed, "the connection that met the error went back to the pool"
     assert coord.confirm_entry("BUSY", 5, 10.0).status == "OPEN"
+
+
+def test_driver_errors_surface_as_sqlalchemy_errors(db: Path) -> None:
+    """A non-transient error from a hot-path statement keeps SQLAlchemy's exception type, and nothing half-done."""
+    coord = Coordinator(make_engine(db), "day-trader", ManualClock(datetime(2020, 11, 17, 10, tzinfo=NY)))
+    assert coord.claim_entry("ERR", 5).ok
+    coord.confirm_entry("ERR", 5, 10.0)
+    assert coord.take_exit_lock("ERR", "target")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("ALTER TABLE trades RENAME TO trades_away")
+    with pytest.raises(sa_exc.OperationalError, match="no such table: trades"):
+        coord.close_position("ERR", 10.5, "target")
+    con.execute("ALTER TABLE trades_away RENAME TO trades")
+    con.close()
+    pos = coord.get_position("ERR")
+    assert pos is not None and pos.status == "EXITING", "the DELETE was rolled back with the failed INSERT"
+    assert coord.close_position("ERR", 10.5, "target") is not None
 
 
 def test_threads_sharing_one_coordinator_each_use_their_own_connection(db: Path) -> None:
