@@ -463,7 +463,9 @@ class ExitManager:
     def _check_claim(self, row: Any, held: float, avg_cost: float, now: datetime) -> None:
         """A ``PENDING_ENTRY`` claim: confirm it when the entry filled, release it when long dead."""
         age = (now - (row.claimed_at or now)).total_seconds()
-        grace = max(60.0, 2 * self.settings.entry.order_timeout)
+        # The day-trader confirms its own fills; step in only when it has clearly not (it died):
+        # 2 × its order timeout, at least 60 market s and at least 10 s of wall time (replays).
+        grace = max(60.0, 2 * self.settings.entry.order_timeout, 10.0 * self.clock.speed)
         if held > 0 and age >= grace:
             self.coord.confirm_entry(row.symbol, held, avg_cost)
             self._correction(f"{row.symbol}: claim's entry filled ({held} @ {avg_cost:.4f}); confirmed OPEN")
