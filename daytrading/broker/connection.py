@@ -84,6 +84,12 @@ async def connect(
     """
     endpoint = broker_endpoint(settings)
     ib = ib or IB()
+    # ib_async logs its own "API connection failed: …" traceback-like lines at ERROR; the
+    # failure is reported once below as a TemporaryBrokerError that says what to do.
+    quiet = [logging.getLogger(name) for name in ("ib_async.client", "ib_async.ib")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.CRITICAL)
     try:
         await ib.connectAsync(
             endpoint.host,
@@ -108,6 +114,9 @@ async def connect(
     except (ConnectionError, OSError) as exc:
         ib.disconnect()
         raise TemporaryBrokerError(f"cannot connect clientId {client_id} to {endpoint}: {exc}") from exc
+    finally:
+        for lg, level in zip(quiet, levels, strict=True):
+            lg.setLevel(level)
     accounts = ib.managedAccounts()
     account = settings.ib.account or (accounts[0] if accounts else "")
     if account:
