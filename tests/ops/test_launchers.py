@@ -124,3 +124,21 @@ def test_start_exit_manager_sh_runs_the_bot(tmp_path, venv):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+@pytest.mark.timeout(300)
+def test_start_supervisor_sh_replays_a_session_end_to_end(tmp_path, venv, market_data_dir):
+    """The README's main-job command itself, from the repository root as a trader runs it."""
+    from daytrading.broker.sim_gateway.testing import free_port
+
+    env = launcher_env(tmp_path, venv, port=str(free_port()))
+    env["DAYTRADING_SIM__DATA"] = str(market_data_dir / "alphavantage_1min")
+    env["DAYTRADING_PATHS__REPORT_DIR"] = str(tmp_path / "reports")
+    env["DAYTRADING_PATHS__WATCHLIST"] = str(tmp_path / "none.json")
+    res = subprocess.run([str(ROOT / "start_supervisor.sh"), "--speed", "1200"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=280)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "=== session report 2020-11-17 ===" in out
+    assert "[OK  ] never short" in out and "[FAIL" not in out
+    assert (tmp_path / "trading.db").exists() and list((tmp_path / "backups").glob("*"))
