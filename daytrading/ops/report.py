@@ -312,4 +312,7 @@ def session_report(
         except Exception as exc:  # noqa: BLE001
             notes.append(f"{symbol} chart failed: {exc}")
     text = _text(a, checks, charts) + "".join(f"\nnote: {n}" for n in notes)
+    if gateway_report and gateway_report.get("synthetic"):
+        banner = "*** SYNTHETIC SESSION: seeded random bars, NOT recorded market data ***"
+        text = f"{banner}\n{text}\n{banner}"
     return SessionReport(session_date=session_date, text=text, chart_paths=charts, checks=checks, analysis=a)
