@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import math
 import os
@@ -39,6 +38,7 @@ from typing import Any
 
 from ib_async import IB, Contract, LimitOrder, RealTimeBarList
 
+from daytrading.bots.base import Bot
 from daytrading.bots.gates import GateChain, GateContext, GateResult
 from daytrading.broker.connection import connect, qualify_stocks
 from daytrading.broker.orders import (
@@ -100,7 +100,7 @@ class CycleReport:
     entered: list[str] = field(default_factory=list)
 
 
-class DayTrader:
+class DayTrader(Bot):
     """The day-trader bot. ``run()`` is the loop; ``process_once()`` is one cycle.
 
     Args:
@@ -112,6 +112,8 @@ class DayTrader:
         reviewer: optional LLM reviewer with ``async review(context) -> result``.
     """
 
+    BOT = BOT
+
     def __init__(
         self,
         settings: Settings,
@@ -122,10 +124,7 @@ class DayTrader:
         hub: Any = None,
         reviewer: Any = None,
     ) -> None:
-        self.settings = settings
-        self.coord = coord
-        self.clock = clock
-        self.ib = ib or IB()
+        super().__init__(settings, coord, clock, ib)
         self.client_id = settings.ib.day_trader_client_id
         self.hub = hub
         self.reviewer = reviewer
@@ -133,22 +132,12 @@ class DayTrader:
         self.gates = GateChain(settings)
         self.pacer = HistoricalPacer()
         self.symbols: dict[str, SymbolState] = {}
-        self.state = "starting"
-        self.connected = False
-        self._stopping = asyncio.Event()
         self._entry_tasks: dict[str, asyncio.Task[None]] = {}
         self._backfills: set[asyncio.Task[None]] = set()
-        self._gate_file: Path | None = None
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.execDetailsEvent += lambda trade, fill: record_trade(self.coord, trade, "entry")
 
     # ------------------------------------------------------------------ helpers
-
-    def _wall(self, market_seconds: float, floor: float = 0.05) -> float:
-        return max(floor, market_seconds / max(self.clock.speed, 1e-9))
-
-    def _order_wait(self, market_seconds: float) -> float:
-        return max(2.0, market_seconds / max(self.clock.speed, 1e-9))
 
     def _on_disconnected(self) -> None:
         if self.connected:
@@ -190,33 +179,9 @@ class DayTrader:
                 self.ib.disconnect()
             log.info("day-trader stopped")
 
-    def stop(self) -> None:
-        """Ask :meth:`run` to finish."""
-        self._stopping.set()
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
-            if sig is None:
-                continue
-            try:
-                loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError, ValueError):
-                try:
-                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.stop))
-                except (ValueError, OSError):
-                    log.debug("no handler for %s", sig)
-
-    async def _heartbeat_loop(self) -> None:
-        from daytrading.bots.exit_manager import _maybe_hang_for_tests
-
-        while True:
-            _maybe_hang_for_tests(BOT)
-            try:
-                self.coord.heartbeat(self.state, json.dumps({"connected": self.connected, "symbols": len(self.symbols)}))
-            except Exception as exc:  # noqa: BLE001
-                log.warning("heartbeat failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.settings.intervals.heartbeat)
+    def heartbeat_detail(self) -> dict[str, Any]:
+        """Connection and the number of symbols tracked."""
+        return {"connected": self.connected, "symbols": len(self.symbols)}
 
     async def _connect(self) -> bool:
         self.state = "connecting"
@@ -618,4 +583,4 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return _overrides(args)
 
 
-__all__ = ["DayTrader", "CycleReport", "SymbolState", "cli", "cli_args", "timedelta"]
+__all__ = ["DayTrader", "CycleReport", "SymbolState", "cli", "cli_args"]

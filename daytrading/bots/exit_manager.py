@@ -40,8 +40,6 @@ import asyncio
 import json
 import logging
 import math
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -49,17 +47,21 @@ from typing import Any
 
 from ib_async import IB, Contract, Fill, LimitOrder, MarketOrder, Ticker, Trade
 
+from daytrading.bots.base import Bot
 from daytrading.broker.connection import connect, stock
 from daytrading.broker.orders import (
     EXIT_REF,
+    LIQUIDATE_REF,
     TARGET_REF,
     average_fill_price,
     commission,
     filled_quantity,
+    fill_commission,
     fresh_positions,
     is_done,
     order_ref,
     parse_order_ref,
+    positions_by_symbol,
     record_trade,
     rejection_reason,
     wait_done,
@@ -102,7 +104,7 @@ class ExitStats:
     corrections: list[str] = field(default_factory=list)
 
 
-class ExitManager:
+class ExitManager(Bot):
     """The exit-manager bot. ``run()`` is the loop; ``process_once()`` is one sweep.
 
     Args:
@@ -112,17 +114,13 @@ class ExitManager:
         ib: an ``IB`` instance to use (tests may pass one); one is created otherwise.
     """
 
+    BOT = BOT
+
     def __init__(self, settings: Settings, coord: Coordinator, clock: Clock, *, ib: IB | None = None) -> None:
-        self.settings = settings
-        self.coord = coord
-        self.clock = clock
-        self.ib = ib or IB()
+        super().__init__(settings, coord, clock, ib)
         self.client_id = settings.ib.exit_manager_client_id
         self.stats = ExitStats()
-        self.state = "starting"
-        self.connected = False
         self.reconciled = False
-        self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._contracts: dict[str, Contract] = {}
         self._tickers: dict[str, Ticker] = {}
@@ -133,19 +131,8 @@ class ExitManager:
         self._positions_lock = asyncio.Lock()
         self._outage = _Outage()
         self._eod_started: date | None = None
-        self._last_sweep = 0.0
         self._frozen = False
         self._bind_events()
-
-    # ------------------------------------------------------------------ time helpers
-
-    def _wall(self, market_seconds: float, floor: float = 0.05) -> float:
-        """Wall seconds for ``market_seconds`` of market time on this run's clock."""
-        return max(floor, market_seconds / max(self.clock.speed, 1e-9))
-
-    def _order_wait(self, seconds: float) -> float:
-        """Wall seconds to wait for IB to answer about an order (at least 2 s of wall time)."""
-        return max(2.0, seconds / max(self.clock.speed, 1e-9))
 
     # ------------------------------------------------------------------ events
 
@@ -185,7 +172,7 @@ class ExitManager:
                 self.on_price(ticker.contract.symbol, price, t_event=t_event, source="tick")
 
     def _on_exec(self, trade: Trade, fill: Fill) -> None:
-        record_trade(self.coord, trade, _purpose(trade))
+        # the orders row is written by _on_order_status (every status change): no second write here
         if trade.order.action == "SELL":
             self._wake.set()
 
@@ -279,8 +266,8 @@ class ExitManager:
             log.info("exit-manager stopped; positions and targets stay at the broker")
 
     def stop(self) -> None:
-        """Ask :meth:`run` to finish (thread-safe from signal handlers)."""
-        self._stopping.set()
+        """Ask :meth:`run` to finish (safe from signal handlers); wakes the idle loop."""
+        super().stop()
         self._wake.set()
 
     async def _idle(self) -> None:
@@ -292,29 +279,10 @@ class ExitManager:
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
-            if sig is None:
-                continue
-            try:
-                loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError, ValueError):
-                with contextlib.suppress(ValueError, OSError):
-                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.stop))
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            _maybe_hang_for_tests(BOT)
-            try:
-                detail = json.dumps(
-                    {"connected": self.connected, "reconciled": self.reconciled,
-                     "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks)}
-                )
-                self.coord.heartbeat(self.state, detail)
-            except Exception as exc:  # noqa: BLE001 - a busy database must not kill the bot
-                log.warning("heartbeat failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.settings.intervals.heartbeat)
+    def heartbeat_detail(self) -> dict[str, Any]:
+        """Connection, reconcile state, watched and exiting symbols."""
+        return {"connected": self.connected, "reconciled": self.reconciled,
+                "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks)}
 
     async def _connect_and_reconcile(self) -> None:
         self.state = "connecting" if self._outage.since_wall is None else "disconnected"
@@ -443,11 +411,7 @@ class ExitManager:
 
     def _streamed_positions(self) -> dict[str, tuple[float, float]]:
         """Positions as ib_async keeps them from IB's position stream: ``{symbol: (shares, avg cost $)}``."""
-        out: dict[str, tuple[float, float]] = {}
-        for p in self.ib.positions(self.settings.ib.account):
-            if p.contract.secType == "STK" and p.position:
-                out[p.contract.symbol] = (float(p.position), float(p.avgCost))
-        return out
+        return positions_by_symbol(self.ib.positions(self.settings.ib.account))
 
     def _disagrees(self, rows: dict[str, Any], broker: dict[str, tuple[float, float]]) -> bool:
         """True when a held symbol has no row, or a row's quantity differs from the stream."""
@@ -481,19 +445,7 @@ class ExitManager:
         if (not reconcile and updated is not None
                 and (self.clock.now() - updated).total_seconds() < max(5.0, 5 * self.clock.speed)):
             return
-        sells = self._sell_fills(row.symbol, row.entry_timestamp)
-        if sells:
-            qty = sum(f.execution.shares for f in sells)
-            price = sum(f.execution.shares * f.execution.price for f in sells) / qty
-            reason = self._reason_from_fills(sells, row.exit_reason)
-            fee = sum(_fill_commission(f) for f in sells)
-            self.coord.close_position(row.symbol, price, reason, quantity=qty, commission=fee)
-            self._correction(f"{row.symbol}: position gone at the broker; closed with {qty} sold @ {price:.4f} ({reason})")
-        else:
-            last = self._last_price(row.symbol) or row.entry_price or 0.0
-            self.coord.close_position(row.symbol, last, "reconciled")
-            self._correction(f"{row.symbol}: position gone at the broker, no execution explains it; closed as reconciled")
-        self._unsubscribe(row.symbol)
+        self._close_from_fills(row, row.exit_reason, correction=True)
 
     def _reason_from_fills(self, sells: list[Fill], exit_reason: str | None) -> str:
         """Exit reason explained by the SELL fills: all targets → ``target``; our exit
@@ -505,7 +457,7 @@ class ExitManager:
         for k in kinds:
             if k and k[0] == EXIT_REF and k[2] in ("stop", "eod"):
                 return k[2]
-            if k and k[0] == "dt-liquidate":
+            if k and k[0] == LIQUIDATE_REF:
                 return "liquidate_all"
         if exit_reason in ("stop", "eod"):
             return exit_reason
@@ -681,8 +633,7 @@ class ExitManager:
             if row is None:
                 return
             if held <= 0:
-                sells = self._sell_fills(symbol, row.entry_timestamp)
-                await self._close_vanished_as(row, self._reason_from_fills(sells, reason) if sells else reason)
+                self._close_from_fills(row, reason, correction=False)
                 return
             # 3. sell the broker-reported quantity at market (unless liquidate-all took over)
             if self.coord.is_frozen():
@@ -739,17 +690,29 @@ class ExitManager:
             if not self.connected:
                 return
 
-    async def _close_vanished_as(self, row: Any, reason: str) -> None:
+    def _close_from_fills(self, row: Any, exit_reason: str | None, *, correction: bool) -> None:
+        """Close a row whose broker position is gone, at the SELL fills that explain it.
+
+        The reason comes from the fills (:meth:`_reason_from_fills`); without any fill the
+        row is closed as ``reconciled`` at the last price. ``correction`` records the close
+        as a reconcile correction (event) rather than an ordinary log line.
+        """
         sells = self._sell_fills(row.symbol, row.entry_timestamp)
         if sells:
             qty = sum(f.execution.shares for f in sells)
             price = sum(f.execution.shares * f.execution.price for f in sells) / qty
-            fee = sum(_fill_commission(f) for f in sells)
+            reason = self._reason_from_fills(sells, exit_reason)
+            fee = sum(fill_commission(f) for f in sells)
             self.coord.close_position(row.symbol, price, reason, quantity=qty, commission=fee)
-            log.info("position closed by earlier fills", extra={"symbol": row.symbol, "reason": reason, "price": price})
+            message = f"{row.symbol}: position gone at the broker; closed with {qty} sold @ {price:.4f} ({reason})"
+            if correction:
+                self._correction(message)
+            else:
+                log.info(message, extra={"symbol": row.symbol, "reason": reason, "price": price})
         else:
-            self.coord.close_position(row.symbol, self._last_price(row.symbol) or row.entry_price or 0.0, "reconciled")
-            self._correction(f"{row.symbol}: exiting position already gone, no fill found; closed as reconciled")
+            last = self._last_price(row.symbol) or row.entry_price or 0.0
+            self.coord.close_position(row.symbol, last, "reconciled")
+            self._correction(f"{row.symbol}: position gone at the broker, no execution explains it; closed as reconciled")
         self._exit_backoff.pop(row.symbol, None)
         self._unsubscribe(row.symbol)
 
@@ -873,35 +836,12 @@ def _ticker_price(ticker: Ticker) -> float | None:
     return None
 
 
-def _fill_commission(fill: Fill) -> float:
-    c = fill.commissionReport.commission if fill.commissionReport else 0.0
-    return float(c) if c and not math.isnan(c) and c < 1e9 else 0.0
-
-
 def _purpose(trade: Trade) -> str:
     parsed = parse_order_ref(trade.order.orderRef)
     if parsed is None:
         return "foreign"
     kind, _symbol, reason = parsed
     return {TARGET_REF: "target", EXIT_REF: reason or "exit"}.get(kind, kind)
-
-
-def _maybe_hang_for_tests(bot: str) -> None:
-    """Test hook: when the file named by ``$DAYTRADING_TEST_HANG_FILE`` exists and names
-    this bot, the process blocks forever (alive but silent, no heartbeat): how the
-    supervisor's hang detection is tested."""
-    path = os.environ.get("DAYTRADING_TEST_HANG_FILE")
-    if not path or not os.path.exists(path):
-        return
-    try:
-        with open(path, encoding="utf-8") as fh:
-            names = fh.read()
-    except OSError:
-        return
-    if bot in names:
-        log.warning("test hang file names this bot: blocking the event loop", extra={"path": path})
-        while True:
-            time.sleep(3600)
 
 
 # ---------------------------------------------------------------------- command line

@@ -15,7 +15,9 @@ import asyncio
 import logging
 import math
 
-from ib_async import IB, Trade
+from collections.abc import Iterable
+
+from ib_async import IB, Fill, Position, Trade
 
 from daytrading.coordination import Coordinator
 
@@ -65,14 +67,16 @@ def average_fill_price(trade: Trade) -> float | None:
     return float(price) if price and not math.isnan(price) and price > 0 else None
 
 
+def fill_commission(fill: Fill) -> float:
+    """Commission of one fill in dollars; 0 until IB's commission report arrives (IB sends
+    ``1.7976931348623157e308``, its "unset" double, before that)."""
+    c = fill.commissionReport.commission if fill.commissionReport else 0.0
+    return float(c) if c and not math.isnan(c) and c < 1e9 else 0.0
+
+
 def commission(trade: Trade) -> float:
     """Commissions reported for the trade's fills, in dollars (0 until reports arrive)."""
-    total = 0.0
-    for f in trade.fills:
-        c = f.commissionReport.commission if f.commissionReport else 0.0
-        if c and not math.isnan(c) and c < 1e9:
-            total += c
-    return total
+    return sum(fill_commission(f) for f in trade.fills)
 
 
 def rejection_reason(trade: Trade) -> str:
@@ -132,9 +136,10 @@ async def fresh_positions(ib: IB, timeout: float = 10.0) -> dict[str, tuple[floa
     Raises:
         TimeoutError: the broker did not answer within ``timeout`` wall seconds.
     """
-    positions = await asyncio.wait_for(ib.reqPositionsAsync(), timeout)
-    out: dict[str, tuple[float, float]] = {}
-    for p in positions:
-        if p.contract.secType == "STK" and p.position:
-            out[p.contract.symbol] = (float(p.position), float(p.avgCost))
-    return out
+    return positions_by_symbol(await asyncio.wait_for(ib.reqPositionsAsync(), timeout))
+
+
+def positions_by_symbol(positions: Iterable[Position]) -> dict[str, tuple[float, float]]:
+    """Non-zero stock positions as ``{symbol: (shares, average cost $)}``."""
+    return {p.contract.symbol: (float(p.position), float(p.avgCost))
+            for p in positions if p.contract.secType == "STK" and p.position}

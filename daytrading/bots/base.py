@@ -1,0 +1,99 @@
+"""What both bots share: time scaling, stop signals, the heartbeat, the hang test hook.
+
+A bot's intervals are market seconds on its clock (a replay at speed 390 runs them
+390× faster); IB answers in wall time, so order waits have a wall-time floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from ib_async import IB
+
+from daytrading.clock import Clock
+from daytrading.config import Settings
+from daytrading.coordination import Coordinator
+
+log = logging.getLogger("daytrading.bots")
+
+
+class Bot:
+    """Base of the exit-manager and the day-trader.
+
+    Subclasses set ``BOT`` (the heartbeat name) and ``client_id`` and may extend
+    :meth:`stop` and :meth:`heartbeat_detail`.
+    """
+
+    BOT = "bot"
+
+    def __init__(self, settings: Settings, coord: Coordinator, clock: Clock, ib: IB | None) -> None:
+        self.settings = settings
+        self.coord = coord
+        self.clock = clock
+        self.ib = ib or IB()
+        self.state = "starting"
+        self.connected = False
+        self._stopping = asyncio.Event()
+
+    def _wall(self, market_seconds: float, floor: float = 0.05) -> float:
+        """Wall seconds for ``market_seconds`` of market time on this run's clock (at least ``floor``)."""
+        return max(floor, market_seconds / max(self.clock.speed, 1e-9))
+
+    def _order_wait(self, market_seconds: float) -> float:
+        """Wall seconds to wait for IB to answer about an order (at least 2 s of wall time)."""
+        return self._wall(market_seconds, floor=2.0)
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish (safe from signal handlers)."""
+        self._stopping.set()
+
+    def _install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM (and SIGBREAK on Windows, where the loop has no signal support) → :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                with contextlib.suppress(ValueError, OSError):
+                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.stop))
+
+    def heartbeat_detail(self) -> dict[str, Any]:
+        """JSON-serialisable detail stored with each heartbeat."""
+        return {"connected": self.connected}
+
+    async def _heartbeat_loop(self) -> None:
+        """Write the heartbeat every ``intervals.heartbeat`` wall seconds; a busy database is logged, not fatal."""
+        while True:
+            maybe_hang_for_tests(self.BOT)
+            try:
+                self.coord.heartbeat(self.state, json.dumps(self.heartbeat_detail()))
+            except Exception as exc:  # noqa: BLE001 - a busy database must not kill the bot
+                log.warning("heartbeat failed", extra={"bot": self.BOT, "error": str(exc)})
+            await asyncio.sleep(self.settings.intervals.heartbeat)
+
+
+def maybe_hang_for_tests(bot: str) -> None:
+    """Test hook: when the file named by ``$DAYTRADING_TEST_HANG_FILE`` exists and names
+    this bot, the process blocks forever (alive but silent, no heartbeat): how the
+    supervisor's hang detection is tested."""
+    path = os.environ.get("DAYTRADING_TEST_HANG_FILE")
+    if not path or not os.path.exists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            names = fh.read()
+    except OSError:
+        return
+    if bot in names:
+        log.warning("test hang file names this bot: blocking the event loop", extra={"path": path})
+        while True:
+            time.sleep(3600)
