@@ -559,11 +559,12 @@ def cli_args(parser: argparse.ArgumentParser) -> None:
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
     """``daytrading day-trader``: run until stopped."""
+    from daytrading.cli import _overrides
     from daytrading.config import load_settings
     from daytrading.runtime import build_clock, open_coordinator, setup_logging
 
     if args.allocation is not None:
-        settings = load_settings(args.config, {**_cli_overrides(args), "allocation": args.allocation})
+        settings = load_settings(args.config, {**_overrides(args), "allocation": args.allocation})
     if args.client_id is not None:
         settings = settings.model_copy(update={"ib": settings.ib.model_copy(update={"day_trader_client_id": args.client_id})})
     clock = build_clock(settings)
@@ -575,12 +576,6 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
                                            "client_id": bot.client_id})
     asyncio.run(bot.run())
     return 0
-
-
-def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from daytrading.cli import _overrides
-
-    return _overrides(args)
 
 
 __all__ = ["DayTrader", "CycleReport", "SymbolState", "cli", "cli_args"]

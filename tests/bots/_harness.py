@@ -4,6 +4,7 @@ settings that share its replay clock, a real SQLite file, and ib_async helper cl
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,22 @@ def bot_settings(tmp_path: Path, gw: Any, **overrides: Any) -> Settings:
         else:
             base[key] = value
     return load_settings(None, base, env_file=None)
+
+
+def bot_env(settings: Settings, gw: Any, **extra: str) -> dict[str, str]:
+    """Environment for a bot subprocess sharing ``gw``'s replay clock and ``settings``' files."""
+    return {
+        **os.environ,
+        "DAYTRADING_MODE": "sim",
+        "DAYTRADING_SIM__PORT": str(gw.port),
+        "DAYTRADING_SIM__START": gw.start.isoformat(),
+        "DAYTRADING_SIM__EPOCH": repr(gw.epoch),
+        "DAYTRADING_SIM__SPEED": repr(gw.speed),
+        "DAYTRADING_PATHS__DATABASE": str(settings.paths.database),
+        "DAYTRADING_PATHS__LOG_DIR": str(settings.paths.log_dir),
+        "DAYTRADING_PATHS__WATCHLIST": str(settings.paths.watchlist),
+        **extra,
+    }
 
 
 def coordinator(settings: Settings, bot: str = "test") -> Coordinator:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import subprocess
 import sys
 from contextlib import asynccontextmanager
@@ -25,7 +24,7 @@ from daytrading.broker.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
 from daytrading.runtime import build_clock, open_coordinator
 from daytrading.signals.rules import RuleDecision
-from tests.bots._harness import bot_settings, coordinator, wait_for
+from tests.bots._harness import bot_env, bot_settings, coordinator, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -135,12 +134,7 @@ async def test_sigkill_during_entry_then_restart_resolves_the_claim(tmp_path, mi
         settings = trader_settings(tmp_path, gw)
         write_watchlist(settings, ["TSLA"])
         coord = coordinator(settings, "test")
-        env = {**os.environ, "DAYTRADING_MODE": "sim", "DAYTRADING_SIM__PORT": str(gw.port),
-               "DAYTRADING_SIM__START": gw.start.isoformat(), "DAYTRADING_SIM__EPOCH": repr(gw.epoch),
-               "DAYTRADING_SIM__SPEED": repr(gw.speed), "DAYTRADING_PATHS__DATABASE": str(settings.paths.database),
-               "DAYTRADING_PATHS__LOG_DIR": str(tmp_path / "logs"),
-               "DAYTRADING_PATHS__WATCHLIST": str(settings.paths.watchlist),
-               "DAYTRADING_SCANNER__IB_SCAN_CODES": "[]", "DAYTRADING_TEST_CRASH_AT": point}
+        env = bot_env(settings, gw, DAYTRADING_SCANNER__IB_SCAN_CODES="[]", DAYTRADING_TEST_CRASH_AT=point)
         argv = [sys.executable, "-m", "daytrading", "day-trader"]
         first = subprocess.run(argv, env=env, capture_output=True, timeout=150)
         assert first.returncode == -9, first.stderr.decode()[-2000:]

@@ -12,7 +12,6 @@ marketable, so each test is about the exit-manager, not about waiting for the ta
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from daytrading.bots.exit_manager import ExitManager
 from daytrading.broker.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
 from daytrading.runtime import build_clock, open_coordinator
-from tests.bots._harness import bot_settings, buy_at_market, coordinator, sells, wait_for
+from tests.bots._harness import bot_env, bot_settings, buy_at_market, coordinator, sells, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -261,15 +260,7 @@ async def test_sigkill_while_exiting_then_restart_sells_once(tmp_path, minute_da
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         gw.ctl("delay_cancel", seconds=600)  # keep the exit in flight
         open_row(coord, "AAPL", 10, price * 1.02)
-        env = {**os.environ,
-               "DAYTRADING_MODE": "sim",
-               "DAYTRADING_SIM__PORT": str(gw.port),
-               "DAYTRADING_SIM__START": gw.start.isoformat(),
-               "DAYTRADING_SIM__EPOCH": repr(gw.epoch),
-               "DAYTRADING_SIM__SPEED": repr(gw.speed),
-               "DAYTRADING_PATHS__DATABASE": settings.paths.database.as_posix()
-               if hasattr(settings.paths.database, "as_posix") else str(settings.paths.database),
-               "DAYTRADING_PATHS__LOG_DIR": str(tmp_path / "logs")}
+        env = bot_env(settings, gw)
         argv = [sys.executable, "-m", "daytrading", "exit-manager"]
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
