@@ -136,6 +136,11 @@ def plot_equity_curve(trades: list[TradeView], path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.set_ylabel("cumulative realised P&L ($)")
     ax.set_xlabel("exit time (New York)")
+    return save_chart(fig, ax, path)
+
+
+def save_chart(fig: Any, ax: Any, path: Path) -> Path:
+    """Finish a chart the way every report chart looks (light grid, tight layout) and write the PNG."""
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from typing import Any
 from daytrading.clock import NY
 from daytrading.coordination import Coordinator
 from daytrading.coordination.api import TradeView
-from daytrading.ops.analyze import Analysis, analyze_trades, plot_equity_curve
+from daytrading.ops.analyze import Analysis, analyze_trades, plot_equity_curve, save_chart
 
 #: Wall seconds within which the exit-manager must have placed a target (scaled by clock speed).
 PROTECT_WALL_SECONDS = 5.0
@@ -226,11 +226,7 @@ def plot_symbol(symbol: str, day: date, trades: list[TradeView], bars: Any | Non
     ax.set_title(f"{symbol} — session {day}")
     ax.set_ylabel("price ($)")
     ax.set_xlabel("time (New York)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save_chart(fig, ax, path)
 
 
 # ---------------------------------------------------------------------- report
