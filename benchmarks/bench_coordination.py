@@ -130,7 +130,7 @@ def raw_worker(db: str, wid: int, seconds: float, ready: mp.Queue, go: Any, go_t
             con.execute(EXIT_LOCK, ("EXITING", "target", t, t, sym, "OPEN"))
             con.execute("COMMIT")
             con.execute("BEGIN IMMEDIATE")
-            qty, entry, entry_ts, agent, entry_perm, exit_perm = con.execute(CLOSE_DELETE, (sym,)).fetchone()
+            qty, entry, entry_ts, agent, entry_perm, exit_perm, _claimed = con.execute(CLOSE_DELETE, (sym,)).fetchone()
             t = now()
             con.execute(TRADE_INSERT, (sym, today, qty, entry_ts, entry, t, 101.8, 18.0, 1.8, 0.0, "target", agent,
                                        "b", entry_perm, exit_perm))

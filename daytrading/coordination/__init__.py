@@ -8,12 +8,15 @@ from daytrading.coordination.api import (
     TradeView,
     target_and_stop,
 )
+from daytrading.coordination.ledger import Execution, LotSummary
 from daytrading.db.models import PositionStatus
 
 __all__ = [
     "EXIT_REASONS",
     "ClaimResult",
     "Coordinator",
+    "Execution",
+    "LotSummary",
     "PositionStatus",
     "PositionView",
     "TradeView",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, UTC
@@ -58,6 +58,8 @@ from tenacity import (
 )
 
 from daytrading.clock import Clock, LiveClock, session_date
+from daytrading.coordination import ledger
+from daytrading.coordination.ledger import Execution
 from daytrading.db import lifecycle_sql as sql
 from daytrading.db.lifecycle_sql import json_text, utc_text, utc_value
 from daytrading.db.models import (
@@ -557,17 +559,26 @@ class Coordinator:
         quantity: float | None = None,
         commission: float = 0.0,
         exit_perm_id: int | None = None,
+        executions: Sequence[Execution] = (),
     ) -> TradeView | None:
         """Close ``symbol``: delete the active row, record closed-today and a trade, in one transaction.
 
         Idempotent: returns ``None`` when there is no active row (already closed), so a
         fill seen twice is recorded once.
 
+        The trade row comes from the execution ledger when the position's lot (executions
+        of the symbol since its claim, this session) holds SELLs: quantity = shares sold,
+        exit price = their average, entry price = the lot's BUY average (else the row's),
+        commission = every commission of both legs, P&L = sells − sold × entry − commission.
+        ``executions`` are recorded first (idempotently, same transaction), so an exit
+        journalled late still lands with its fills. Without ledger SELLs the arguments are used.
+
         Args:
-            exit_price: average fill price of the exit (dollars).
+            exit_price: average fill price of the exit (dollars); used without ledger SELLs.
             exit_reason: one of ``target``, ``stop``, ``eod``, ``manual``, ``reconciled``, ``liquidate_all``.
-            quantity: shares sold (default: the row's quantity).
-            commission: dollars, entry and exit commissions if known.
+            quantity: shares sold (default: the row's quantity); used without ledger SELLs.
+            commission: dollars, entry and exit commissions if known; used without ledger SELLs.
+            executions: fills to record before closing (see :meth:`record_executions`).
 
         Raises:
             CoordinationError: unknown exit reason.
@@ -580,13 +591,23 @@ class Coordinator:
         today = self.session_date(when)
 
         def tx(c: sqlite3.Connection) -> TradeView | None:
+            if executions:
+                self._upsert_executions(c, executions, now)
             row = c.execute(sql.CLOSE_DELETE, (symbol,)).fetchone()
             if row is None:
                 return None
-            row_qty, entry, entry_time_text, agent_name, entry_perm, row_exit_perm = row
-            qty = float(quantity if quantity is not None else row_qty)
-            pnl = None if entry is None else round((exit_price - entry) * qty - commission, 2)
-            pct = None if not entry else round((exit_price / entry - 1.0) * 100.0, 4)
+            row_qty, entry, entry_time_text, agent_name, entry_perm, row_exit_perm, claimed_text = row
+            since = utc_value(claimed_text) or utc_value(entry_time_text)
+            fills = ledger.lot(self._executions(c, symbol, today), symbol, since)
+            summary = ledger.summarize(fills, entry)
+            price, fee = float(exit_price), float(commission)
+            if summary.sold > 0 and summary.avg_exit is not None:
+                qty, price, fee, entry = summary.sold, summary.avg_exit, summary.commission, summary.avg_entry
+                pnl = None if summary.pnl is None else round(summary.pnl, 2)
+            else:
+                qty = float(quantity if quantity is not None else row_qty)
+                pnl = None if entry is None else round((price - entry) * qty - fee, 2)
+            pct = None if not entry else round((price / entry - 1.0) * 100.0, 4)
             trade = TradeView(
                 symbol=symbol,
                 session_date=today,
@@ -594,10 +615,10 @@ class Coordinator:
                 entry_time=utc_value(entry_time_text),
                 entry_price=entry,
                 exit_time=when,
-                exit_price=float(exit_price),
+                exit_price=price,
                 pnl=pnl,
                 pnl_pct=pct,
-                commission=float(commission),
+                commission=fee,
                 exit_reason=exit_reason,
                 bot=agent_name,
                 exit_bot=self.bot,
@@ -617,6 +638,45 @@ class Coordinator:
             return trade
 
         return self._run_core(tx)
+
+    # ------------------------------------------------------------------ the execution ledger
+
+    def record_executions(self, executions: Sequence[Execution]) -> None:
+        """Record fills in the ledger, idempotently by execId (one transaction).
+
+        A second record of the same execId only fills in what the first lacked (the
+        commission and realised P&L of IB's later commission report, the permId).
+        """
+        if not executions:
+            return
+        now = self._now()
+        self._run_core(lambda c: self._upsert_executions(c, executions, now))
+
+    def get_executions(self, symbol: str, day: date | None = None, *, since: datetime | None = None) -> list[Execution]:
+        """The ledger's executions of ``symbol`` in session ``day`` (default: current), by time;
+        with ``since``, only the position's lot (:func:`daytrading.coordination.ledger.lot`)."""
+        symbol = symbol.upper()
+        day = day or self.session_date()
+        rows = self._run_core(lambda c: self._executions(c, symbol, day))
+        return ledger.lot(rows, symbol, since) if since is not None else rows
+
+    def _upsert_executions(self, c: sqlite3.Connection, executions: Sequence[Execution], now: datetime) -> None:
+        now_text = utc_text(now)
+        c.executemany(
+            sql.EXECUTION_UPSERT,  # columns: sql.EXECUTION_ATTRS
+            [(e.exec_id, self.session_date(e.time).isoformat(), e.symbol.upper(), e.side, float(e.shares),
+              float(e.price), e.commission, e.realized_pnl, utc_text(e.time), e.perm_id or None, e.order_id,
+              e.client_id, e.order_ref or None, e.account or None, self.bot, now_text) for e in executions],
+        )
+
+    @staticmethod
+    def _executions(c: sqlite3.Connection, symbol: str, day: date) -> list[Execution]:
+        out = []
+        for (exec_id, _day, sym, side, shares, price, fee, realized, when, perm_id, order_id, client_id, ref,
+             account, _bot, _at) in c.execute(sql.EXECUTIONS_OF_SYMBOL, (symbol, day.isoformat())):
+            out.append(Execution(exec_id, sym, side, shares, price, utc_value(when), fee, realized, perm_id,  # type: ignore[arg-type]
+                                 order_id, client_id, ref, account))
+        return out
 
     # ------------------------------------------------------------------ queries
 

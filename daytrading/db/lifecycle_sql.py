@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Mapper
 
-from daytrading.db.models import ActivePosition, ClosedPositionToday, JSONText, Trade, UTCDateTime
+from daytrading.db.models import ActivePosition, ClosedPositionToday, ExecutionRecord, JSONText, Trade, UTCDateTime
 
 _UTC = UTCDateTime()
 _JSON = JSONText()
@@ -115,10 +115,11 @@ EXIT_LOCK = (
 )
 
 # ---------------------------------------------------------------- close_position
-# (symbol) → the removed row's (quantity, entry_price, entry_timestamp, agent_name, entry_perm_id, exit_perm_id)
+# (symbol) → the removed row's (quantity, entry_price, entry_timestamp, agent_name, entry_perm_id, exit_perm_id,
+#  claimed_at)
 CLOSE_DELETE = (
     "DELETE FROM active_positions WHERE symbol = ?"
-    " RETURNING quantity, entry_price, entry_timestamp, agent_name, entry_perm_id, exit_perm_id"
+    " RETURNING quantity, entry_price, entry_timestamp, agent_name, entry_perm_id, exit_perm_id, claimed_at"
 )
 TRADE_ATTRS = (
     "symbol", "session_date", "quantity", "entry_time", "entry_price", "exit_time", "exit_price", "pnl",
@@ -137,6 +138,27 @@ CLOSED_UPSERT = _insert(
     " exit_reason = excluded.exit_reason, timestamp = excluded.timestamp",
 )
 
+# ---------------------------------------------------------------- the execution ledger
+EXECUTION_ATTRS = (
+    "exec_id", "session_date", "symbol", "side", "shares", "price", "commission", "realized_pnl", "time",
+    "perm_id", "order_id", "client_id", "order_ref", "account", "bot", "recorded_at",
+)
+# idempotent by execId: a second sight of an execution only fills in what the first lacked
+# (the commission report arrives after execDetails)
+EXECUTION_UPSERT = _insert(
+    ExecutionRecord,
+    EXECUTION_ATTRS,
+    " ON CONFLICT (exec_id) DO UPDATE SET commission = COALESCE(excluded.commission, executions.commission),"
+    " realized_pnl = COALESCE(excluded.realized_pnl, executions.realized_pnl),"
+    " perm_id = COALESCE(executions.perm_id, excluded.perm_id),"
+    " order_ref = COALESCE(executions.order_ref, excluded.order_ref)",
+)
+# (symbol, session date) → executions in EXECUTION_ATTRS order
+EXECUTIONS_OF_SYMBOL = (
+    f"SELECT {', '.join(_cols(ExecutionRecord, *EXECUTION_ATTRS))} FROM executions"
+    " WHERE symbol = ? AND session_date = ? ORDER BY time, exec_id"
+)
+
 #: every statement as SQL text, by name (for the schema test and the benchmark)
 STATEMENTS = {
     "CLAIM_CHECK": CLAIM_CHECK,
@@ -147,4 +169,6 @@ STATEMENTS = {
     "CLOSE_DELETE": CLOSE_DELETE,
     "TRADE_INSERT": TRADE_INSERT,
     "CLOSED_UPSERT": CLOSED_UPSERT,
+    "EXECUTION_UPSERT": EXECUTION_UPSERT,
+    "EXECUTIONS_OF_SYMBOL": EXECUTIONS_OF_SYMBOL,
 }

@@ -249,3 +249,39 @@ class Event(Base):
     symbol: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
+
+
+class ExecutionRecord(Base):
+    """The execution ledger: one row per IB execution (``execId``), entries and exits alike.
+
+    Written idempotently by execId from ``execDetails`` / ``commissionReport`` and from
+    ``reqExecutions`` after every (re)connect, by the bot that owns the order (IB sends an
+    order's executions only to the client that placed it). ``side`` is IB's ``BOT`` / ``SLD``;
+    ``shares`` positive; ``price`` and ``commission`` dollars (``commission`` NULL until IB's
+    commission report arrives); ``realized_pnl`` is the report's ``realizedPNL`` in dollars
+    (NULL for an opening execution). ``time`` is the execution time (UTC).
+    """
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        UniqueConstraint("exec_id", name="uq_executions_exec_id"),
+        Index("ix_executions_symbol_session", "symbol", "session_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exec_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    session_date: Mapped[date] = mapped_column(Date, nullable=False)
+    symbol: Mapped[str] = mapped_column(String(16), nullable=False)
+    side: Mapped[str] = mapped_column(String(4), nullable=False)
+    shares: Mapped[float] = mapped_column(Float, nullable=False)
+    price: Mapped[float] = mapped_column(Float, nullable=False)
+    commission: Mapped[float | None] = mapped_column(Float)
+    realized_pnl: Mapped[float | None] = mapped_column(Float)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    perm_id: Mapped[int | None] = mapped_column(Integer)
+    order_id: Mapped[int | None] = mapped_column(Integer)
+    client_id: Mapped[int | None] = mapped_column(Integer)
+    order_ref: Mapped[str | None] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(32))
+    bot: Mapped[str] = mapped_column(String(32), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

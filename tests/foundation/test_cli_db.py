@@ -25,7 +25,7 @@ def test_db_init_creates_wal_database_and_reports(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["journal_mode"] == "wal" and info["synchronous"] == "NORMAL" and info["created"] is True
-    assert info["revision"] == "0001_baseline"
+    assert info["revision"] == "0002_executions"
     assert (tmp_path / "trading_history.db").exists()
     again = run(tmp_path, "db", "upgrade", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["created"] is False

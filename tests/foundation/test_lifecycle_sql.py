@@ -26,6 +26,8 @@ TABLE_OF = {
     "CLOSE_DELETE": "active_positions",
     "TRADE_INSERT": "trades",
     "CLOSED_UPSERT": "closed_positions_today",
+    "EXECUTION_UPSERT": "executions",
+    "EXECUTIONS_OF_SYMBOL": "executions",
 }
 
 
