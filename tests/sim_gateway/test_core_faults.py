@@ -113,19 +113,24 @@ async def test_reject_next_orders_partial_fill_and_delayed_cancel(minute_data_di
             await wait_until(lambda: r1.isDone() and r2.isDone() and ok.isDone(), 5, "three orders")
             assert (r1.order.orderId, 201) in seen and (r2.order.orderId, 201) in seen
             assert not r1.fills and not r2.fills and ok.orderStatus.status == "Filled"
-            # partial: the next order fills 40 % and the rest keeps working
+            # partial: the next order fills 40 % on one trade; the rest keeps working and
+            # fills on later trades like any working order
             await ctl(gw, "partial", fraction=0.4)
             part = ib.placeOrder(nio, MarketOrder("BUY", 10))
-            await wait_until(lambda: part.orderStatus.filled == 4, 5, "partial fill")
-            await asyncio.sleep(0.3)  # 18 market seconds: more trades, no more fills
-            assert part.orderStatus.status == "Submitted" and part.orderStatus.remaining == 6
+            await wait_until(part.isDone, 10, "partial order filled in the end")
+            assert [f.execution.shares for f in part.fills] == [4, 6]
+            first, rest = (f.execution.time for f in part.fills)
+            assert rest > first and part.orderStatus.status == "Filled"
             # delayed cancel confirmation: PendingCancel for 90 market seconds
+            far = round(gw.market.last_trade("NIO").price * 0.8, 2)
+            resting = ib.placeOrder(nio, LimitOrder("BUY", 5, far))
+            await wait_until(lambda: resting.orderStatus.status == "Submitted", 5, "resting order working")
             await ctl(gw, "delay_cancel", seconds=90)
             t0 = gw.now()
-            ib.cancelOrder(part.order)
-            await wait_until(part.isDone, 10, "cancel confirmed")
-            assert part.orderStatus.status == "Cancelled" and gw.now() - t0 >= 90
-            assert part.orderStatus.filled == 4
+            ib.cancelOrder(resting.order)
+            await wait_until(lambda: resting.orderStatus.status == "PendingCancel", 5, "PendingCancel")
+            await wait_until(resting.isDone, 10, "cancel confirmed")
+            assert resting.orderStatus.status == "Cancelled" and gw.now() - t0 >= 90
         finally:
             ib.disconnect()
 
@@ -149,7 +154,7 @@ async def test_halt_stops_fills_until_resumed(minute_data_dir):
 
 def test_scenario_file_ctl_and_cli_as_processes(tmp_path, minute_data_dir):
     scenario = tmp_path / "faults.toml"
-    scenario.write_text('[[fault]]\nat = "10:01"\naction = "reject"\ncount = 3\ncode = 202\n\n'
+    scenario.write_text('[latency]\npositions_ms = 250\n\n[[fault]]\nat = "10:01"\naction = "reject"\ncount = 3\ncode = 202\n\n'
                         '[[fault]]\nat = "10:02:30"\naction = "halt"\nsymbol = "NIO"\n', encoding="utf-8")
     with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=120, start=at(10, 0),
                         symbols=SYMBOLS, faults_file=scenario, log_dir=tmp_path / "logs") as gw:
@@ -175,6 +180,12 @@ def test_scenario_file_ctl_and_cli_as_processes(tmp_path, minute_data_dir):
                               str(gw.admin_port), "delay_cancel", "seconds=30"], capture_output=True, text=True,
                              timeout=60)
         assert res.returncode == 0, res.stderr
+        res = subprocess.run([sys.executable, "-m", "daytrading", "sim-gateway-ctl", "--admin-port",
+                              str(gw.admin_port), "latency", "order_ack_ms=40"], capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout) == {"positions_ms": 250, "order_ack_ms": 40, "executions_ms": 0,
+                                          "market_data_ms": 0}
         bad = subprocess.run([sys.executable, "-m", "daytrading", "sim-gateway-ctl", "--admin-port",
                               str(gw.admin_port), "explode"], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 1 and "unknown command" in bad.stderr

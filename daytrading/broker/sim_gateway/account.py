@@ -221,41 +221,61 @@ class Account:
                 money(p.qty * m), money(p.avg_cost), money(p.qty * (m - p.avg_cost) if p.qty else 0.0),
                 money(p.realized), self.account]
 
-    def _send_values(self, conn: Connection) -> None:
-        for key, (value, cur) in self.values().items():
-            conn.send(6, 2, key, value, cur, self.account)
-        conn.send(8, 1, datetime.fromtimestamp(self.gw.now(), tz=NY).strftime("%H:%M"))
+    def _value_msgs(self) -> list[list[Any]]:
+        """Account values (6) and the account time (8) as messages."""
+        out: list[list[Any]] = [[6, 2, key, value, cur, self.account] for key, (value, cur) in self.values().items()]
+        out.append([8, 1, datetime.fromtimestamp(self.gw.now(), tz=NY).strftime("%H:%M")])
+        return out
 
     def push_position(self, symbol: str) -> None:
         """After a fill: position (61) to reqPositions subscribers, portfolio (7) + values (6)
-        + time (8) to reqAccountUpdates subscribers, PnL (94) to reqPnL subscribers."""
+        + time (8) to reqAccountUpdates subscribers, PnL (94/95) to reqPnL subscribers.
+
+        The messages are built now (they show the position right after this fill) and sent
+        ``executions_ms + positions_ms`` market milliseconds later (:mod:`.latency`)."""
         p = self.positions.get(symbol)
+        out: list[tuple[Connection, list[Any]]] = []
         for conn in list(self.gw.connections):
             if not conn.ready or conn.closed:
                 continue
             if p is not None and conn.positions_sub:
-                conn.send(*self.position_msg(p))
+                out.append((conn, self.position_msg(p)))
             if conn.account_sub:
                 if p is not None:
-                    conn.send(*self.portfolio_msg(p))
-                self._send_values(conn)
-            self._send_pnl(conn)
+                    out.append((conn, self.portfolio_msg(p)))
+                out += [(conn, m) for m in self._value_msgs()]
+            out += [(conn, m) for m in self._pnl_msgs(conn)]
+        lat = self.gw.faults.latency
+        self._deliver(out, lat.seconds("executions_ms") + lat.seconds("positions_ms"))
 
-    def _send_pnl(self, conn: Connection) -> None:
+    def _deliver(self, out: list[tuple[Connection, list[Any]]], delay: float = 0.0) -> None:
+        """Send ``(connection, message)`` pairs through the ``positions`` channel of the delay line."""
+        if not out:
+            return
+
+        def send() -> None:
+            for conn, msg in out:
+                conn.send(*msg)
+
+        self.gw.delays.submit("positions", delay, send)
+
+    def _pnl_msgs(self, conn: Connection) -> list[list[Any]]:
+        """PnL (94) and PnL single (95) messages for ``conn``'s open requests."""
+        out: list[list[Any]] = []
         if conn.pnl_reqs:
             daily, unreal, real = self.pnl()
-            for req_id in conn.pnl_reqs:
-                conn.send(94, req_id, money(daily), money(unreal), money(real))
+            out += [[94, req_id, money(daily), money(unreal), money(real)] for req_id in conn.pnl_reqs]
         for req_id, con_id in conn.state.get("pnl_single", {}).items():
             info = self.gw.market.contract_by_id(con_id)
             p = self.positions.get(info.symbol) if info else None
             if p is None:
-                conn.send(95, req_id, 0, 0.0, 0.0, 0.0, 0.0)
+                out.append([95, req_id, 0, 0.0, 0.0, 0.0, 0.0])
                 continue
             m = self.mark(p)
             unreal = p.qty * (m - p.avg_cost)
-            conn.send(95, req_id, qty_field(p.qty), money(unreal + p.realized), money(unreal),
-                      money(p.realized), money(p.qty * m))
+            out.append([95, req_id, qty_field(p.qty), money(unreal + p.realized), money(unreal),
+                        money(p.realized), money(p.qty * m)])
+        return out
 
     async def run(self) -> None:
         """Refresh marks to subscribers once per market minute (at most 4 times a wall second)."""
@@ -267,24 +287,23 @@ class Account:
             if now - last_market < PUSH_EVERY or wall_time() - last_wall < 0.25:
                 continue
             last_market, last_wall = now, wall_time()
+            out: list[tuple[Connection, list[Any]]] = []
             for conn in list(self.gw.connections):
                 if not conn.ready or conn.closed:
                     continue
                 if conn.account_sub:
-                    for p in self.positions.values():
-                        if p.qty:
-                            conn.send(*self.portfolio_msg(p))
-                    self._send_values(conn)
-                self._send_pnl(conn)
+                    out += [(conn, self.portfolio_msg(p)) for p in self.positions.values() if p.qty]
+                    out += [(conn, m) for m in self._value_msgs()]
+                out += [(conn, m) for m in self._pnl_msgs(conn)]
+            self._deliver(out)
 
     # ------------------------------------------------------------------ handlers
 
     def _req_positions(self, conn: Connection, fields: list[str]) -> None:
+        """``61|1`` → 61 per held position, then 62 (queued behind held-back pushes)."""
         conn.positions_sub = True
-        for p in self.positions.values():
-            if p.qty:
-                conn.send(*self.position_msg(p))
-        conn.send(62, 1)
+        out = [(conn, self.position_msg(p)) for p in self.positions.values() if p.qty]
+        self._deliver([*out, (conn, [62, 1])])
 
     def _cancel_positions(self, conn: Connection, fields: list[str]) -> None:
         conn.positions_sub = False
@@ -295,11 +314,9 @@ class Account:
         conn.account_sub = subscribe
         if not subscribe:
             return
-        self._send_values(conn)
-        for p in self.positions.values():
-            if p.qty:
-                conn.send(*self.portfolio_msg(p))
-        conn.send(54, 1, self.account)
+        out = [(conn, m) for m in self._value_msgs()]
+        out += [(conn, self.portfolio_msg(p)) for p in self.positions.values() if p.qty]
+        self._deliver([*out, (conn, [54, 1, self.account])])
 
     def _req_account_updates_multi(self, conn: Connection, fields: list[str]) -> None:
         """``76|1|reqId|account|modelCode|ledgerAndNLV`` → 73… then 74."""
@@ -332,7 +349,7 @@ class Account:
         req_id = parse_int(fields[1])
         conn.pnl_reqs.add(req_id)
         daily, unreal, real = self.pnl()
-        conn.send(94, req_id, money(daily), money(unreal), money(real))
+        self._deliver([(conn, [94, req_id, money(daily), money(unreal), money(real)])])
 
     def _cancel_pnl(self, conn: Connection, fields: list[str]) -> None:
         conn.pnl_reqs.discard(parse_int(fields[1]))
@@ -341,7 +358,7 @@ class Account:
         """``94|reqId|account|modelCode|conId`` → 95 pushes."""
         req_id = parse_int(fields[1])
         conn.state.setdefault("pnl_single", {})[req_id] = parse_int(fields[4])
-        self._send_pnl(conn)
+        self._deliver([(conn, m) for m in self._pnl_msgs(conn)])
 
     def _cancel_pnl_single(self, conn: Connection, fields: list[str]) -> None:
         conn.state.get("pnl_single", {}).pop(parse_int(fields[1]), None)

@@ -9,13 +9,15 @@ connection may send several commands. Commands:
   below zero), ``short_sells`` / ``rejected_short_sells`` (SELL orders beyond the long
   position, accepted for shortable symbols / rejected with 201), ``orders`` (every order),
   ``open_orders`` (working ones), ``executions``, cash / net liquidation / P&L /
-  commissions, ``faults`` (fired faults with market time), ``synthetic`` (True when the data
-  are synthetic) and ``clock``.
+  commissions, ``faults`` (fired faults with market time), ``latency`` (current settings,
+  ms), ``synthetic`` (True when the data are synthetic) and ``clock``.
 * ``clock`` — ``start`` (ISO market time at the epoch), ``epoch`` (wall POSIX s), ``speed``,
   ``now`` (market time), ``session_date``.
 * ``status`` — connections and counts. ``events`` (``limit``) — recent event-log records.
 * every fault action of :mod:`.faults` (``drop``, ``refuse``, ``outage``, ``notice``,
-  ``reject``, ``delay_cancel``, ``partial``, ``halt``, ``resume``, ``shortable``).
+  ``reject``, ``delay_cancel``, ``partial``, ``halt``, ``resume``, ``shortable``), and
+  ``latency`` (``positions_ms``, ``order_ack_ms``, ``executions_ms``, ``market_data_ms``:
+  milliseconds of market time, :mod:`.latency`; returns every setting after the change).
 
 :func:`request` is the blocking client used by ``daytrading sim-gateway-ctl``, the test
 helpers and the supervisor.
@@ -130,6 +132,7 @@ class AdminServer:
             "commissions": round(acct.commissions, 6),
             **self.gw.orders.report(),
             "faults": list(self.gw.faults.history),
+            "latency": self.gw.faults.latency.as_dict(),
         }
 
 

@@ -17,7 +17,8 @@ date, bad columns, bars out of order, bad options) with one clear message.
 
 ``daytrading sim-gateway-ctl [--admin-port P | --port API_PORT] COMMAND [key=value ...]``
 sends one admin command (see :mod:`.admin`; values are parsed as JSON when possible, e.g.
-``reject count=2 code=201``, ``outage seconds=60 data_lost=true``) and prints the JSON
+``reject count=2 code=201``, ``outage seconds=60 data_lost=true``, ``latency positions_ms=700``)
+and prints the JSON
 result; exit 1 when the gateway is unreachable or refuses.
 """
 
@@ -207,7 +208,9 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=4002, help="the gateway's API port (default 4002)")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("command", help="report, clock, status, events, drop, refuse, outage, notice, reject, "
-                                   "delay_cancel, partial, halt, resume, shortable")
+                                   "delay_cancel, partial, halt, resume, shortable, latency "
+                                   "(latency positions_ms=700 order_ack_ms=0 executions_ms=0 "
+                                   "market_data_ms=0: milliseconds of market time)")
     p.add_argument("params", nargs="*", help="key=value (values parsed as JSON when possible)")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     params: dict[str, Any] = {}

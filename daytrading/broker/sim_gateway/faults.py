@@ -24,9 +24,16 @@ halted=true)
 ``resume`` (symbol)     end a halt
 ``shortable`` (symbol,  change a symbol's shortability
 shortable)
+``latency`` (KEY=MS…)   set injected latencies (:mod:`.latency`: ``positions_ms``,
+                        ``order_ack_ms``, ``executions_ms``, ``market_data_ms``); without
+                        keys it only reports them
 ======================  =====================================================================
 
-Scenario file (``--faults FILE``)::
+Scenario file (``--faults FILE``): an optional ``[latency]`` table in force from the start
+(keys of :mod:`.latency`, milliseconds of market time), and ``[[fault]]`` entries::
+
+    [latency]
+    positions_ms = 700
 
     [[fault]]
     at = "10:30"          # market time on the session date (HH:MM[:SS]) or an ISO datetime
@@ -51,6 +58,7 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daytrading.broker.sim_gateway.latency import Latency
 from daytrading.clock import NY
 from daytrading.errors import ConfigError
 
@@ -66,7 +74,9 @@ NOTICES = {
     1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
 }
 ACTIONS = ("drop", "refuse", "outage", "notice", "reject", "delay_cancel", "partial", "halt", "resume",
-           "shortable")
+           "shortable", "latency")
+#: Top-level keys of a scenario file.
+SCENARIO_KEYS = ("fault", "latency")
 
 
 @dataclass
@@ -140,6 +150,7 @@ class FaultState:
         self.refuse_until: float | None = None
         self.scheduled: list[ScheduledFault] = []
         self.history: list[dict[str, Any]] = []
+        self.latency = Latency()
 
     # ------------------------------------------------------------------ queries used by the engine
 
@@ -194,7 +205,31 @@ class FaultState:
         self.add_scenario(data, source=str(p))
 
     def add_scenario(self, data: dict[str, Any] | list[dict[str, Any]], source: str = "scenario") -> None:
-        """Schedule scenario entries (already parsed TOML or a list of dicts)."""
+        """Apply a scenario's ``[latency]`` table and schedule its entries (parsed TOML or a list of dicts).
+
+        Raises:
+            ConfigError: an unknown top-level key, a bad latency key or value, or a bad entry (named).
+        """
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(SCENARIO_KEYS))
+            if unknown:
+                raise ConfigError(f"{source}: unknown key {unknown[0]!r}; a scenario has "
+                                  f"{' and '.join(SCENARIO_KEYS)}")
+            table = data.get("latency", {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: 'latency' must be a table of KEY = milliseconds, got {table!r}")
+            probe = Latency(**self.latency.as_dict())
+            try:
+                probe.update(table, source=f"{source}: [latency]")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            entries = parse_scenario(data, self.gw.market.session_date, source)
+            if table:
+                self.latency.update(table)
+                self.gw.log("latency", source=source, **self.latency.as_dict())
+            self.scheduled += entries
+            self.scheduled.sort(key=lambda f: f.at)
+            return
         self.scheduled += parse_scenario(data, self.gw.market.session_date, source)
         self.scheduled.sort(key=lambda f: f.at)
 
@@ -299,6 +334,9 @@ class FaultState:
             self.partial_pending.append({"fraction": 0.5 if fraction is None else float(fraction),
                                          "quantity": quantity})
         return {}
+
+    async def _do_latency(self, **values: Any) -> dict[str, Any]:
+        return self.latency.update(values)
 
     async def _do_halt(self, symbol: str, halted: bool = True) -> dict[str, Any]:
         self.gw.market.set_halted(symbol, bool(halted))

@@ -16,7 +16,9 @@ the same order; events are processed by (trade time, order placement sequence)):
 * ``STP``: triggers when a trade is at or through the stop, then fills at that trade like MKT.
 * Size: one trade fills at most its size (shared by all orders on that trade), so large
   orders in thin minutes fill partially over several trades (orderStatus ``Submitted`` with
-  ``filled > 0``). The ``partial`` fault caps the next order's total fill.
+  ``filled > 0``). The ``partial`` fault caps the next order's fill on the trades up to and
+  including the one that reaches the cap; the rest keeps working and fills on later trades
+  like any working order.
 * Sessions: MKT/STP and orders without ``outsideRth`` trade 09:30–close (XNYS, early closes
   included); LMT with ``outsideRth`` trades 04:00–20:00. Before that the order waits
   ``PreSubmitted``. ``IOC``: only the first trade after placement counts; the rest is
@@ -223,6 +225,8 @@ class FillEngine:
         if price is None or qty <= 1e-9:
             return 0.0
         price = round(max(price, 0.0001), 4)
+        if o.fill_cap is not None and o.filled + qty >= o.fill_cap - 1e-9:
+            o.fill_cap = None  # the partial fault is spent: the rest fills on later trades
         self.gw.orders.record_fill(o, tick.ts, qty, price, liquidity)
         self.month_shares += qty
         return qty

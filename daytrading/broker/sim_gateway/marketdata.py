@@ -322,7 +322,10 @@ class MarketDataService:
         return self.gw.market
 
     def _now(self) -> float:
-        return self.gw.clock.timestamp()
+        """Market time as the data streams see it: now minus the injected ``market_data_ms``."""
+        faults = getattr(self.gw, "faults", None)
+        lag = faults.latency.seconds("market_data_ms") if faults is not None else 0.0
+        return self.gw.clock.timestamp() - lag
 
     def _log(self, event: str, **fields: Any) -> None:
         logger = getattr(self.gw, "log", None)

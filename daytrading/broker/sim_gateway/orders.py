@@ -25,6 +25,7 @@ shortable one accepted — both recorded for the report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -169,15 +170,36 @@ class OrderBook:
         self._max_id: dict[int, int] = {}
 
     def install(self) -> None:
-        """Register order request handlers."""
+        """Register order request handlers (placeOrder, cancelOrder and reqGlobalCancel through
+        the ``order_ack_ms`` latency, :mod:`.latency`)."""
         r = self.gw.register
-        r(3, self.place_order)
-        r(4, self.cancel_order)
-        r(58, self.global_cancel)
+        r(3, self._after_ack_latency(self.place_order))
+        r(4, self._after_ack_latency(self.cancel_order))
+        r(58, self._after_ack_latency(self.global_cancel))
         r(5, self.req_open_orders)
         r(16, self.req_all_open_orders)
         r(99, self.req_completed_orders)
         r(7, self.req_executions)
+
+    def _after_ack_latency(self, handler: Callable[[Connection, list[str]], None]
+                           ) -> Callable[[Connection, list[str]], None]:
+        """``handler`` run ``order_ack_ms`` after the request arrived, requests kept in order."""
+
+        def delayed(conn: Connection, fields: list[str]) -> None:
+            if fields and fields[0] == "3" and conn.client_id is not None:  # ids are used at once
+                order_id = parse_int(fields[1])
+                self._max_id[conn.client_id] = max(self._max_id.get(conn.client_id, 0), order_id)
+            delay = self.gw.faults.latency.seconds("order_ack_ms")
+            self.gw.delays.submit("orders", delay, lambda: handler(conn, fields))
+
+        return delayed
+
+    def _send_later(self, conn: Connection, channel: str, delay: float, messages: list[list[Any]]) -> None:
+        def send() -> None:
+            for m in messages:
+                conn.send(*m)
+
+        self.gw.delays.submit(channel, delay, send)
 
     # ------------------------------------------------------------------ ids
 
@@ -518,11 +540,18 @@ class OrderBook:
             o.done_at = ts
         conn = self.owner(o)
         if conn is not None:
-            conn.send(*self.exec_msg(e))
-            if complete:
-                conn.send(*self.open_order_msg(o))
-            conn.send(*self.status_msg(o))
-            conn.send(*self.commission_msg(e))
+            delay = self.gw.faults.latency.seconds("executions_ms")
+            if delay <= 0 and not self.gw.delays.pending("executions"):
+                conn.send(*self.exec_msg(e))
+                if complete:
+                    conn.send(*self.open_order_msg(o))
+                conn.send(*self.status_msg(o))
+                conn.send(*self.commission_msg(e))
+            else:  # orderStatus now, execDetails + commissionReport later (:mod:`.latency`)
+                if complete:
+                    conn.send(*self.open_order_msg(o))
+                conn.send(*self.status_msg(o))
+                self._send_later(conn, "executions", delay, [self.exec_msg(e), self.commission_msg(e)])
         self.gw.log("fill", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id, exec_id=e.exec_id,
                     symbol=o.info.symbol, side=e.side, shares=shares, price=price, cum=o.filled,
                     commission=round(fee, 6), fill_time=_iso(ts))
@@ -617,6 +646,7 @@ class OrderBook:
         req_id = parse_int(fields[2])
         symbol = (fields[6] if len(fields) > 6 else "").upper()
         side = (fields[9] if len(fields) > 9 else "").upper()
+        out: list[list[Any]] = []
         for e in self.executions:
             o = e.order
             if o.client_id != conn.client_id:
@@ -625,9 +655,8 @@ class OrderBook:
                 continue
             if side and side != o.action and side != e.side:
                 continue
-            conn.send(*self.exec_msg(e, req_id))
-            conn.send(*self.commission_msg(e))
-        conn.send(55, 1, req_id)
+            out += [self.exec_msg(e, req_id), self.commission_msg(e)]
+        self._send_later(conn, "executions", 0.0, [*out, [55, 1, req_id]])
 
     # ------------------------------------------------------------------ report
 

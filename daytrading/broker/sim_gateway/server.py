@@ -167,6 +167,7 @@ class SimGateway:
         from daytrading.broker.sim_gateway.contracts import ContractService
         from daytrading.broker.sim_gateway.faults import FaultState
         from daytrading.broker.sim_gateway.fills import FillEngine
+        from daytrading.broker.sim_gateway.latency import DelayLine
         from daytrading.broker.sim_gateway.orders import OrderBook
 
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -195,6 +196,7 @@ class SimGateway:
         self.orders = OrderBook(self, perm_base=perm_base)
         self.fills = FillEngine(self, slippage=slippage)
         self.faults = FaultState(self)
+        self.delays = DelayLine(self.now, lambda: float(getattr(self.clock, "speed", 1.0)))
         if faults_file:
             self.faults.load_scenario(faults_file)
         self._register_core()
@@ -271,6 +273,7 @@ class SimGateway:
         self._tasks.append(asyncio.create_task(self.fills.run(), name="sim-fills"))
         self._tasks.append(asyncio.create_task(self.account.run(), name="sim-account"))
         self._tasks.append(asyncio.create_task(self.faults.run(), name="sim-faults"))
+        self._tasks.append(asyncio.create_task(self.delays.run(), name="sim-delays"))
         if self.data_service is not None and hasattr(self.data_service, "run"):
             self._tasks.append(asyncio.create_task(self.data_service.run(), name="sim-marketdata"))
         for t in self._tasks:
