@@ -42,6 +42,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("daytrading.ops.tools:logs_cli", "filter and follow the JSON-lines logs"),
     "diagnose": ("daytrading.ops.diagnose:cli", "why are there no trades? checks with fixes"),
     "why": ("daytrading.ops.tools:why_cli", "last gate decisions for a symbol (or --summary)"),
+    "dashboard": ("daytrading.dashboard.server:cli", "serve the web dashboard, /health and /metrics (read-only)"),
     "sim-gateway": ("daytrading.broker.sim_gateway.cli:main", "run the simulated IB Gateway (TWS protocol)"),
     "sim-gateway-ctl": ("daytrading.broker.sim_gateway.cli:ctl_main", "inject faults into a running sim-gateway"),
 }
@@ -211,6 +212,17 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def client_id_arg(text: str) -> int:
+    """argparse type of every ``--client-id``: an IB API client id, an integer 0 … 2³¹−1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"client id must be an integer, got {text!r}") from None
+    if not 0 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"client id must be between 0 and 2147483647, got {value}")
+    return value
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every subcommand.
 
@@ -223,7 +235,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--db", dest="database", help="database file (paths.database)")
     parser.add_argument("--log-dir", help="log folder (paths.log_dir)")
     parser.add_argument("--host", help="IB host (ib.host)")
-    parser.add_argument("--port", type=int, help="IB port (ib.port)")
+    parser.add_argument("--port", type=int,
+                        help="broker API port: ib.port, and in sim mode the sim-gateway's port (sim.port)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -287,6 +300,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "log_level": args.log_level,
         "paths": {"database": args.database, "log_dir": args.log_dir},
         "ib": {"host": args.host, "port": args.port},
+        # sim mode connects to the sim-gateway (sim.port), so --port must mean that port there
+        "sim": {"port": args.port},
         **(getattr(args, "settings_overrides", None) or {}),
     }
 

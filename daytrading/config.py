@@ -163,6 +163,50 @@ class SimSettings(BaseModel):
     symbols: tuple[str, ...] = ()
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class DashboardSettings(BaseModel):
+    """The local web dashboard and health API (``daytrading dashboard``; started by the supervisor)."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(True, description="the supervisor starts the dashboard beside the bots")
+    host: str = Field("127.0.0.1", description="bind address; anything but loopback needs dashboard.token")
+    port: int = Field(8787, ge=1, le=65535)
+    token: SecretStr = Field(SecretStr(""), description="bearer token of the controls (freeze, unfreeze, "
+                             "liquidate-all); empty = controls disabled. Put it in .env, never in a shared file")
+    stale_after: float = Field(15.0, gt=0, description="a bot heartbeat older than this (wall s) is unhealthy")
+    poll_interval: float = Field(0.5, gt=0, le=60, description="wall seconds between the live stream's database reads")
+    critical_window_minutes: float = Field(
+        30.0, ge=0, description="a CRITICAL event stays open this many market minutes (a freeze or crash loop until cleared)")
+    max_stream_clients: int = Field(100, ge=1, description="concurrent live-stream (SSE) clients; more get 503")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``127.x.x.x``, ``::1``, ``localhost``)."""
+    import ipaddress
+
+    if host.strip().lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def dashboard_bind_error(dash: DashboardSettings) -> str | None:
+    """Why the dashboard must not start with these settings, or ``None`` when it may.
+
+    A non-loopback bind (``0.0.0.0``, a LAN address) without ``dashboard.token`` would offer
+    the system to the network with nobody able to use the controls safely: refused.
+    """
+    if is_loopback(dash.host) or dash.token.get_secret_value():
+        return None
+    return (f"dashboard.host = {dash.host!r} is reachable from other machines but dashboard.token is not set; "
+            "set dashboard.token (DAYTRADING_DASHBOARD__TOKEN in .env or the environment) or bind 127.0.0.1")
+
+
 class Settings(BaseSettings):
     """Every setting of the system; frozen after load.
 
@@ -206,6 +250,7 @@ class Settings(BaseSettings):
     scanner: ScannerSettings = ScannerSettings()
     llm: LLMSettings = LLMSettings()
     sim: SimSettings = SimSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -296,7 +341,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
             continue
         msg = err.get("msg", "invalid").removeprefix("Value error, ")
         if loc:
-            shown = "***" if "key" in loc else repr(value)
+            shown = "***" if "key" in loc or "token" in loc else repr(value)
             lines.append(f"setting '{loc}' = {shown}: {msg}")
         else:
             lines.append(msg)
@@ -340,6 +385,32 @@ def load_settings(
     token = _toml_data.set(file_data)
     try:
         return Settings(_env_file=env_file, **cli)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    finally:
+        _toml_data.reset(token)
+
+
+def with_overrides(settings: Settings, overrides: dict[str, Any], source: str = "the command line") -> Settings:
+    """A copy of ``settings`` with nested ``overrides`` applied and **validated** again.
+
+    Unlike ``model_copy(update=...)`` every rule runs (ranges, distinct client ids…), so
+    a bad command-line value (``--client-id -1``) is refused here instead of reaching IB.
+
+    Raises:
+        ConfigError: an override is invalid (names the setting, the value and ``source``).
+    """
+
+    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    data = merge(settings.model_dump(), _drop_none(overrides))
+    token = _toml_data.set({})
+    try:
+        return Settings(_env_file=None, **data)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
     finally:

@@ -552,21 +552,23 @@ def setup_gates_log(settings: Settings) -> None:
 
 def cli_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``daytrading day-trader``."""
+    from daytrading.cli import client_id_arg
+
     parser.add_argument("--allocation", type=float, default=None,
                         help="fraction of net liquidation to use, in (0, 1] (default: settings.allocation = 0.25)")
-    parser.add_argument("--client-id", type=int, default=None, help="IB client id (default 2)")
+    parser.add_argument("--client-id", type=client_id_arg, default=None, help="IB client id (default 2)")
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
     """``daytrading day-trader``: run until stopped."""
     from daytrading.cli import _overrides
-    from daytrading.config import load_settings
+    from daytrading.config import load_settings, with_overrides
     from daytrading.runtime import build_clock, open_coordinator, setup_logging
 
     if args.allocation is not None:
         settings = load_settings(args.config, {**_overrides(args), "allocation": args.allocation})
-    if args.client_id is not None:
-        settings = settings.model_copy(update={"ib": settings.ib.model_copy(update={"day_trader_client_id": args.client_id})})
+    if args.client_id is not None:  # validated like any setting (range, distinct ids)
+        settings = with_overrides(settings, {"ib": {"day_trader_client_id": args.client_id}}, "--client-id")
     clock = build_clock(settings)
     setup_logging(settings, BOT, clock)
     setup_gates_log(settings)

@@ -849,15 +849,18 @@ def _purpose(trade: Trade) -> str:
 
 def cli_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``daytrading exit-manager``."""
-    parser.add_argument("--client-id", type=int, default=None, help="IB client id (default: ib.exit_manager_client_id = 10)")
+    from daytrading.cli import client_id_arg
+
+    parser.add_argument("--client-id", type=client_id_arg, default=None, help="IB client id (default: ib.exit_manager_client_id = 10)")
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
     """``daytrading exit-manager``: run until stopped (Ctrl+C / SIGTERM / supervisor)."""
+    from daytrading.config import with_overrides
     from daytrading.runtime import build_clock, open_coordinator, setup_logging
 
-    if args.client_id is not None:
-        settings = settings.model_copy(update={"ib": settings.ib.model_copy(update={"exit_manager_client_id": args.client_id})})
+    if args.client_id is not None:  # validated like any setting (range, distinct ids)
+        settings = with_overrides(settings, {"ib": {"exit_manager_client_id": args.client_id}}, "--client-id")
     clock = build_clock(settings)
     setup_logging(settings, BOT, clock)
     coord = open_coordinator(settings, BOT, clock)

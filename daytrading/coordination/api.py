@@ -749,6 +749,31 @@ class Coordinator:
             )
         )
 
+    def latest_session_date(self) -> date | None:
+        """The newest session date anything was recorded for (trades, orders, gate decisions,
+        events, positions), or ``None`` for an empty database.
+
+        After a sim replay or backtest of a recorded day this is that day, not the clock's.
+        """
+
+        def tx(s: Session) -> date | None:
+            days = [s.scalar(select(func.max(col))) for col in (
+                Trade.session_date, OrderRecord.session_date, GateDecision.session_date, Event.session_date,
+                ActivePosition.session_date)]
+            found = [d for d in days if d is not None]
+            return max(found) if found else None
+
+        return self._run(tx, read_only=True)
+
+    def has_session_records(self, day: date) -> bool:
+        """True when trades, orders, gate decisions or events are recorded for session ``day``."""
+
+        def tx(s: Session) -> bool:
+            return any(s.scalar(select(col).where(col == day).limit(1)) is not None for col in (
+                Trade.session_date, OrderRecord.session_date, GateDecision.session_date, Event.session_date))
+
+        return self._run(tx, read_only=True)
+
     def clear_closed_today(self, before: date | None = None) -> int:
         """Delete closed-today rows of sessions before ``before`` (default: current session).
 

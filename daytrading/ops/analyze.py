@@ -100,8 +100,11 @@ def analyze_trades(day: date, trades: list[TradeView]) -> Analysis:
 
 
 def analyze_session(coord: Coordinator, day: date | None = None) -> Analysis:
-    """Analysis of session ``day`` (default: the coordinator clock's current session)."""
-    day = day or coord.session_date()
+    """Analysis of session ``day`` (default: :func:`daytrading.ops.sessions.choose_session`'s:
+    the clock's session when it has records, else the latest recorded one)."""
+    from daytrading.ops.sessions import choose_session
+
+    day = choose_session(coord, day).day
     return analyze_trades(day, coord.get_trades_by_date(day))
 
 
@@ -178,16 +181,21 @@ def run_analysis(args: argparse.Namespace, settings: Settings, day: date | None)
     """Shared body of ``analyze`` and ``analyze-today``; exit 0."""
     from daytrading.ops import console, open_db
 
+    from daytrading.ops.sessions import choose_session
+
     coord = open_db(settings, "analyze")
-    a = analyze_session(coord, day)
+    choice = choose_session(coord, day)
+    a = analyze_session(coord, choice.day)
     chart = None
     if not getattr(args, "no_chart", False):
         chart = plot_equity_curve(a.trades, Path(settings.paths.report_dir) / f"equity_{a.session_date}.png",
                                   f"equity curve — session {a.session_date}")
     if getattr(args, "json", False):
-        print(json.dumps({**a.as_dict(), "chart": str(chart) if chart else None}, default=str, indent=2))
+        print(json.dumps({**a.as_dict(), **choice.as_dict(), "chart": str(chart) if chart else None},
+                         default=str, indent=2))
         return 0
     con = console()
+    con.print(f"analysis of {choice.label}")
     con.print(render_analysis(a))
     if chart:
         con.print(f"equity curve: {chart}")
@@ -218,5 +226,6 @@ def today_cli_args(parser: argparse.ArgumentParser) -> None:
 
 
 def today_cli(args: argparse.Namespace, settings: Settings) -> int:
-    """``daytrading analyze-today``: the current session on the configured clock."""
+    """``daytrading analyze-today``: the current session on the configured clock, or the latest
+    recorded one when the clock's has nothing (after a sim replay or backtest of a recorded day)."""
     return run_analysis(args, settings, None)

@@ -340,7 +340,10 @@ def cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="wall seconds to wait for cancels and for fills (default 60)")
-    parser.add_argument("--client-id", type=int, default=None, help="API client id (default ib.tools_client_id)")
+    from daytrading.cli import client_id_arg
+
+    parser.add_argument("--client-id", type=client_id_arg, default=None,
+                        help="API client id (default ib.tools_client_id)")
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:

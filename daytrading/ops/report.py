@@ -232,6 +232,24 @@ def plot_symbol(symbol: str, day: date, trades: list[TradeView], bars: Any | Non
 # ---------------------------------------------------------------------- report
 
 
+def followup_commands(session_date: date, database: str | Path | None = None) -> list[str]:
+    """The exact commands that look further into ``session_date`` (the report's last lines).
+
+    ``--db`` is written out when ``database`` is not ``trading_history.db`` in the working
+    directory (the default), so each line works as printed from the same directory.
+    """
+    prefix = "daytrading"
+    if database:
+        db = Path(database)
+        if db.resolve() != (Path.cwd() / "trading_history.db").resolve():
+            prefix += f" --db {db}"
+    d = session_date.isoformat()
+    return [f"{prefix} analyze --date {d}", f"{prefix} why --summary --date {d}",
+            f"{prefix} orders --no-broker --date {d}", f"{prefix} db trades --date {d}",
+            f"{prefix} dashboard    (then open http://127.0.0.1:8787/?date={d})"]
+
+
+
 def _text(a: Analysis, checks: list[Check], charts: list[Path]) -> str:
     t = a.total
     lines = [f"=== session report {a.session_date} ===",
@@ -308,6 +326,7 @@ def session_report(
         except Exception as exc:  # noqa: BLE001
             notes.append(f"{symbol} chart failed: {exc}")
     text = _text(a, checks, charts) + "".join(f"\nnote: {n}" for n in notes)
+    text += "\nnext:\n" + "\n".join(f"  {c}" for c in followup_commands(session_date, coord.engine.url.database))
     if gateway_report and gateway_report.get("synthetic"):
         banner = "*** SYNTHETIC SESSION: seeded random bars, NOT recorded market data ***"
         text = f"{banner}\n{text}\n{banner}"

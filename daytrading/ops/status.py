@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from daytrading.clock import Clock, wall_time
 from daytrading.config import Settings
 from daytrading.coordination import Coordinator
+from daytrading.ops.sessions import choose_session
 
 BOTS = ("exit-manager", "day-trader")
 SUPERVISOR = "supervisor"
@@ -99,18 +100,23 @@ def pnl_percent(trades: list[Any]) -> float | None:
 
 
 def status_rows(coord: Coordinator, clock: Clock, *, health_check: float = HEALTH_CHECK_S,
-                now_wall: float | None = None) -> dict[str, Any]:
+                now_wall: float | None = None, day: date | None = None) -> dict[str, Any]:
     """Everything the status table shows, as plain data (JSON-ready with ``default=str``).
 
+    The session's figures (trades, P&L, closed today, gate rejections) are those of ``day``,
+    default :func:`daytrading.ops.sessions.choose_session` (the clock's session when it has
+    records, else the latest recorded one); positions and bots are always the live rows.
+
     Returns:
-        ``{"market_time", "session_date", "supervisor": {...}, "bots": [...],
+        ``{"market_time", "session_date", "session_source", "session_label", "supervisor": {...}, "bots": [...],
         "positions": [...], "closed_today": int, "trades": int, "realized_pnl": dollars,
         "realized_pnl_pct": percent of capital traded (see :func:`pnl_percent`) or None,
         "wins": int, "losses": int, "gate_rejections": {gate: count}, "freeze": {...} | None}``.
     """
     now_wall = wall_time() if now_wall is None else now_wall
     now = clock.now()
-    day = coord.session_date(now)
+    choice = choose_session(coord, day, clock_day=coord.session_date(now))
+    day = choice.day
     beats = coord.get_heartbeats()
     trades = coord.get_trades_by_date(day)
     positions = [
@@ -122,7 +128,7 @@ def status_rows(coord: Coordinator, clock: Clock, *, health_check: float = HEALT
     sup = _supervisor_view(beats, now_wall, health_check)
     return {
         "market_time": now.isoformat(timespec="seconds"),
-        "session_date": day.isoformat(),
+        **choice.as_dict(),
         "supervisor": {k: sup[k] for k in ("alive", "pid", "heartbeat_age_s", "sim")},
         "bots": bot_rows(beats, now_wall, health_check),
         "positions": positions,
@@ -155,7 +161,8 @@ def render_rows(data: dict[str, Any]) -> Any:
     from rich.text import Text
 
     colours = {"RUNNING": "green", "STOPPED": "red", "RESTARTING": "yellow", "CRASH_LOOP": "bold red"}
-    bots = Table(title=f"daytrading status — {data['market_time']} (session {data['session_date']})")
+    bots = Table(title=f"daytrading status — {data['market_time']} "
+                       f"({data.get('session_label') or 'session ' + data['session_date']})")
     for col in ("bot", "state", "pid", "uptime", "restarts", "heartbeat", "age"):
         bots.add_column(col)
     for b in data["bots"]:
@@ -181,7 +188,7 @@ def render_rows(data: dict[str, Any]) -> Any:
                     p["agent_name"])
     parts.append(pos)
     pct = data["realized_pnl_pct"]
-    summary = Table(title="today", show_header=False)
+    summary = Table(title=f"session {data['session_date']}", show_header=False)
     summary.add_column("what")
     summary.add_column("value")
     summary.add_row("closed today", str(data["closed_today"]))
@@ -200,7 +207,11 @@ def render_status(coord: Coordinator, clock: Clock, *, health_check: float = HEA
 
 def cli_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``daytrading status``."""
+    from daytrading.cli import _iso_date
+
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    parser.add_argument("--date", type=_iso_date,
+                        help="session of the figures (default: current session, else the latest recorded)")
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,7 +219,8 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     from daytrading.ops import console, open_db
 
     coord = open_db(settings, "status")
-    data = status_rows(coord, coord.clock, health_check=settings.intervals.health_check)
+    data = status_rows(coord, coord.clock, health_check=settings.intervals.health_check,
+                       day=getattr(args, "date", None))
     if getattr(args, "json", False):
         print(json.dumps(data, default=str, indent=2))
     else:

@@ -44,7 +44,10 @@ def _client_id(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _add_client_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--client-id", type=int, default=None, help="API client id (default ib.tools_client_id)")
+    from daytrading.cli import client_id_arg
+
+    parser.add_argument("--client-id", type=client_id_arg, default=None,
+                        help="API client id (default ib.tools_client_id)")
 
 
 # ---------------------------------------------------------------------- test-connection
@@ -154,7 +157,8 @@ def orders_cli_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``daytrading orders``."""
     from daytrading.cli import _iso_date
 
-    parser.add_argument("--date", type=_iso_date, help="session date (default: current session)")
+    parser.add_argument("--date", type=_iso_date,
+                        help="session date (default: current session, else the latest recorded)")
     parser.add_argument("--no-broker", action="store_true", help="database only: do not ask the broker")
     _add_client_id(parser)
     parser.add_argument("--json", action="store_true")
@@ -169,12 +173,16 @@ def orders_cli(args: argparse.Namespace, settings: Settings) -> int:
 
     from daytrading.ops import console, open_db
 
+    from daytrading.ops.sessions import choose_session
+
     db_rows: list[dict[str, Any]] | None = None
     problems: list[str] = []
+    label = f"session {args.date}" if args.date else "session ?"
     try:
         coord = open_db(settings, "orders")
-        db_rows = coord.get_orders(args.date)
-        day = args.date or coord.session_date()
+        choice = choose_session(coord, args.date)
+        day, label = choice.day, choice.label
+        db_rows = coord.get_orders(day)
     except DaytradingError as exc:
         problems.append(f"database: {exc}")
         day = args.date
@@ -185,7 +193,7 @@ def orders_cli(args: argparse.Namespace, settings: Settings) -> int:
         except DaytradingError as exc:
             problems.append(f"broker: {exc}")
     if args.json:
-        print(json.dumps({"session_date": str(day), "orders": db_rows, "open_at_broker": live,
+        print(json.dumps({"session_date": str(day), "session_label": label, "orders": db_rows, "open_at_broker": live,
                           "problems": problems}, default=str, indent=2))
         return 0 if (db_rows is not None or live is not None) else 1
     con = console()
@@ -198,7 +206,7 @@ def orders_cli(args: argparse.Namespace, settings: Settings) -> int:
                       o["type"], f"{o['qty']:g}", _num(o["limit"]), o["status"], f"{o['filled']:g}", o["ref"] or "")
         con.print(t)
     if db_rows is not None:
-        t = Table(title=f"orders of session {day} ({len(db_rows)})")
+        t = Table(title=f"orders of session {day} ({len(db_rows)})", caption=f"shown: {label}")
         for col in ("time", "bot", "client", "order", "perm", "symbol", "side", "type", "qty", "limit",
                     "status", "filled", "avg $", "purpose"):
             t.add_column(col)
@@ -477,20 +485,32 @@ def logs_cli(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def why_symbol(coord: Any, symbol: str, day: date | None, limit: int) -> dict[str, Any]:
-    """What the system knows about ``symbol`` today: position, close, latest gate decisions."""
-    day = day or coord.session_date()
+    """What the system knows about ``symbol`` in a session: position, close, latest gate decisions.
+
+    ``day`` None = :func:`daytrading.ops.sessions.choose_session`'s default (said in the result).
+    """
+    from daytrading.ops.sessions import choose_session
+
+    choice = choose_session(coord, day)
+    day = choice.day
     pos = coord.get_position(symbol)
     closed = [r for r in coord.get_closed_today(day) if r["symbol"] == symbol.upper()]
     return {
-        "symbol": symbol.upper(), "session_date": day.isoformat(),
+        "symbol": symbol.upper(), **choice.as_dict(),
         "position": asdict(pos) if pos else None, "closed_today": closed[0] if closed else None,
         "decisions": coord.get_gate_decisions(symbol, day, limit),
     }
 
 
 def why_summary(coord: Any, day: date | None) -> dict[str, Any]:
-    """Per gate: rejections, symbols rejected, the commonest reason; and each symbol's latest verdict."""
-    day = day or coord.session_date()
+    """Per gate: rejections, symbols rejected, the commonest reason; and each symbol's latest verdict.
+
+    ``day`` None = :func:`daytrading.ops.sessions.choose_session`'s default (said in the result).
+    """
+    from daytrading.ops.sessions import choose_session
+
+    choice = choose_session(coord, day)
+    day = choice.day
     decisions = coord.get_gate_decisions(None, day, 100_000)
     gates: dict[str, dict[str, Any]] = {}
     latest: dict[str, dict[str, Any]] = {}
@@ -506,7 +526,7 @@ def why_summary(coord: Any, day: date | None) -> dict[str, Any]:
         ({"gate": k, "rejections": v["rejections"], "symbols": len(v["symbols"]),
           "top_reason": max(v["reasons"].items(), key=lambda kv: kv[1])[0]} for k, v in gates.items()),
         key=lambda r: -r["rejections"])
-    return {"session_date": day.isoformat(), "by_gate": by_gate,
+    return {**choice.as_dict(), "by_gate": by_gate,
             "latest": sorted(latest.values(), key=lambda d: d["symbol"])}
 
 
@@ -516,7 +536,8 @@ def why_cli_args(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("symbol", nargs="?", help="the symbol to explain")
     parser.add_argument("--summary", action="store_true", help="rejections by gate for every symbol")
-    parser.add_argument("--date", type=_iso_date, help="session date (default: current session)")
+    parser.add_argument("--date", type=_iso_date,
+                        help="session date (default: current session, else the latest recorded)")
     parser.add_argument("--limit", type=int, default=30, help="decisions to show for the symbol")
     parser.add_argument("--json", action="store_true")
 
@@ -524,7 +545,7 @@ def why_cli_args(parser: argparse.ArgumentParser) -> None:
 def _print_why_summary(con: Any, data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    t = Table(title=f"gate rejections, session {data['session_date']}")
+    t = Table(title=f"gate rejections, {data['session_label']}")
     for col in ("gate", "rejections", "symbols", "commonest reason"):
         t.add_column(col)
     for r in data["by_gate"]:
@@ -566,8 +587,8 @@ def why_cli(args: argparse.Namespace, settings: Settings) -> int:
         con.print(f"{data['symbol']}: closed today at {_hm(closed['timestamp'])} ({closed['exit_reason']}) — "
                   "no re-entry this session")
     if not pos and not closed:
-        con.print(f"{data['symbol']}: no position and not closed in session {data['session_date']}")
-    t = Table(title=f"latest gate decisions for {data['symbol']}")
+        con.print(f"{data['symbol']}: no position and not closed in {data['session_label']}")
+    t = Table(title=f"latest gate decisions for {data['symbol']}, {data['session_label']}")
     for col in ("time", "gate", "verdict", "reason", "values"):
         t.add_column(col)
     for d in data["decisions"]:
