@@ -1,0 +1,516 @@
+"""Parameter sweeps over backtests on Dask distributed: one task per (cell, session).
+
+* :func:`open_client` starts a :class:`distributed.LocalCluster` (``workers`` processes, one
+  thread each, default = the number of cores) or connects to an existing scheduler
+  (``tcp://HOST:8786``). The recorded data folder must be readable at the same path on every
+  worker; :func:`check_workers` asks each worker before anything is submitted.
+* :class:`SweepRunner` submits one task per (cell, session). A task is
+  ``run_session(data, session, settings, seed, symbols)`` on a worker; its
+  :class:`~daytrading.backtest.SessionResult` comes back to the client, where a cell's metrics
+  are combined from its sessions' trades (:func:`combine`, ``compute_metrics``), never on a
+  worker. Bars are parsed once per worker process and file: the loader caches parsed files
+  per (path, size, mtime) in the worker's process, and tasks of the same session reuse them.
+* Runs are deterministic, so a run is identified by a hash of everything it depends on (data,
+  session, settings, seed, symbols): the same run asked twice of one runner is computed once
+  (an optimizer that suggests the same settings again gets them for free), and a task lost
+  with a dead worker is recomputed by Dask (``distributed.scheduler.allowed-failures``, default
+  3) with the same result. Each runner submits under its own Dask keys (hash + a per-runner
+  token), so two sweeps on one shared cluster never hand each other released results.
+* Ctrl+C (KeyboardInterrupt) in :meth:`SweepRunner.cells` cancels the pending futures; the cells
+  already complete are kept by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from daytrading.errors import DataError, OperationalError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CellRun",
+    "SweepRunner",
+    "check_workers",
+    "combine",
+    "open_client",
+    "run_task",
+]
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def run_task(data: str, session: date, settings: Any, seed: int, symbols: tuple[str, ...] | None) -> Any:
+    """One backtest session on a worker (the task function; importable by every worker).
+
+    Returns the :class:`~daytrading.backtest.SessionResult` of ``run_session``.
+
+    Raises:
+        DataError: the data folder is missing on this worker (names the worker's host and path).
+    """
+    from daytrading.backtest import run_session
+
+    path = Path(data)
+    if not path.exists():
+        raise DataError(f"data folder {data} does not exist on worker host {os.uname().nodename}")
+    return run_session(path, session, settings, seed=seed, symbols=list(symbols) if symbols else None)
+
+
+def _check_data(data: str) -> str | None:
+    """On a worker: None when ``data`` is a readable folder with files, else the reason."""
+    path = Path(data)
+    host = os.uname().nodename
+    try:
+        if not path.is_dir():
+            return f"{data} is not a folder on worker host {host}"
+        names = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        return f"{data} cannot be read on worker host {host}: {exc.strerror or exc}"
+    if not names:
+        return f"{data} is empty on worker host {host}"
+    if not os.access(path, os.R_OK | os.X_OK):
+        return f"{data} is not readable by the worker's user on host {host}"
+    return None
+
+
+# --------------------------------------------------------------------------- client side
+
+
+@contextmanager
+def open_client(
+    workers: int | None = None, scheduler: str | None = None, *, connect_timeout: float = 20.0
+) -> Iterator[Any]:
+    """A Dask client on a new local cluster or on an existing scheduler.
+
+    Args:
+        workers: number of local worker processes (one thread each); None = ``os.cpu_count()``.
+            Ignored with ``scheduler``.
+        scheduler: address of a running scheduler, e.g. ``tcp://10.0.0.5:8786``.
+        connect_timeout: seconds to keep trying to reach ``scheduler``.
+
+    Raises:
+        OperationalError: the scheduler cannot be reached (names the address), or ``workers``
+            is below 1.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{connect_timeout}s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise OperationalError(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc}); is `dask scheduler` running there?"
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n < 1:
+        raise OperationalError(f"--workers {n}: need at least 1 worker")
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
+    client = Client(cluster)
+    try:
+        client.register_plugin(_ignore_ctrl_c_plugin(), name="daytrading-ignore-ctrl-c")
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _ignore_ctrl_c_plugin() -> Any:
+    """Worker plugin of the local cluster: its processes share the terminal, so Ctrl+C reaches them too.
+
+    The client handles Ctrl+C (cancels the futures, keeps what is done, closes the cluster);
+    the workers ignore SIGINT instead of dying with a traceback each. Applied to workers the
+    nanny restarts as well.
+    """
+    from distributed import WorkerPlugin
+
+    class IgnoreCtrlC(WorkerPlugin):
+        def setup(self, worker: Any) -> None:  # noqa: ARG002 - WorkerPlugin interface
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreCtrlC()
+
+
+def check_workers(client: Any, data: Path, *, timeout: float = 60.0) -> int:
+    """Ask every worker whether it can read ``data``; returns the number of workers.
+
+    Waits up to ``timeout`` seconds for a first worker (an existing cluster may be starting).
+
+    Raises:
+        OperationalError: no worker, a worker that cannot import this package, or a worker
+            that cannot read the folder (names each worker's address and the reason).
+    """
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise OperationalError(f"no Dask worker joined the scheduler within {timeout:.0f} s") from None
+    try:
+        answers = client.run(_check_data, str(data))
+    except (ImportError, ModuleNotFoundError) as exc:
+        raise OperationalError(
+            f"a Dask worker cannot import daytrading ({exc}); install the same version on every worker"
+        ) from None
+    bad = {addr: why for addr, why in answers.items() if why}
+    if bad:
+        lines = "; ".join(f"{addr}: {why}" for addr, why in sorted(bad.items()))
+        raise OperationalError(
+            f"the data folder must be readable at the same path by every Dask worker: {lines}"
+        )
+    return len(answers)
+
+
+def combine(results: Sequence[Any], settings: Any) -> tuple[dict[str, Any], str]:
+    """Metrics and fingerprint of one cell from its sessions' results (in the client).
+
+    ``results`` are :class:`SessionResult` objects in session order; the metrics are
+    ``compute_metrics`` over all their trades with ``settings.sim.cash`` dollars of starting
+    capital, the fingerprint is ``fingerprint(results)``, the same as a run made alone.
+    """
+    from daytrading.backtest import fingerprint
+    from daytrading.backtest.metrics import compute_metrics
+
+    ordered = sorted(results, key=lambda r: r.date)
+    trades = [t for r in ordered for t in r.trades]
+    metrics = compute_metrics(trades, ordered, settings.sim.cash)
+    return dict(metrics), fingerprint(ordered)
+
+
+@dataclass
+class CellRun:
+    """One cell's runs: id, its settings, and its sessions' results once they are back."""
+
+    cell_id: Any
+    settings: Any
+    sessions: tuple[date, ...]
+    results: dict[date, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """All sessions back, or failed."""
+        return self.error is not None or len(self.results) == len(self.sessions)
+
+
+def task_key(data: str, session: date, settings: Any, seed: int, symbols: tuple[str, ...] | None) -> str:
+    """Dask key of a run: the same inputs give the same key (runs are deterministic)."""
+    blob = "\0".join([data, session.isoformat(), settings.model_dump_json(), str(seed), ",".join(symbols or ())])
+    return f"backtest-{session.isoformat()}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+
+
+class SweepRunner:
+    """Submits (cell, session) runs to Dask and yields cells as their last session comes back.
+
+    Args:
+        client: a :class:`distributed.Client`.
+        data: recorded data folder (absolute; the same path must exist on the workers).
+        seed: the backtest seed of every run.
+        symbols: restrict the runs to these symbols (None = every symbol in the data).
+        on_run: called in the client after each session-run is back, with ``(done, total)``.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        data: Path,
+        *,
+        seed: int = 0,
+        symbols: Sequence[str] | None = None,
+        on_run: Callable[[int, int], None] | None = None,
+    ) -> None:
+        from distributed import as_completed
+
+        self.client = client
+        self.data = str(Path(data).resolve())
+        self.seed = seed
+        self.symbols = tuple(symbols) if symbols else None
+        self.on_run = on_run
+        self.done = 0
+        self.total = 0
+        self._cells: dict[Any, CellRun] = {}
+        self._waiting: dict[str, list[tuple[Any, date]]] = {}
+        self._futures: dict[str, Any] = {}
+        self._keys: dict[str, str] = {}
+        self._finished: dict[str, Any] = {}
+        self._queue = as_completed()
+        self._nonce = uuid.uuid4().hex[:8]
+        self._ready: list[CellRun] = []
+
+    def submit(self, cell_id: Any, settings: Any, sessions: Sequence[date]) -> None:
+        """Submit one task per session of a cell (runs already done or in flight are reused)."""
+        cell = CellRun(cell_id, settings, tuple(sorted(sessions)))
+        self._cells[cell_id] = cell
+        self.total += len(cell.sessions)
+        for session in cell.sessions:
+            key = task_key(self.data, session, settings, self.seed, self.symbols)
+            if key in self._finished:
+                cell.results[session] = self._finished[key]
+                self._count()
+                continue
+            self._waiting.setdefault(key, []).append((cell_id, session))
+            if key not in self._futures:
+                future = self.client.submit(
+                    run_task, self.data, session, settings, self.seed, self.symbols,
+                    key=f"{key}-{self._nonce}", pure=False,
+                )
+                self._keys[future.key] = key
+                self._futures[key] = future
+                self._queue.add(future)
+        if cell.complete:
+            self._ready.append(cell)
+
+    def _count(self) -> None:
+        self.done += 1
+        if self.on_run:
+            self.on_run(self.done, self.total)
+
+    @property
+    def pending(self) -> int:
+        """Session-runs submitted and not back yet."""
+        return self.total - self.done
+
+    def cells(self) -> Iterator[CellRun]:
+        """Yield each submitted cell once, when all its sessions are back or one failed.
+
+        More cells may be submitted while iterating (the optimizer does). A failed run (an
+        exception in the backtest, or a session that killed its workers too often) marks its
+        cell with ``error`` naming the session, and the sweep goes on.
+
+        Raises:
+            KeyboardInterrupt: after cancelling every pending future (see :meth:`cancel`).
+        """
+        try:
+            while True:
+                while self._ready:
+                    yield self._ready.pop(0)
+                if not self._futures:
+                    return
+                self._arrived(next(self._queue))
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+
+    def _arrived(self, future: Any) -> None:
+        key = self._keys.pop(future.key, None)
+        if key is None or self._futures.pop(key, None) is None:
+            return  # cancelled earlier
+        waiting = self._waiting.pop(key, [])
+        if future.status == "finished":
+            result = future.result()
+            self._finished[key] = result
+            error = None
+        else:
+            result, error = None, self._describe(future)
+        for cell_id, session in waiting:
+            cell = self._cells[cell_id]
+            was_complete = cell.complete
+            if error is None:
+                cell.results[session] = result
+            elif cell.error is None:
+                cell.error = f"session {session.isoformat()}: {error}"
+            self._count()
+            if cell.complete and not was_complete:
+                self._ready.append(cell)
+        future.release()
+
+    @staticmethod
+    def _describe(future: Any) -> str:
+        from distributed import KilledWorker
+
+        if future.status == "cancelled":
+            return "cancelled"
+        exc = future.exception()
+        if isinstance(exc, KilledWorker):
+            return f"the run killed its Dask worker too many times ({exc}); out of memory?"
+        return f"{type(exc).__name__}: {exc}"
+
+    def cancel(self) -> None:
+        """Cancel every future not yet back (Ctrl+C); finished results stay."""
+        pending = list(self._futures.values())
+        if pending:
+            self.client.cancel(pending)
+        self._futures.clear()
+        self._queue.clear()
+
+
+def sessions_of(results: Mapping[date, Any], wanted: Sequence[date]) -> list[Any]:
+    """The results of the ``wanted`` sessions, in session order."""
+    return [results[d] for d in sorted(wanted)]
+
+
+# --------------------------------------------------------------------------- grid and walk-forward
+
+
+@dataclass
+class CellOutcome:
+    """A finished cell: its swept values, metrics over all its sessions, fingerprint.
+
+    ``values`` maps each swept key to the effective (typed) setting, ``metrics`` is
+    ``compute_metrics``' dict (None when a run failed, then ``error`` names the session),
+    ``results`` the per-session :class:`SessionResult` by date.
+    """
+
+    index: int
+    values: dict[str, Any]
+    settings: Any
+    metrics: dict[str, Any] | None
+    fingerprint: str | None
+    error: str | None
+    results: dict[date, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"settings", "metrics", "fingerprint"}`` (plus ``"error"`` when a run failed)."""
+        out: dict[str, Any] = {"settings": self.values, "metrics": self.metrics, "fingerprint": self.fingerprint}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class SweepOutcome:
+    """Everything a sweep produced; ``interrupted`` when Ctrl+C stopped it (complete cells kept)."""
+
+    metric: str
+    keys: list[str]
+    cells: list[CellOutcome]
+    best: CellOutcome | None
+    walk_forward: list[dict[str, Any]]
+    interrupted: bool = False
+    runs_done: int = 0
+    runs_total: int = 0
+
+
+def effective_value(settings: Any, key: str) -> Any:
+    """The value of a dotted settings key (``entry.rsi_max``) in ``settings``, JSON-friendly."""
+    obj = settings
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj if isinstance(obj, int | float | str | bool) or obj is None else str(obj)
+
+
+def finish_cell(run: CellRun, index: int, keys: Sequence[str]) -> CellOutcome:
+    """Combine a complete :class:`CellRun` into a :class:`CellOutcome` (in the client)."""
+    values = {k: effective_value(run.settings, k) for k in keys}
+    if run.error:
+        return CellOutcome(index, values, run.settings, None, None, run.error, dict(run.results))
+    metrics, fp = combine(list(run.results.values()), run.settings)
+    return CellOutcome(index, values, run.settings, metrics, fp, None, dict(run.results))
+
+
+def best_of(cells: Sequence[CellOutcome], metric: str) -> CellOutcome | None:
+    """The cell with the best ``metric`` (ties: the earlier cell); None if no cell has metrics."""
+    from daytrading.backtest.sweep_grid import score
+
+    ranked = [c for c in cells if c.metrics is not None]
+    if not ranked:
+        return None
+    return max(ranked, key=lambda c: (score(c.metrics, metric), -c.index))
+
+
+def rank(cells: Sequence[CellOutcome], metric: str) -> list[CellOutcome]:
+    """Cells best first by ``metric``; failed cells last, in grid order."""
+    from daytrading.backtest.sweep_grid import score
+
+    return sorted(
+        cells,
+        key=lambda c: (c.metrics is None, -(score(c.metrics, metric) if c.metrics else 0.0), c.index),
+    )
+
+
+def run_grid(
+    runner: SweepRunner,
+    cells: Sequence[tuple[dict[str, str], Any]],
+    sessions: Sequence[date],
+    metric: str,
+    *,
+    windows: Sequence[Any] = (),
+    on_cell: Callable[[CellOutcome, CellOutcome | None], None] | None = None,
+) -> SweepOutcome:
+    """Run every (cell, session) on the runner's cluster and rank the cells.
+
+    Args:
+        runner: the :class:`SweepRunner` (its client, data, seed and symbols).
+        cells: ``(overrides, settings)`` per cell, already validated (``validate_cells``).
+        sessions: the sessions every cell runs.
+        metric: the ranking metric (``sweep_grid.metric_direction`` knows its sign).
+        windows: walk-forward windows (``walk_forward_windows``); empty = no walk-forward.
+        on_cell: called in the client after each finished cell with it and the best so far.
+
+    Ctrl+C cancels the pending runs and returns the cells already complete
+    (``interrupted=True``, no walk-forward).
+    """
+    keys = list(cells[0][0]) if cells else []
+    for index, (_overrides, settings) in enumerate(cells):
+        runner.submit(index, settings, sessions)
+    done: list[CellOutcome] = []
+    best: CellOutcome | None = None
+    interrupted = False
+    try:
+        for run in runner.cells():
+            outcome = finish_cell(run, run.cell_id, keys)
+            done.append(outcome)
+            best = best_of([c for c in (best, outcome) if c is not None], metric)
+            if on_cell:
+                on_cell(outcome, best)
+    except KeyboardInterrupt:
+        interrupted = True
+    done.sort(key=lambda c: c.index)
+    table = [] if interrupted or not windows else walk_forward(done, windows, metric)
+    return SweepOutcome(metric, keys, done, best_of(done, metric), table, interrupted, runner.done, runner.total)
+
+
+def walk_forward(cells: Sequence[CellOutcome], windows: Sequence[Any], metric: str) -> list[dict[str, Any]]:
+    """The walk-forward table: per window, the best cell on its training sessions, scored on its test sessions.
+
+    Returns one row per window: ``window``, ``train_from``/``train_to``/``test_from``/``test_to``
+    (ISO dates), ``settings`` (the chosen cell's swept values), ``in_sample`` and
+    ``out_of_sample`` (``metric`` on the training and on the test sessions), and the same two for
+    ``total_pnl`` (dollars) and ``trades``. Cells that failed are never chosen.
+    """
+    from daytrading.backtest.sweep_grid import score
+
+    ok = [c for c in cells if c.metrics is not None]
+    rows: list[dict[str, Any]] = []
+    for window in windows:
+        if not ok:
+            break
+        scored = []
+        for cell in ok:
+            metrics, _ = combine(sessions_of(cell.results, window.train), cell.settings)
+            scored.append((score(metrics, metric), -cell.index, cell, metrics))
+        _, _, chosen, train_metrics = max(scored, key=lambda s: s[:2])
+        test_metrics, _ = combine(sessions_of(chosen.results, window.test), chosen.settings)
+        rows.append({
+            "window": window.index + 1,
+            "train_from": window.train[0].isoformat(),
+            "train_to": window.train[-1].isoformat(),
+            "test_from": window.test[0].isoformat(),
+            "test_to": window.test[-1].isoformat(),
+            "settings": dict(chosen.values),
+            "in_sample": train_metrics.get(metric),
+            "out_of_sample": test_metrics.get(metric),
+            "in_sample_pnl": train_metrics.get("total_pnl"),
+            "out_of_sample_pnl": test_metrics.get("total_pnl"),
+            "in_sample_trades": train_metrics.get("trades"),
+            "out_of_sample_trades": test_metrics.get("trades"),
+        })
+    return rows
