@@ -11,7 +11,7 @@ the fresh positions request, and the order's way back.
 Two runs in one invocation, each against an in-process gateway (``SimGateway`` in this
 script's event loop; this script does nothing else while measuring) on the real recorded
 1-minute bars of ``shared/data/market/alphavantage_1min`` (intrabar path of
-:mod:`daytrading.broker.sim_gateway.market`, one trade every 15 market seconds):
+:mod:`daytrading.sim_gateway.market`, one trade every 15 market seconds):
 
 1. **exit-manager** — the real bot as a subprocess (``python -m daytrading exit-manager``,
    clientId 10, sim mode on the gateway's replay clock, its own SQLite file), at
@@ -187,7 +187,7 @@ class Probe:
         ds._send_trade = timed_send_trade  # noqa: SLF001
         handlers = self.gw._handlers  # noqa: SLF001
         place, cancel, positions = handlers[3], handlers[4], handlers[61]
-        from daytrading.broker.sim_gateway.contracts import parse_contract
+        from daytrading.sim_gateway.contracts import parse_contract
 
         def timed_place(conn: Any, fields: list[str]) -> Any:
             t = time.perf_counter()
@@ -264,7 +264,7 @@ async def start_gateway(day: date, n_symbols: int, speed: float, start: datetime
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_sim_gateway import build_market  # the real symbols of ``day``, then replicas
 
-    from daytrading.broker.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.server import SimGateway
     from daytrading.clock import ReplayClock
 
     market = build_market(day, n_symbols, ReplayClock(start, time.time(), speed))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.broker.sim_gateway.testing import GatewayProcess
+from daytrading.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
 from daytrading.config import load_settings
 from daytrading.ops.liquidate import liquidate_all

@@ -40,7 +40,7 @@ def build_market(day: date, n_symbols: int, clock):  # noqa: ANN001, ANN201
     """ReplayMarket with ``n_symbols`` symbols: the real ones of ``day``, then replicas."""
     import pandas as pd
 
-    from daytrading.broker.sim_gateway.market import ReplayMarket
+    from daytrading.sim_gateway.market import ReplayMarket
     from daytrading.clock import NY, calendar
     from daytrading.marketdata import load_bars, load_session, previous_closes
 
@@ -76,7 +76,7 @@ def build_market(day: date, n_symbols: int, clock):  # noqa: ANN001, ANN201
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from daytrading.broker.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.server import SimGateway
     from daytrading.clock import NY, ReplayClock
 
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):

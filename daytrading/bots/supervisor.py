@@ -387,7 +387,7 @@ class Supervisor:
         """Print the session report; 1 when an invariant failed."""
         gw_report = None
         try:
-            from daytrading.broker.sim_gateway.admin import request as admin_request
+            from daytrading.sim_gateway import request as admin_request
 
             admin = self.settings.sim.admin_port or self.settings.sim.port + 1
             gw_report = admin_request(admin, "report")

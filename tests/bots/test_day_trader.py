@@ -20,7 +20,7 @@ import pytest
 from ib_async import Stock
 
 from daytrading.bots.day_trader import DayTrader
-from daytrading.broker.sim_gateway.testing import GatewayProcess
+from daytrading.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
 from daytrading.runtime import build_clock, open_coordinator
 from daytrading.signals.rules import RuleDecision

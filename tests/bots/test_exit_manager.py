@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from daytrading.bots.exit_manager import ExitManager
-from daytrading.broker.sim_gateway.testing import GatewayProcess
+from daytrading.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
 from daytrading.runtime import build_clock, open_coordinator
 from tests.bots._harness import bot_env, bot_settings, buy_at_market, coordinator, sells, wait_for

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from daytrading.broker.sim_gateway.testing import free_port
+from daytrading.sim_gateway.testing import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -104,7 +104,7 @@ def test_main_job_replays_a_recorded_session(tmp_path, market_data_dir):
 
 
 def _gateway_report(port: int) -> dict:
-    from daytrading.broker.sim_gateway.admin import request
+    from daytrading.sim_gateway.admin import request
 
     return request(port + 1, "report")
 

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 from ib_async import IB, LimitOrder, Stock
 
-from daytrading.broker.sim_gateway.testing import GatewayProcess
+from daytrading.sim_gateway.testing import GatewayProcess
 from tests.bots._harness import bot_settings, buy_at_market, coordinator, wait_for
 from tests.ops._util import DAY, ROOT, at, run_cli
 

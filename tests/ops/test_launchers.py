@@ -129,7 +129,7 @@ def test_start_exit_manager_sh_runs_the_bot(tmp_path, venv):
 @pytest.mark.timeout(300)
 def test_start_supervisor_sh_replays_a_session_end_to_end(tmp_path, venv, market_data_dir):
     """The README's main-job command itself, from the repository root as a trader runs it."""
-    from daytrading.broker.sim_gateway.testing import free_port
+    from daytrading.sim_gateway.testing import free_port
 
     env = launcher_env(tmp_path, venv, port=str(free_port()))
     env["DAYTRADING_SIM__DATA"] = str(market_data_dir / "alphavantage_1min")

@@ -1,4 +1,4 @@
-"""PENDING — rename to test_ib_scanner.py once ``daytrading.broker.sim_gateway.testing.running_gateway``
+"""PENDING — rename to test_ib_scanner.py once ``daytrading.sim_gateway.testing.running_gateway``
 and the sim-gateway scanner (TOP_PERC_GAIN / MOST_ACTIVE / HOT_BY_VOLUME) have landed; the name keeps
 it out of collection until then (the import would fail).
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import ib_async
 import pytest
 
-from daytrading.broker.sim_gateway.testing import running_gateway
+from daytrading.sim_gateway.testing import running_gateway
 from daytrading.clock import NY
 from daytrading.config import ScannerSettings
 from daytrading.scanners.ib_scanner import make_subscription, scan_ib

@@ -10,7 +10,7 @@ from datetime import date, datetime
 import pytest
 from ib_async import IB, MarketOrder, Stock
 
-from daytrading.broker.sim_gateway.testing import IbLogGuard, running_gateway, wait_until
+from daytrading.sim_gateway.testing import IbLogGuard, running_gateway, wait_until
 from daytrading.clock import NY
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,10 +14,10 @@ from datetime import date, datetime
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.broker.sim_gateway.admin import request
-from daytrading.broker.sim_gateway.market import ReplayMarket
-from daytrading.broker.sim_gateway.server import SimGateway
-from daytrading.broker.sim_gateway.testing import GatewayProcess, running_gateway, wait_until
+from daytrading.sim_gateway.admin import request
+from daytrading.sim_gateway.market import ReplayMarket
+from daytrading.sim_gateway.server import SimGateway
+from daytrading.sim_gateway.testing import GatewayProcess, running_gateway, wait_until
 from daytrading.clock import NY, ManualClock
 from daytrading.marketdata import load_session
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from ib_async.decoder import Decoder
 
-from daytrading.broker.sim_gateway.cli import build_gateway
-from daytrading.broker.sim_gateway.orders import Execution, SimOrder
-from daytrading.broker.sim_gateway.wire import encode_message
+from daytrading.sim_gateway.cli import build_gateway
+from daytrading.sim_gateway.orders import Execution, SimOrder
+from daytrading.sim_gateway.wire import encode_message
 
 DAY = date(2020, 11, 17)
 

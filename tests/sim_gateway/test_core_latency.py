@@ -12,9 +12,9 @@ from datetime import date, datetime
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.broker.sim_gateway.admin import request
-from daytrading.broker.sim_gateway.latency import Latency
-from daytrading.broker.sim_gateway.testing import running_gateway, wait_until
+from daytrading.sim_gateway.admin import request
+from daytrading.sim_gateway.latency import Latency
+from daytrading.sim_gateway.testing import running_gateway, wait_until
 from daytrading.clock import NY
 from daytrading.errors import ConfigError
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from ib_async import IB, ScannerSubscription, Stock, TagValue
 
-from daytrading.broker.sim_gateway.testing import running_gateway
+from daytrading.sim_gateway.testing import running_gateway
 from daytrading.clock import NY, monotonic
 from daytrading.marketdata import load_bars, load_session
 

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.broker.sim_gateway.contracts import contract_block
-from daytrading.broker.sim_gateway.wire import parse_int
+from daytrading.sim_gateway.contracts import contract_block
+from daytrading.sim_gateway.wire import parse_int
 from daytrading.clock import NY, wall_time
 
 if TYPE_CHECKING:
-    from daytrading.broker.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.server import Connection, SimGateway
 
 __all__ = ["Account", "Position", "qty_field"]
 

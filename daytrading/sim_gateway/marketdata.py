@@ -55,11 +55,11 @@ import struct
 import numpy as np
 
 from daytrading.clock import NY, UTC, calendar, monotonic
-from daytrading.broker.sim_gateway.market import ContractInfo, ReplayMarket, _num
+from daytrading.sim_gateway.market import ContractInfo, ReplayMarket, _num
 import contextlib
 
 if TYPE_CHECKING:  # pragma: no cover
-    from daytrading.broker.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.server import Connection, SimGateway
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
@@ -901,7 +901,7 @@ class MarketDataService:
 def _send_many(conn: Any, messages: list[tuple[str, ...]]) -> None:
     """Send pre-encoded (all-``str``) messages to ``conn`` in one socket write.
 
-    Same framing as :func:`daytrading.broker.sim_gateway.wire.encode_message`; falls back to
+    Same framing as :func:`daytrading.sim_gateway.wire.encode_message`; falls back to
     ``conn.send`` per message when the connection has no stream writer. One write per
     streaming step instead of one per bar keeps the gateway's syscalls and the clients'
     reads few at 390x (see ``benchmarks/bench_sim_gateway.py``).

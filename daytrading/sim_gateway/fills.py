@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 from daytrading.clock import NY
 
 if TYPE_CHECKING:
-    from daytrading.broker.sim_gateway.orders import SimOrder
-    from daytrading.broker.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.orders import SimOrder
+    from daytrading.sim_gateway.server import SimGateway
 
 __all__ = ["COMMISSION_TIERS", "FillEngine", "commission_for", "sell_fees"]
 

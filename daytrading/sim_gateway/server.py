@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from daytrading.broker.sim_gateway.wire import (
+from daytrading.sim_gateway.wire import (
     SERVER_VERSION,
     HandshakeError,
     encode_message,
@@ -163,12 +163,12 @@ class SimGateway:
         perm_base: int | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        from daytrading.broker.sim_gateway.account import Account
-        from daytrading.broker.sim_gateway.contracts import ContractService
-        from daytrading.broker.sim_gateway.faults import FaultState
-        from daytrading.broker.sim_gateway.fills import FillEngine
-        from daytrading.broker.sim_gateway.latency import DelayLine
-        from daytrading.broker.sim_gateway.orders import OrderBook
+        from daytrading.sim_gateway.account import Account
+        from daytrading.sim_gateway.contracts import ContractService
+        from daytrading.sim_gateway.faults import FaultState
+        from daytrading.sim_gateway.fills import FillEngine
+        from daytrading.sim_gateway.latency import DelayLine
+        from daytrading.sim_gateway.orders import OrderBook
 
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"sim-gateway listens on loopback only, got host={host!r}")
@@ -203,7 +203,7 @@ class SimGateway:
         self.contracts.install()
         self.account.install()
         self.orders.install()
-        from daytrading.broker.sim_gateway.marketdata import MarketDataService
+        from daytrading.sim_gateway.marketdata import MarketDataService
 
         self.data_service: Any = MarketDataService(self)
         self.data_service.install()
@@ -260,7 +260,7 @@ class SimGateway:
 
     async def start(self) -> None:
         """Bind the API and admin ports and start the background tasks."""
-        from daytrading.broker.sim_gateway.admin import AdminServer
+        from daytrading.sim_gateway.admin import AdminServer
 
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

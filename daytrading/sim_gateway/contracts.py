@@ -15,11 +15,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from daytrading.broker.sim_gateway.wire import parse_float, parse_int
+from daytrading.sim_gateway.wire import parse_float, parse_int
 from daytrading.clock import calendar
 
 if TYPE_CHECKING:
-    from daytrading.broker.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.server import Connection, SimGateway
 
 __all__ = ["ContractService", "RequestContract", "contract_block", "parse_contract", "trading_class"]
 

@@ -25,8 +25,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from daytrading.broker.sim_gateway.admin import AdminError, request
-from daytrading.broker.sim_gateway.cli import build_gateway
+from daytrading.sim_gateway.admin import AdminError, request
+from daytrading.sim_gateway.cli import build_gateway
 
 __all__ = ["BAD_IB_LOG", "GatewayProcess", "IbLogGuard", "free_port", "running_gateway", "wait_until"]
 
@@ -34,7 +34,7 @@ __all__ = ["BAD_IB_LOG", "GatewayProcess", "IbLogGuard", "free_port", "running_g
 BAD_IB_LOG = ("Error handling fields", "request timed out", "No order found", "Unknown reqId",
               "Exception in callback")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -143,7 +143,7 @@ class GatewayProcess:
                  symbols: Sequence[str] | None = None, cash: float = 100_000.0,
                  faults_file: str | Path | None = None, log_dir: str | Path | None = None,
                  extra_args: Sequence[str] = ()) -> None:
-        from daytrading.broker.sim_gateway.cli import DEFAULT_SYNTHETIC_DATE, parse_start
+        from daytrading.sim_gateway.cli import DEFAULT_SYNTHETIC_DATE, parse_start
 
         self.data = data
         self.session_date = session_date

@@ -58,13 +58,13 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daytrading.broker.sim_gateway.latency import Latency
+from daytrading.sim_gateway.latency import Latency
 from daytrading.clock import NY
 from daytrading.errors import ConfigError
 
 if TYPE_CHECKING:
-    from daytrading.broker.sim_gateway.orders import SimOrder
-    from daytrading.broker.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.orders import SimOrder
+    from daytrading.sim_gateway.server import Connection, SimGateway
 
 __all__ = ["ACTIONS", "FaultState", "ScheduledFault", "parse_scenario"]
 

@@ -98,8 +98,8 @@ def build_gateway(
         DataError: the data cannot be loaded (missing file, unknown date, bad columns, order).
         ConfigError: bad fault scenario. ValueError: bad speed/start.
     """
-    from daytrading.broker.sim_gateway.market import ReplayMarket
-    from daytrading.broker.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.market import ReplayMarket
+    from daytrading.sim_gateway.server import SimGateway
 
     if not speed > 0:
         raise ValueError(f"--speed must be > 0, got {speed!r}")
@@ -200,7 +200,7 @@ def _value(text: str) -> Any:
 
 def ctl_main(argv: Sequence[str] | None = None) -> int:
     """``daytrading sim-gateway-ctl``: one admin command, JSON result on stdout."""
-    from daytrading.broker.sim_gateway.admin import AdminError, request
+    from daytrading.sim_gateway.admin import AdminError, request
 
     p = argparse.ArgumentParser(prog="daytrading sim-gateway-ctl",
                                 description="Send an admin command (faults, report, clock) to a sim-gateway.")

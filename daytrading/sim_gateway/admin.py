@@ -32,11 +32,11 @@ import socket
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.broker.sim_gateway.faults import ACTIONS
+from daytrading.sim_gateway.faults import ACTIONS
 from daytrading.clock import NY
 
 if TYPE_CHECKING:
-    from daytrading.broker.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.server import SimGateway
 
 __all__ = ["AdminError", "AdminServer", "request"]
 

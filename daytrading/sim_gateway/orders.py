@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.broker.sim_gateway.account import money, qty_field
-from daytrading.broker.sim_gateway.contracts import contract_block, parse_contract
-from daytrading.broker.sim_gateway.wire import UNSET_DOUBLE, parse_float, parse_int
+from daytrading.sim_gateway.account import money, qty_field
+from daytrading.sim_gateway.contracts import contract_block, parse_contract
+from daytrading.sim_gateway.wire import UNSET_DOUBLE, parse_float, parse_int
 from daytrading.clock import NY, wall_time
 
 if TYPE_CHECKING:
-    from daytrading.broker.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.server import Connection, SimGateway
 
 __all__ = ["Execution", "OrderBook", "SimOrder", "WORKING", "DONE"]
 
@@ -257,7 +257,7 @@ class OrderBook:
         """execDetails (11): 32 fields at v178 (notes §6.3)."""
         o = e.order
         venue = "ISLAND" if o.info.primary_exchange == "NASDAQ" else o.info.primary_exchange
-        from daytrading.broker.sim_gateway.server import ib_time
+        from daytrading.sim_gateway.server import ib_time
 
         return [11, req_id, o.order_id, *contract_block(o.info, venue), e.exec_id, ib_time(e.time), o.account,
                 venue, e.side, qty_field(e.shares), money(e.price), o.perm_id, o.client_id, 0, qty_field(e.cum_qty),
@@ -515,7 +515,7 @@ class OrderBook:
 
     def record_fill(self, o: SimOrder, ts: float, shares: float, price: float, liquidity: int) -> Execution:
         """Book one fill: account, commission, messages (S2/S3), pushes, OCA and bracket effects."""
-        from daytrading.broker.sim_gateway.fills import commission_for
+        from daytrading.sim_gateway.fills import commission_for
 
         month = self.gw.fills.month_shares
         before = commission_for(o, o.filled, o.value, month_shares=month)
@@ -526,7 +526,7 @@ class OrderBook:
         after = commission_for(o, o.filled, o.value, month_shares=month)
         fee = after - before
         if o.action == "SELL":
-            from daytrading.broker.sim_gateway.fills import sell_fees
+            from daytrading.sim_gateway.fills import sell_fees
 
             fee += sell_fees(shares, shares * price)
         o.commission += fee
@@ -616,7 +616,7 @@ class OrderBook:
     def completed_msg(self, o: SimOrder) -> list[Any]:
         """completedOrder (101) at v178 (ib_async ``decoder.completedOrder``), all triggers off."""
         status = "Filled" if o.status == "Filled" else "Cancelled"
-        from daytrading.broker.sim_gateway.server import ib_time
+        from daytrading.sim_gateway.server import ib_time
 
         done = ib_time(o.done_at or o.placed_at)
         return [
