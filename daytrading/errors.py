@@ -20,8 +20,17 @@ class TemporaryBrokerError(TemporaryError):
     """The broker connection is down or a request timed out: retry."""
 
 
-class DatabaseBusyError(TemporaryError):
-    """SQLite stayed locked beyond the retry budget."""
+class DatabaseUnavailableError(TemporaryError):
+    """The shared database cannot be used right now: the disk is full, the file is damaged,
+    read-only or unreadable (I/O error), or it stayed locked (:class:`DatabaseBusyError`).
+
+    Retry later; a bot keeps trading safely from what it holds in memory meanwhile. The
+    message names the file and SQLite's reason; the driver error is chained (``__cause__``).
+    """
+
+
+class DatabaseBusyError(DatabaseUnavailableError):
+    """SQLite stayed locked beyond the retry budget (or the caller's fail-fast deadline)."""
 
 
 class SkipSymbol(DaytradingError):

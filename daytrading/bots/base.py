@@ -71,14 +71,25 @@ class Bot:
         return {"connected": self.connected}
 
     async def _heartbeat_loop(self) -> None:
-        """Write the heartbeat every ``intervals.heartbeat`` wall seconds; a busy database is logged, not fatal."""
+        """Heartbeat every ``intervals.heartbeat`` wall seconds, never blocking the loop.
+
+        The heartbeat file beside the database is written every tick (no SQLite: the
+        supervisor sees this bot alive while the database is locked, full or damaged);
+        the database row is written off the loop (:meth:`Coordinator.run_async`), one
+        write in flight at a time. A failing database is logged, not fatal.
+        """
+        interval = self.settings.intervals.heartbeat
+        pending: asyncio.Future[None] | None = None
         while True:
             maybe_hang_for_tests(self.BOT)
-            try:
-                self.coord.heartbeat(self.state, json.dumps(self.heartbeat_detail()))
-            except Exception as exc:  # noqa: BLE001 - a busy database must not kill the bot
-                log.warning("heartbeat failed", extra={"bot": self.BOT, "error": str(exc)})
-            await asyncio.sleep(self.settings.intervals.heartbeat)
+            detail = json.dumps(self.heartbeat_detail())
+            self.coord.beat_file(self.state, detail)
+            if pending is None or pending.done():
+                if pending is not None and pending.exception() is not None:
+                    log.warning("heartbeat row not written", extra={"bot": self.BOT, "error": str(pending.exception())})
+                pending = asyncio.ensure_future(
+                    self.coord.run_async(self.coord.heartbeat, self.state, detail, timeout=max(interval, 1.0)))
+            await asyncio.sleep(interval)
 
 
 def maybe_hang_for_tests(bot: str) -> None:

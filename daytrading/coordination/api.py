@@ -17,7 +17,27 @@ Invariants enforced here:
 
 Transient ``database is locked`` / ``busy`` errors are retried with exponential
 back-off and jitter (tenacity); they never escape to a bot unless the database
-stays locked for the whole budget (:class:`DatabaseBusyError`).
+stays locked for the whole budget (:class:`DatabaseBusyError`). A full disk, an I/O
+error, a read-only or damaged file raise :class:`DatabaseUnavailableError` (a
+:class:`~daytrading.errors.TemporaryError`, like the busy error), never a bare
+SQLAlchemy exception, so a bot's ``except DaytradingError`` survives them.
+
+Never blocking an event loop: synchronous callers (the CLI, scripts) keep the patient
+policy above, up to ``busy_timeout`` 5 s per attempt plus 30 s of retries. Async
+callers use :meth:`Coordinator.run_async`, which runs the call in this coordinator's
+worker threads, optionally with a fail-fast ``timeout``; sync callers that must not
+wait (the supervisor's watchdog) use :meth:`Coordinator.fail_fast`. Threads rather
+than "short busy timeout + ``tenacity.AsyncRetrying`` on the loop" because the loop
+then never runs SQLite code at all: besides lock waits, a commit can stall on a slow
+disk, a WAL checkpoint, an antivirus scan of the file (Windows) or a network drive,
+and no busy timeout bounds those. ``sqlite3`` releases the GIL while SQLite works, so
+a waiting worker thread costs the loop nothing; the hop costs ~0.1 ms per call.
+
+The freeze and the heartbeats also travel through files beside the database
+(:mod:`daytrading.coordination.freeze`), which work while SQLite does not:
+:meth:`Coordinator.freeze` writes the freeze file first, :meth:`Coordinator.is_frozen`
+and :meth:`Coordinator.claim_entry` check it before any SQL, and every
+:meth:`Coordinator.heartbeat` writes the bot's heartbeat file before its row.
 
 Hot path: the entry→exit lifecycle (:meth:`~Coordinator.claim_entry`,
 :meth:`~Coordinator.confirm_entry`, :meth:`~Coordinator.take_exit_lock`,
@@ -36,17 +56,23 @@ fractions (0.018 = 1.8 %), ``pnl_pct`` / ``profit_loss_pct`` in percent.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, UTC
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -54,6 +80,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -73,12 +100,18 @@ from daytrading.db.models import (
     PositionStatus,
     Trade,
 )
-from daytrading.errors import CoordinationError, DatabaseBusyError
+from daytrading.coordination import freeze as side_files
+from daytrading.db.engine import BUSY_TIMEOUT_MS
+from daytrading.errors import CoordinationError, DatabaseBusyError, DatabaseUnavailableError
 
 T = TypeVar("T")
 
 EXIT_REASONS = ("target", "stop", "eod", "manual", "reconciled", "liquidate_all")
 FREEZE_FLAG = "freeze"
+#: Worker threads of :meth:`Coordinator.run_async` per coordinator.
+ASYNC_WORKERS = 4
+
+log = logging.getLogger("daytrading.coordination")
 
 
 class _HeldConnection(threading.local):
@@ -87,6 +120,8 @@ class _HeldConnection(threading.local):
     conn: Connection | None = None
     dbapi: sqlite3.Connection | None = None
     pid: int = 0
+    #: fail-fast deadline (``time.monotonic()``) of the calls on this thread, or None (patient)
+    deadline: float | None = None
 
 
 def _wrap(exc: sqlite3.Error) -> BaseException:
@@ -99,6 +134,25 @@ def _is_transient(exc: BaseException) -> bool:
         text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
         return "locked" in text or "busy" in text
     return False
+
+
+#: SQLite primary result codes meaning "the database cannot be used now" (not a coding error):
+#: IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB, READONLY (https://sqlite.org/rescode.html).
+_UNAVAILABLE_CODES = {10, 11, 13, 14, 15, 26, 8}
+_UNAVAILABLE_TEXT = ("disk is full", "malformed", "not a database", "disk i/o error", "readonly database",
+                     "unable to open database file")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """A full disk, an I/O error, a damaged, read-only or unopenable file (SQLAlchemy or sqlite3 error)."""
+    if isinstance(exc, IntegrityError) or not isinstance(exc, (SADatabaseError, sqlite3.DatabaseError)):
+        return False
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return (int(code) & 0xFF) in _UNAVAILABLE_CODES
+    text = str(orig).lower()
+    return any(t in text for t in _UNAVAILABLE_TEXT)
 
 
 @dataclass(frozen=True)
@@ -204,6 +258,8 @@ class Coordinator:
         clock: market time; ``session_date`` is derived from it via XNYS.
         profit_target, stop_loss: fractions used when a position becomes OPEN.
         retry_seconds: total budget for retrying a locked database.
+        inline: :meth:`run_async` runs calls directly instead of in a worker thread (for a
+            virtual-time event loop, where a thread would let real time leak in).
     """
 
     def __init__(
@@ -215,6 +271,7 @@ class Coordinator:
         profit_target: float = 0.018,
         stop_loss: float = 0.009,
         retry_seconds: float = 30.0,
+        inline: bool = False,
     ) -> None:
         self.engine = engine
         self.bot = bot
@@ -224,6 +281,102 @@ class Coordinator:
         self._retry_seconds = retry_seconds
         self._pid = os.getpid()
         self._local = _HeldConnection()  # per thread: the held hot-path connection
+        #: run :meth:`run_async` calls directly on the loop, no thread (the backtest's virtual-time loop)
+        self.inline = inline
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        database = engine.url.database
+        #: the database file (None for an in-memory database: no side channel then)
+        self.db_path: Path | None = Path(database).resolve() if database and database != ":memory:" else None
+
+    # ------------------------------------------------------------------ non-blocking use
+
+    async def run_async(self, fn: Callable[..., T], /, *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
+        """Await ``fn(*args, **kwargs)`` (a method of this coordinator) run in a worker thread.
+
+        The event loop never executes SQLite code, so a locked, slow, full or damaged
+        database cannot stall it (heartbeats, IB socket, stops keep going).
+
+        Args:
+            fn: e.g. ``coord.take_exit_lock``; any callable that uses this coordinator.
+            timeout: fail fast: the call gives up ``timeout`` wall seconds after this
+                call (busy waiting included) with :class:`DatabaseBusyError`. ``None``:
+                the patient policy (``busy_timeout`` 5 s per attempt, 30 s of retries).
+
+        Up to :data:`ASYNC_WORKERS` calls run at once and may commit in any order: await
+        one before starting the next when the order matters. Cancelling the awaiting
+        task does not stop a call already running (its write may still land).
+
+        Raises:
+            Whatever ``fn`` raises: :class:`DatabaseBusyError`, :class:`DatabaseUnavailableError`,
+            :class:`CoordinationError`...
+        """
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+        def work() -> T:
+            local = self._local
+            saved, local.deadline = local.deadline, deadline
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                local.deadline = saved
+
+        if self.inline:
+            return work()
+        return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
+
+    @contextmanager
+    def fail_fast(self, seconds: float) -> Iterator[None]:
+        """Within the block, calls on this thread give up after ``seconds`` wall seconds in total.
+
+        For synchronous code that must not wait on a lock (the supervisor's watchdog,
+        liquidate-all before it sells): each SQLite busy wait is cut to what is left and
+        tenacity stops retrying at the deadline; then :class:`DatabaseBusyError` is raised.
+        Nested blocks keep the earlier deadline.
+        """
+        local = self._local
+        saved = local.deadline
+        mine = time.monotonic() + max(0.0, seconds)
+        local.deadline = mine if saved is None else min(saved, mine)
+        try:
+            yield
+        finally:
+            local.deadline = saved
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=ASYNC_WORKERS, thread_name_prefix=f"db-{self.bot}")
+            return self._executor
+
+    def _remaining(self) -> float | None:
+        """Seconds left before this thread's fail-fast deadline (None: patient)."""
+        deadline = self._local.deadline
+        return None if deadline is None else deadline - time.monotonic()
+
+    def _busy_error(self, seconds: float) -> DatabaseBusyError:
+        return DatabaseBusyError(f"database {self.engine.url.database} stayed locked for {seconds:.1f} s")
+
+    @contextmanager
+    def _busy_limit(self, dbapi: sqlite3.Connection) -> Iterator[None]:
+        """Cut SQLite's busy wait on ``dbapi`` to this thread's remaining fail-fast time (no-op when patient)."""
+        left = self._remaining()
+        if left is None:
+            yield
+            return
+        if left <= 0:
+            raise self._busy_error(0.0)
+        previous = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
+        dbapi.execute(f"PRAGMA busy_timeout={min(BUSY_TIMEOUT_MS, max(1, int(left * 1000)))}")
+        try:
+            yield
+        finally:
+            with suppress(sqlite3.Error):  # a broken connection is dropped by the caller
+                dbapi.execute(f"PRAGMA busy_timeout={int(previous)}")
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
+        orig = getattr(exc, "orig", None) or exc
+        return DatabaseUnavailableError(f"database {self.engine.url.database} unavailable: {orig}")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -239,26 +392,27 @@ class Coordinator:
         events) and the retry policy is :meth:`_run`'s; ``fn`` runs the pre-written
         statements of :mod:`daytrading.db.lifecycle_sql` on the DBAPI connection inside
         that transaction. Driver errors are re-raised as SQLAlchemy's exception types
-        (``sqlalchemy.exc.OperationalError`` …), as a Core execution would raise them.
+        (``sqlalchemy.exc.OperationalError`` …), as a Core execution would raise them;
+        a full disk or a damaged file as :class:`DatabaseUnavailableError`.
         """
+        if self._local.deadline is not None:  # fail fast: every attempt goes through the limited path
+            return self._retry(self._core_transaction, fn)
         local = self._local
         conn = local.conn
-        if conn is None or local.pid != os.getpid() or conn.closed or conn.invalidated:
-            conn = self._held_connection()
         try:
+            if conn is None or local.pid != os.getpid() or conn.closed or conn.invalidated:
+                conn = self._held_connection()
             with conn.begin():
                 return fn(local.dbapi)  # type: ignore[arg-type]
         except CoordinationError:
             raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, SADatabaseError) as exc:
             self._drop_connection()
-            wrapped = _wrap(exc)
+            wrapped = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+            if _is_unavailable(wrapped):
+                raise self._unavailable(wrapped) from exc
             if not _is_transient(wrapped):
-                raise wrapped from exc
-        except SAOperationalError as exc:
-            self._drop_connection()
-            if not _is_transient(exc):
-                raise
+                raise wrapped from (exc if wrapped is not exc else exc.__cause__)
         except BaseException:
             self._drop_connection()
             raise
@@ -269,26 +423,37 @@ class Coordinator:
         try:  # fast path: most transactions never meet a lock
             with open_tx() as handle:
                 return fn(handle)
-        except SAOperationalError as exc:
+        except SADatabaseError as exc:
+            if _is_unavailable(exc):
+                raise self._unavailable(exc) from exc
             if not _is_transient(exc):
                 raise
         return self._retry(open_tx, fn)
 
     def _retry(self, open_tx: Callable[[], Any], fn: Callable[[Any], T]) -> T:
-        """The slow path after a transient lock error: exponential back-off with jitter."""
+        """The slow path after a transient lock error: exponential back-off with jitter.
+
+        Patient (``retry_seconds``) unless this thread has a fail-fast deadline; then
+        tenacity stops before a sleep would pass it.
+        """
+        left = self._remaining()
+        budget = self._retry_seconds if left is None else max(0.0, left)
+        stop = stop_after_delay(budget) if left is None else stop_before_delay(budget)
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_transient),
                 wait=wait_exponential_jitter(initial=0.01, max=1.0),
-                stop=stop_after_delay(self._retry_seconds),
+                stop=stop,
                 reraise=False,
             ):
                 with attempt, open_tx() as handle:
                     return fn(handle)
         except RetryError as exc:
-            raise DatabaseBusyError(
-                f"database {self.engine.url.database} stayed locked for {self._retry_seconds:.0f} s"
-            ) from exc
+            raise self._busy_error(budget) from exc
+        except SADatabaseError as exc:
+            if _is_unavailable(exc):
+                raise self._unavailable(exc) from exc
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
@@ -297,7 +462,8 @@ class Coordinator:
         if read_only:
             conn = conn.execution_options(sqlite_begin="DEFERRED")
         try:
-            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+            with self._busy_limit(conn.connection.driver_connection), conn.begin(), \
+                    Session(bind=conn, expire_on_commit=False) as session:
                 yield session
                 session.flush()
         finally:
@@ -314,11 +480,11 @@ class Coordinator:
         :class:`CoordinationError` (raised after the rollback, connection healthy)
         returns the connection to the pool; the next call checks out a fresh one.
         """
-        conn = self._held_connection()
         try:
-            with conn.begin():
+            conn = self._held_connection()
+            with self._busy_limit(self._local.dbapi), conn.begin():  # type: ignore[arg-type]
                 yield self._local.dbapi  # type: ignore[misc]
-        except CoordinationError:
+        except (CoordinationError, DatabaseBusyError):
             raise
         except sqlite3.Error as exc:
             self._drop_connection()
@@ -368,9 +534,12 @@ class Coordinator:
         """Atomically claim ``symbol`` for an entry (status ``PENDING_ENTRY``).
 
         Fails (``ok=False``) when the symbol is active, closed in the current
-        session, or the global freeze is set. Call before sending the BUY.
+        session, or the global freeze is set (the freeze file is checked first,
+        before any SQL). Call before sending the BUY.
         """
         symbol = symbol.upper()
+        if side_files.is_frozen_file(self.db_path):
+            return ClaimResult(False, symbol, "frozen")
         now = self._now()
         today = self.session_date(now)
 
@@ -790,8 +959,22 @@ class Coordinator:
     # ------------------------------------------------------------------ freeze
 
     def freeze(self, reason: str) -> None:
-        """Set the global freeze: no bot places an order until :meth:`unfreeze`."""
+        """Set the global freeze: no bot places an order until :meth:`unfreeze`.
+
+        The freeze file goes first (it works while the database is locked, full or
+        damaged), then the database flag and a CRITICAL event.
+
+        Raises:
+            DatabaseBusyError, DatabaseUnavailableError: the database part failed (the
+                freeze file, if it could be written, is in place and holds the freeze).
+        """
         now = self._now()
+        if self.db_path is not None:
+            try:
+                side_files.set_freeze(self.db_path, reason, self.bot)
+            except OSError as exc:
+                log.error("freeze file not written; the database flag alone holds the freeze",
+                          extra={"path": str(side_files.freeze_file(self.db_path)), "error": str(exc)})
 
         def tx(s: Session) -> None:
             s.merge(Flag(name=FREEZE_FLAG, value=reason or "frozen", set_by=self.bot, set_at=now))
@@ -800,7 +983,13 @@ class Coordinator:
         self._run(tx)
 
     def unfreeze(self) -> bool:
-        """Clear the global freeze; returns True if it was set."""
+        """Clear the global freeze (database flag, then the freeze file); True if either was set.
+
+        Raises:
+            DatabaseBusyError, DatabaseUnavailableError: the flag could not be cleared;
+                the freeze file is then kept, so both channels still agree (frozen).
+            OSError: the freeze file exists but cannot be removed.
+        """
 
         def tx(s: Session) -> bool:
             res = s.execute(delete(Flag).where(Flag.name == FREEZE_FLAG))
@@ -808,21 +997,54 @@ class Coordinator:
                 self._event(s, "WARNING", "unfreeze", None, "global freeze cleared")
             return bool(res.rowcount)
 
-        return self._run(tx)
+        in_db = self._run(tx)
+        in_file = side_files.clear_freeze(self.db_path) if self.db_path is not None else False
+        return in_db or in_file
+
+    def is_frozen_file(self) -> bool:
+        """True while the freeze file exists: one ``stat``, no SQL, never raises (for the order gate)."""
+        return side_files.is_frozen_file(self.db_path)
 
     def is_frozen(self) -> bool:
-        """True while the global freeze is set."""
+        """True while the global freeze is set (the freeze file is checked first, without SQL)."""
+        if side_files.is_frozen_file(self.db_path):
+            return True
         return self._run(lambda s: s.get(Flag, FREEZE_FLAG) is not None, read_only=True)
 
     def freeze_info(self) -> dict[str, Any] | None:
-        """The freeze flag's reason, setter and time, or ``None``."""
-        return self._run(lambda s: (lambda f: _as_dict(f) if f else None)(s.get(Flag, FREEZE_FLAG)), read_only=True)
+        """The freeze's reason (``value``), setter (``set_by``) and time (``set_at``), or ``None``.
+
+        From the database flag; from the freeze file when only the file is set (then
+        ``source`` is ``"file"``).
+        """
+        info = self._run(lambda s: (lambda f: _as_dict(f) if f else None)(s.get(Flag, FREEZE_FLAG)), read_only=True)
+        if info is None:
+            data = side_files.read_freeze(self.db_path)
+            if data is not None:
+                info = {"name": FREEZE_FLAG, "value": data.get("reason"), "set_by": data.get("set_by"),
+                        "set_at": data.get("set_at"), "source": "file"}
+        return info
 
     # ------------------------------------------------------------------ heartbeats
 
+    def beat_file(self, state: str, detail: str | None = None, *, bot: str | None = None) -> bool:
+        """Write only this bot's heartbeat file (no SQL; never raises). True when written."""
+        if self.db_path is None:
+            return False
+        return side_files.write_heartbeat_file(self.db_path, bot or self.bot, state, detail, market_time=self._now())
+
+    def heartbeat_files(self) -> dict[str, dict[str, Any]]:
+        """Every bot's heartbeat file (see :func:`daytrading.coordination.freeze.read_heartbeat_files`)."""
+        return side_files.read_heartbeat_files(self.db_path)
+
     def heartbeat(self, state: str, detail: str | None = None, *, bot: str | None = None) -> None:
-        """Upsert this bot's heartbeat (``last_seen`` = wall time UTC, ``market_time`` = clock)."""
+        """Upsert this bot's heartbeat (``last_seen`` = wall time UTC, ``market_time`` = clock).
+
+        The heartbeat file is written first, so the supervisor sees the bot alive even
+        when this database write then fails.
+        """
         bot = bot or self.bot
+        self.beat_file(state, detail, bot=bot)
         wall = datetime.now(tz=UTC)
         market = self._now()
 

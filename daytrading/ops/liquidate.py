@@ -3,9 +3,13 @@
 Order of work (architecture invariant 3: liquidate-all takes over the SELLs only after
 it has set the global freeze):
 
-1. **freeze** through the Coordinator when the database is usable, then wait (a few
-   seconds at most) until a live exit-manager's heartbeat says ``frozen``, so it
-   stands down instead of re-placing the targets about to be cancelled;
+1. **freeze**, first through the freeze file beside the database (atomic; works while
+   SQLite is locked, full or damaged), then the database flag (giving up after
+   :data:`DB_FREEZE_WAIT` seconds; set again at the end when the lock has cleared). If
+   neither channel can be set, nothing is sold: the bots could buy straight back.
+   Then wait (a few seconds at most) until a live exit-manager's heartbeat (row or
+   heartbeat file) says ``frozen``, so it stands down instead of re-placing the
+   targets about to be cancelled;
 2. connect with ``ib.tools_client_id`` and **cancel every open order of every client**
    (``reqGlobalCancel``), then wait until the broker reports no working order;
 3. read the broker's positions (the truth) and send one market order per stock
@@ -17,18 +21,21 @@ it has set the global freeze):
    Rows whose position the broker no longer holds are left to the exit-manager's
    reconciliation after ``unfreeze`` (their exit price is unknown here).
 
-The database may be missing, locked or corrupt: the broker part runs anyway and the
-report says the database could not be updated. The exit code is 1 only when the
-broker part failed (no connection, an order not filled, a position or order left).
-The freeze stays set until ``daytrading unfreeze``.
+The database may be missing, locked or corrupt: the broker part runs anyway (order
+rows are written fail-fast, so a lock never delays a SELL) and the report says the
+database could not be updated. The exit code is 1 when the broker part failed (no
+connection, an order not filled, a position or order left) or no freeze could be set.
+The freeze stays set until ``daytrading unfreeze`` (which clears the file and the flag).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ib_async import IB, MarketOrder, Trade
@@ -46,11 +53,16 @@ from daytrading.broker.orders import (
 )
 from daytrading.config import Settings
 from daytrading.coordination import Coordinator
+from daytrading.coordination import freeze as side
 from daytrading.errors import DaytradingError
 
 BOT = "liquidate-all"
 #: Longest wait (wall seconds) for a running exit-manager to report ``frozen``.
 STAND_DOWN_WAIT = 10.0
+#: Longest wait (wall seconds) for the database freeze flag before the broker part (the file already holds).
+DB_FREEZE_WAIT = 2.0
+#: Longest wait (wall seconds) for one order row during the broker part (written again at the end).
+DB_WRITE_WAIT = 0.5
 POLL = 0.1
 
 
@@ -76,6 +88,9 @@ class LiquidationResult:
 
     endpoint: str
     frozen: bool = False
+    frozen_file: bool = False
+    frozen_db: bool = False
+    freeze_error: str | None = None
     exit_manager_stood_down: bool | None = None
     db_error: str | None = None
     broker_error: str | None = None
@@ -88,8 +103,8 @@ class LiquidationResult:
 
     @property
     def broker_ok(self) -> bool:
-        """True when connected, every order cancelled and every position flat."""
-        return (self.broker_error is None and not self.orders_left and not self.positions_left
+        """True when frozen, connected, every order cancelled and every position flat."""
+        return (self.frozen and self.broker_error is None and not self.orders_left and not self.positions_left
                 and all(a.status == "Filled" for a in self.actions))
 
 
@@ -106,12 +121,28 @@ def _open_db(settings: Settings) -> tuple[Coordinator | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}" if not isinstance(exc, DaytradingError) else str(exc)
 
 
-async def _await_stand_down(coord: Coordinator, settings: Settings, wait: float) -> bool | None:
+def _exit_manager_beat(coord: Coordinator | None, settings: Settings) -> dict[str, Any] | None:
+    """The exit-manager's freshest heartbeat: its database row (read fail-fast) or its heartbeat file."""
+    beats = []
+    if coord is not None:
+        with contextlib.suppress(Exception), coord.fail_fast(DB_WRITE_WAIT):  # locked or damaged: the file tells
+            beats.append(coord.get_heartbeats().get("exit-manager"))
+    beats.append(side.read_heartbeat_files(settings.paths.database).get("exit-manager"))
+    beats = [b for b in beats if b]
+    for b in beats:
+        if isinstance(b["last_seen"], str):
+            b["last_seen"] = datetime.fromisoformat(b["last_seen"])
+        if b["last_seen"].tzinfo is None:
+            b["last_seen"] = b["last_seen"].replace(tzinfo=UTC)
+    return max(beats, key=lambda b: b["last_seen"]) if beats else None
+
+
+async def _await_stand_down(coord: Coordinator | None, settings: Settings, wait: float) -> bool | None:
     """Wait until a live exit-manager's heartbeat says ``frozen``; None when none is running."""
     from daytrading.clock import wall_time
 
     def beat() -> dict[str, Any] | None:
-        return coord.get_heartbeats().get("exit-manager")
+        return _exit_manager_beat(coord, settings)
 
     hb = beat()
     if hb is None or hb.get("state") == "stopped" or \
@@ -126,8 +157,10 @@ async def _await_stand_down(coord: Coordinator, settings: Settings, wait: float)
     return False
 
 
-def _update_database(coord: Coordinator, result: LiquidationResult) -> None:
-    """Close the liquidated rows (reason ``liquidate_all``), release dead claims."""
+def _update_database(coord: Coordinator, result: LiquidationResult, trades: list[Trade]) -> None:
+    """Record the orders, close the liquidated rows (reason ``liquidate_all``), release dead claims."""
+    for trade in trades:
+        record_trade(coord, trade, "liquidate_all")
     for a in result.actions:
         if a.side != "SELL" or a.filled <= 0 or a.avg_price is None:
             continue
@@ -199,8 +232,16 @@ async def _broker_positions(ib: IB, timeout: float) -> tuple[dict[str, float], l
     return {s: q for s, q in stocks.items() if q}, other
 
 
+def _record_fast(coord: Coordinator | None, trade: Trade) -> None:
+    """The order row, giving up after :data:`DB_WRITE_WAIT` s: a locked database never delays the next SELL."""
+    if coord is not None:
+        with coord.fail_fast(DB_WRITE_WAIT):
+            record_trade(coord, trade, "liquidate_all")
+
+
 async def _flatten(ib: IB, coord: Coordinator | None, positions: dict[str, float], timeout: float,
-                   result: LiquidationResult) -> None:
+                   result: LiquidationResult) -> list[Trade]:
+    """One market order per position; returns the trades (their rows are written again at the end)."""
     contracts = await qualify_stocks(ib, sorted(positions))
     trades: list[tuple[SymbolAction, Trade]] = []
     for symbol, qty in sorted(positions.items()):
@@ -212,9 +253,9 @@ async def _flatten(ib: IB, coord: Coordinator | None, positions: dict[str, float
             continue
         order = MarketOrder(action.side, action.quantity, orderRef=order_ref(LIQUIDATE_REF, symbol), tif="DAY")
         trade = ib.placeOrder(contract, order)
-        if coord is not None:
-            record_trade(coord, trade, "liquidate_all")
         trades.append((action, trade))
+    for _, trade in trades:
+        _record_fast(coord, trade)
     await asyncio.gather(*(wait_done(t, timeout) for _, t in trades))
     for action, trade in trades:
         action.status = trade.orderStatus.status if trade.isDone() else f"timeout ({trade.orderStatus.status})"
@@ -222,8 +263,8 @@ async def _flatten(ib: IB, coord: Coordinator | None, positions: dict[str, float
         action.avg_price = average_fill_price(trade)
         action.perm_id = trade.order.permId or trade.orderStatus.permId or None
         action.commission = commission(trade)
-        if coord is not None:
-            record_trade(coord, trade, "liquidate_all")
+        _record_fast(coord, trade)
+    return [t for _, t in trades]
 
 
 async def liquidate_all(settings: Settings, *, timeout: float = 60.0, client_id: int | None = None) -> LiquidationResult:
@@ -236,15 +277,11 @@ async def liquidate_all(settings: Settings, *, timeout: float = 60.0, client_id:
     Never raises for broker or database trouble: the result says what failed.
     """
     result = LiquidationResult(endpoint=str(broker_endpoint(settings)))
-    coord, result.db_error = _open_db(settings)
-    if coord is not None:
-        try:
-            coord.freeze("liquidate-all")
-            result.frozen = True
-            result.exit_manager_stood_down = await _await_stand_down(coord, settings, min(STAND_DOWN_WAIT, timeout))
-        except Exception as exc:  # noqa: BLE001 - e.g. a file that opens but is damaged
-            result.db_error = f"{type(exc).__name__}: {exc}"
-            coord = None
+    coord = _freeze(settings, result)
+    if not result.frozen:
+        return result
+    result.exit_manager_stood_down = await _await_stand_down(coord, settings, min(STAND_DOWN_WAIT, timeout))
+    trades: list[Trade] = []
     try:
         ib = await connect(settings, client_id if client_id is not None else settings.ib.tools_client_id)
     except DaytradingError as exc:
@@ -255,7 +292,7 @@ async def liquidate_all(settings: Settings, *, timeout: float = 60.0, client_id:
         result.orders_left = [_describe(t) for t in left]
         positions, result.skipped = await _broker_positions(ib, timeout)
         if positions:
-            await _flatten(ib, coord, positions, timeout, result)
+            trades = await _flatten(ib, coord, positions, timeout, result)
         # a late order (placed before a bot saw the freeze) would be a new risk: cancel again
         late = await _working_orders(ib)
         if late:
@@ -272,14 +309,43 @@ async def liquidate_all(settings: Settings, *, timeout: float = 60.0, client_id:
             result.db_error = err
     if coord is not None:
         try:
-            if not result.frozen:
+            if not result.frozen_db:
                 coord.freeze("liquidate-all")
-                result.frozen = True
-            _update_database(coord, result)
+                result.frozen_db = True
+            _update_database(coord, result, trades)
             result.db_error = None
         except Exception as exc:  # noqa: BLE001
             result.db_error = f"{type(exc).__name__}: {exc}"
     return result
+
+
+def _freeze(settings: Settings, result: LiquidationResult) -> Coordinator | None:
+    """Set the freeze: the file first, then the database flag (fail-fast). Returns the coordinator or None.
+
+    ``result.frozen`` is True when at least one channel holds the freeze; otherwise
+    ``result.freeze_error`` says why and the caller must not sell.
+    """
+    errors = []
+    try:
+        side.set_freeze(settings.paths.database, "liquidate-all", BOT)
+        result.frozen_file = True
+    except OSError as exc:
+        errors.append(f"freeze file {side.freeze_file(settings.paths.database)}: {exc}")
+    coord, result.db_error = _open_db(settings)
+    if coord is not None:
+        try:
+            with coord.fail_fast(DB_FREEZE_WAIT):
+                coord.freeze("liquidate-all")
+            result.frozen_db = True
+        except Exception as exc:  # noqa: BLE001 - locked (set again at the end), full or damaged
+            result.db_error = f"{type(exc).__name__}: {exc}"
+            errors.append(f"database flag: {result.db_error}")
+    else:
+        errors.append(f"database flag: {result.db_error}")
+    result.frozen = result.frozen_file or result.frozen_db
+    if not result.frozen:
+        result.freeze_error = "; ".join(errors)
+    return coord
 
 
 # ---------------------------------------------------------------------- command line
@@ -292,6 +358,10 @@ def render_result(result: LiquidationResult) -> Any:
     from rich.text import Text
 
     parts: list[Any] = []
+    if result.freeze_error:
+        parts.append(Text(f"FREEZE could not be set ({result.freeze_error}); NOTHING was cancelled or sold, "
+                          "because the bots could buy straight back. Free the disk or fix the folder's permissions, "
+                          "then run liquidate-all again (or flatten by hand in TWS)", style="bold red"))
     if result.broker_error:
         parts.append(Text(f"BROKER: {result.broker_error}", style="bold red"))
     table = Table(title=f"liquidate-all at {result.endpoint}: {result.open_orders_before} open orders cancelled")
@@ -310,7 +380,9 @@ def render_result(result: LiquidationResult) -> Any:
     if result.frozen:
         stood = {True: "the exit-manager stood down", False: "the exit-manager did NOT report 'frozen' in time",
                  None: "no exit-manager running"}[result.exit_manager_stood_down]
-        parts.append(Text(f"global freeze set ({stood}); `daytrading unfreeze` lets the bots trade again",
+        channels = " and ".join(c for c, ok in (("freeze file", result.frozen_file), ("database flag", result.frozen_db))
+                                if ok)
+        parts.append(Text(f"global freeze set ({channels}; {stood}); `daytrading unfreeze` lets the bots trade again",
                           style="yellow"))
     if result.db_error:
         parts.append(Text(
@@ -362,12 +434,21 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def unfreeze_cli(args: argparse.Namespace, settings: Settings) -> int:
-    """``daytrading unfreeze``: clear the global freeze (exit 0 whether or not it was set)."""
+    """``daytrading unfreeze``: clear the global freeze, database flag and freeze file (exit 0 whether or
+    not it was set). A damaged or locked database is an error (the freeze file is then kept)."""
+    from pathlib import Path
+
     from daytrading.ops import open_db
 
+    if not Path(settings.paths.database).exists():  # liquidate-all may have frozen a database not created yet
+        if side.clear_freeze(settings.paths.database):
+            print(f"freeze file cleared (no database at {settings.paths.database}); the bots may trade")
+        else:
+            print("no global freeze was set")
+        return 0
     coord = open_db(settings, "unfreeze")
     info = coord.freeze_info()
-    if coord.unfreeze():
+    if coord.unfreeze():  # the database flag, then the freeze file
         print(f"global freeze cleared (was set by {info.get('set_by') if info else '?'}: "
               f"{info.get('value') if info else ''}); the bots resume trading")
     else:
