@@ -325,6 +325,9 @@ def _command_of(argv: list[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from daytrading.bots.lifeline import follow_parent
+
+    follow_parent()  # a child of the supervisor dies with it (no-op otherwise)
     argv = list(sys.argv[1:] if argv is None else argv)
     # pass-through commands parse their own options
     for i, token in enumerate(argv):

@@ -15,6 +15,17 @@ process exit *and* by database heartbeat, restarts them, resets the day, shows s
 * **Stop**: Ctrl+C, SIGTERM, or the stop file (``daytrading stop``): the day-trader
   first, then the exit-manager, each gracefully (SIGTERM / CTRL_BREAK) with a timeout
   and then a kill. Positions stay at the broker.
+* **The database may fail; the supervisor does not.** Every database call of the
+  watch loop is fail-fast (:data:`DB_WAIT` seconds) and guarded: a locked, full or
+  damaged database is logged CRITICAL (once per outage, then every
+  :data:`DB_TROUBLE_REPEAT` seconds), events are kept in memory and written when the
+  database works again, and the bots keep running. The watchdog then judges a bot by
+  its process and its heartbeat file (:mod:`daytrading.coordination.freeze`), whichever
+  heartbeat is fresher. Any other error in one watch pass is logged CRITICAL and the
+  next pass runs.
+* **Children die with the supervisor** (even SIGKILL): one process group plus a
+  parent-death signal on POSIX, a kill-on-close job object on Windows
+  (:mod:`daytrading.bots.lifeline`); the sim-gateway is stopped however ``run()`` ends.
 * **Sim run end**: after the replay session's close the bots are stopped, and a
   session report (trades, win rate, P&L, exits by reason, invariant checks) and
   charts are written; the exit code is 1 when an invariant failed.
@@ -40,10 +51,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from daytrading.bots import lifeline
 from daytrading.clock import NY, Clock, ReplayClock, calendar
 from daytrading.config import Settings
 from daytrading.coordination import Coordinator
-from daytrading.errors import ConfigError, DaytradingError, OperationalError
+from daytrading.errors import ConfigError, OperationalError
 import contextlib
 
 log = logging.getLogger("daytrading.supervisor")
@@ -52,6 +64,46 @@ BOT = "supervisor"
 #: Default replay day: TSLA and LI gapped up ≥ 5 % (recorded in ../shared/data/market).
 DEFAULT_SIM_DATE = date(2020, 11, 17)
 IS_WINDOWS = os.name == "nt"
+#: Fail-fast budget (wall seconds) of each database call in the watch loop.
+DB_WAIT = 0.5
+#: While the database stays unusable, the CRITICAL log line is repeated this often (wall seconds).
+DB_TROUBLE_REPEAT = 60.0
+#: Events kept in memory while the database cannot take them (oldest dropped first).
+PENDING_EVENTS = 500
+
+
+def freshest_beat(pid: int | None, *beats: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The freshest heartbeat of process ``pid`` among ``beats`` (database row, heartbeat file...).
+
+    ``last_seen`` may be an aware/naive datetime (naive = UTC) or ISO text; the result
+    has it as an aware UTC datetime. Beats of another pid (an earlier process) are ignored.
+    """
+    best = None
+    for hb in beats:
+        if not hb or hb.get("pid") != pid:
+            continue
+        last = hb["last_seen"]
+        if isinstance(last, str):
+            last = datetime.fromisoformat(last)
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if best is None or last > best["last_seen"]:
+            best = {**hb, "last_seen": last}
+    return best
+
+
+def hung_verdict(beat: dict[str, Any] | None, running_for: float, health_check: float,
+                 now: datetime) -> tuple[bool, float | None]:
+    """Watchdog decision for a live process: ``(hung, heartbeat age in wall seconds)``.
+
+    ``beat`` is :func:`freshest_beat` of the process (None: it never heartbeated since it
+    started). Hung: no heartbeat for ``max(health_check, 20)`` s since the start, or a
+    heartbeat older than ``health_check`` s. Pure; ``now`` is aware UTC wall time.
+    """
+    if beat is None:
+        return running_for > max(health_check, 20.0), None
+    age = (now - beat["last_seen"]).total_seconds()
+    return age > health_check, age
 
 
 def stop_file(settings: Settings) -> Path:
@@ -108,6 +160,12 @@ class Supervisor:
         self._last_status = 0.0
         self.sim_date: date | None = None
         self.exit_code = 0
+        self._db_down_since: float | None = None
+        self._db_last_critical = 0.0
+        self._pending_events: deque[tuple[str, str, str]] = deque(maxlen=PENDING_EVENTS)
+        self._group = None if IS_WINDOWS else lifeline.ProcessGroup()
+        self._job: lifeline.KillOnCloseJob | None = None
+        self._last_pass_error = 0.0
 
     # ------------------------------------------------------------------ setup
 
@@ -123,6 +181,7 @@ class Supervisor:
         env["DAYTRADING_PATHS__LOG_DIR"] = str(self.log_dir)
         env["DAYTRADING_ALLOCATION"] = str(self.settings.allocation)
         env["PYTHONUNBUFFERED"] = "1"
+        env[lifeline.ENV] = str(os.getpid())
         if not self.sim:
             self.clock = _live_clock()
             return
@@ -158,8 +217,7 @@ class Supervisor:
             argv += ["--admin-port", str(sim.admin_port)]
         _check_port_free(sim.port)
         out = open(self.log_dir / "sim_gateway.out", "ab")  # noqa: SIM115 - lives as long as the child
-        self.gateway = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                        **_new_group_kwargs())
+        self.gateway = self._popen(argv, out)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.gateway.poll() is not None:
@@ -192,24 +250,101 @@ class Supervisor:
 
     # ------------------------------------------------------------------ children
 
+    def _popen(self, argv: list[str], out: Any) -> subprocess.Popen[bytes]:
+        """Start a child in the children's process group (POSIX) or kill-on-close job (Windows)."""
+        common: dict[str, Any] = {"env": self.env, "stdout": out, "stderr": subprocess.STDOUT,
+                                  "stdin": subprocess.DEVNULL}
+        if IS_WINDOWS:
+            proc = subprocess.Popen(argv, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,  # type: ignore[attr-defined]
+                                    **common)
+            try:
+                if self._job is None:
+                    self._job = lifeline.KillOnCloseJob()
+                self._job.assign(proc)
+            except OSError as exc:
+                log.error("child not in the kill-on-close job; it may outlive a crashed supervisor",
+                          extra={"pid": proc.pid, "error": str(exc)})
+            return proc
+        assert self._group is not None
+        try:
+            proc = subprocess.Popen(argv, **self._group.popen_kwargs(), **common)
+        except PermissionError:  # the group vanished between the check and the spawn: lead a new one
+            self._group.pgid = None
+            proc = subprocess.Popen(argv, **self._group.popen_kwargs(), **common)
+        self._group.joined(proc.pid)
+        return proc
+
     def _spawn(self, child: Child) -> None:
         child.log_path = self.log_dir / f"{child.name.replace('-', '_')}.out"
         out = open(child.log_path, "ab")  # noqa: SIM115
-        child.proc = subprocess.Popen(child.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                      **_new_group_kwargs())
+        child.proc = self._popen(child.argv, out)
         child.started_wall = time.monotonic()
         child.started_at = datetime.now(tz=UTC)
         child.state = "RUNNING"
         log.info("started", extra={"bot": child.name, "pid": child.proc.pid})
 
-    def _heartbeat_age(self, name: str, beats: dict[str, dict[str, Any]]) -> float | None:
-        hb = beats.get(name)
-        if not hb:
-            return None
-        last = hb["last_seen"]
-        if isinstance(last, str):
-            last = datetime.fromisoformat(last)
-        return (datetime.now(tz=UTC) - last).total_seconds()
+    # ------------------------------------------------------------------ the database, guarded
+
+    def _db(self, what: str, call: Any, *args: Any, default: Any = None, write: bool = False, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` fail-fast; on any error: CRITICAL (rate-limited), ``default``.
+
+        Only a successful ``write`` ends an outage (under a write lock reads still work).
+        """
+        assert self.coord is not None
+        try:
+            with self.coord.fail_fast(DB_WAIT):
+                result = call(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - locked, full, damaged: the bots keep running
+            self._db_trouble(what, exc)
+            return default
+        if write and self._db_down_since is not None:
+            log.warning("database usable again", extra={"down_s": round(time.monotonic() - self._db_down_since, 1)})
+            self._db_down_since = None
+            self._flush_events()
+        return result
+
+    def _db_trouble(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._db_down_since is None:
+            self._db_down_since = now
+        if now - self._db_last_critical >= DB_TROUBLE_REPEAT or self._db_last_critical < self._db_down_since:
+            # the first failure of an outage, then once a minute
+            self._db_last_critical = now
+            log.critical("database unusable; the bots keep running, the watchdog uses process state and "
+                         "heartbeat files", extra={"during": what, "error": f"{type(exc).__name__}: {exc}",
+                                                   "down_s": round(now - self._db_down_since, 1),
+                                                   "events_pending": len(self._pending_events)})
+
+    def _event(self, level: str, kind: str, message: str) -> None:
+        """Record an event now, or keep it until the database takes it."""
+        self._pending_events.append((level, kind, message))
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        assert self.coord is not None
+        while self._pending_events:
+            level, kind, message = self._pending_events[0]
+            try:
+                with self.coord.fail_fast(DB_WAIT):
+                    self.coord.record_event(level, kind, message)
+            except Exception as exc:  # noqa: BLE001
+                self._db_trouble("record_event", exc)
+                return
+            self._pending_events.popleft()
+
+    def _beats(self) -> dict[str, dict[str, Any]]:
+        """Every heartbeat by bot, the database row or the heartbeat file, whichever is fresher per process."""
+        assert self.coord is not None
+        rows = self._db("get_heartbeats", self.coord.get_heartbeats, default={}) or {}
+        files = self.coord.heartbeat_files()
+        out: dict[str, dict[str, Any]] = {}
+        for name in set(rows) | set(files):
+            child = self.children.get(name)
+            pid = child.proc.pid if child and child.proc else (rows.get(name) or files.get(name) or {}).get("pid")
+            best = freshest_beat(pid, rows.get(name), files.get(name))
+            if best is not None:
+                out[name] = best
+        return out
 
     def _wait_ready(self, name: str, timeout: float) -> bool:
         """Wait until ``name``'s heartbeat is ``running`` and newer than its start."""
@@ -217,7 +352,7 @@ class Supervisor:
         child = self.children[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self._stop:
-            hb = self.coord.get_heartbeats().get(name)
+            hb = self._beats().get(name)
             if hb and hb["state"] in ("running", "frozen") and hb["pid"] == child.pid:
                 return True
             if child.proc and child.proc.poll() is not None:
@@ -229,7 +364,7 @@ class Supervisor:
         """One watchdog pass over the children."""
         assert self.coord is not None
         now = time.monotonic()
-        beats = self.coord.get_heartbeats()
+        beats = self._beats()
         for child in self.children.values():
             if child.proc is None:
                 if now >= child.next_start:
@@ -238,17 +373,13 @@ class Supervisor:
             code = child.proc.poll()
             hung = False
             if code is None and child.started_wall is not None:
-                age = self._heartbeat_age(child.name, beats)
-                hb = beats.get(child.name)
-                grace = max(self.settings.intervals.health_check, 20.0)
-                if hb is None or hb.get("pid") != child.proc.pid:
-                    hung = now - child.started_wall > grace  # never heartbeated since start
-                else:
-                    hung = age is not None and age > self.settings.intervals.health_check
+                hung, age = hung_verdict(freshest_beat(child.proc.pid, beats.get(child.name)),
+                                         now - child.started_wall, self.settings.intervals.health_check,
+                                         datetime.now(tz=UTC))
                 if hung:
                     log.error("bot hung (no heartbeat); killing", extra={"bot": child.name, "pid": child.proc.pid,
                                                                           "heartbeat_age_s": age})
-                    self.coord.record_event("ERROR", "hung", f"{child.name} hung: heartbeat age {age}")
+                    self._event("ERROR", "hung", f"{child.name} hung: heartbeat age {age}")
                     _kill(child.proc)
                     code = child.proc.wait()
             if code is None:
@@ -267,9 +398,8 @@ class Supervisor:
             level = logging.CRITICAL if child.state == "CRASH_LOOP" else logging.ERROR
             log.log(level, "bot exited; restarting", extra={"bot": child.name, "exit_code": code, "hung": hung,
                                                             "restart_in_s": delay, "restarts": child.restarts})
-            with contextlib.suppress(DaytradingError):
-                self.coord.record_event("CRITICAL" if child.state == "CRASH_LOOP" else "ERROR", "restart",
-                                        f"{child.name} exited ({code}); restart #{child.restarts} in {delay:.0f} s")
+            self._event("CRITICAL" if child.state == "CRASH_LOOP" else "ERROR", "restart",
+                        f"{child.name} exited ({code}); restart #{child.restarts} in {delay:.0f} s")
             if delay == 0:
                 self._spawn(child)
         # a day-trader that stayed up a while gets its back-off reset
@@ -287,10 +417,9 @@ class Supervisor:
                             "uptime_s": round(now - c.started_wall, 1) if c.started_wall and c.proc else None,
                             "restarts": c.restarts, "last_exit_code": c.last_exit_code}
         sim = {"port": self.settings.sim.port, "session_date": self.sim_date.isoformat()} if self.sim else None
-        try:
-            self.coord.heartbeat("running" if not self._stop else "stopping", json.dumps({"bots": bots, "sim": sim}))
-        except DaytradingError as exc:
-            log.warning("supervisor heartbeat failed", extra={"error": str(exc)})
+        # the heartbeat file first (inside heartbeat()), then the row, fail-fast and guarded
+        self._db("heartbeat", self.coord.heartbeat, "running" if not self._stop else "stopping",
+                 json.dumps({"bots": bots, "sim": sim}), write=True)
 
     def _print_status(self) -> None:
         try:
@@ -301,14 +430,19 @@ class Supervisor:
             Console(stderr=False).print(render_status(self.coord, self.clock))
         except Exception as exc:  # noqa: BLE001 - status is informational
             assert self.coord is not None
-            rows = self.coord.get_active_positions()
-            print(f"[supervisor] {self.clock.now():%H:%M:%S} active={len(rows)} "
-                  f"realized_pnl={self.coord.realized_pnl():.2f} ({exc.__class__.__name__})", flush=True)
+            rows = self._db("status", self.coord.get_active_positions)
+            pnl = self._db("status", self.coord.realized_pnl)
+            print(f"[supervisor] {self.clock.now():%H:%M:%S} active={'?' if rows is None else len(rows)} "
+                  f"realized_pnl={'?' if pnl is None else f'{pnl:.2f}'} ({exc.__class__.__name__})", flush=True)
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> int:
-        """Run until stopped (or, in sim mode, until the replay session has ended)."""
+        """Run until stopped (or, in sim mode, until the replay session has ended).
+
+        However it ends (stop, replay over, an error), the bots are stopped in order and
+        the sim-gateway after them.
+        """
         from daytrading.runtime import open_coordinator
 
         self._install_signals()
@@ -318,6 +452,27 @@ class Supervisor:
             sf.unlink()
         self.coord = open_coordinator(self.settings, BOT, self.clock)
         self._daily_reset()
+        try:
+            try:
+                self._start_children()
+                status_every = max(15.0, self.settings.intervals.status / max(self.clock.speed, 1.0)) if self.sim \
+                    else self.settings.intervals.status
+                while not self._stop and not self._one_pass(sf, status_every):
+                    time.sleep(0.2)
+            finally:
+                self._shutdown()
+            if self.sim and self.run_to_end:
+                self.exit_code = max(self.exit_code, self._sim_report())
+        finally:
+            if self.gateway is not None:
+                _terminate(self.gateway, 10)
+            if self._group is not None:
+                self._group.kill()  # anything left in the children's group (nothing, normally)
+            self._write_heartbeat()
+        return self.exit_code
+
+    def _start_children(self) -> None:
+        """The sim-gateway (sim mode), the exit-manager, then (when it is ready, 5 s at most) the day-trader."""
         if self.sim:
             self._start_gateway()
         em = Child("exit-manager", [*self._python(), "exit-manager"], restart_at_once=True)
@@ -328,46 +483,51 @@ class Supervisor:
         log.info("exit-manager ready" if ready else "exit-manager not ready after 5 s; starting the day-trader anyway")
         self.children["day-trader"] = dt
         self._spawn(dt)
-        status_every = max(15.0, self.settings.intervals.status / max(self.clock.speed, 1.0)) if self.sim \
-            else self.settings.intervals.status
+
+    def _one_pass(self, sf: Path, status_every: float) -> bool:
+        """One pass of the watch loop; True when the run should end.
+
+        An unexpected error is logged CRITICAL (at most every :data:`DB_TROUBLE_REPEAT` s)
+        and the next pass runs: the watchdog must outlive its own bugs.
+        """
+        if sf.exists():
+            log.info("stop file found; stopping", extra={"path": str(sf)})
+            sf.unlink(missing_ok=True)
+            return True
+        if self.gateway is not None and self.gateway.poll() is not None:
+            log.critical("sim-gateway died", extra={"exit_code": self.gateway.returncode})
+            self.exit_code = 1
+            return True
         try:
-            while not self._stop:
-                if sf.exists():
-                    log.info("stop file found; stopping", extra={"path": str(sf)})
-                    sf.unlink(missing_ok=True)
-                    break
-                self._watch()
-                self._write_heartbeat()
-                self._daily_reset()
-                if time.monotonic() - self._last_status >= status_every:
-                    self._last_status = time.monotonic()
-                    self._print_status()
-                if self.sim and self.run_to_end and self._sim_finished():
-                    log.info("replay session over; stopping")
-                    break
-                if self.gateway is not None and self.gateway.poll() is not None:
-                    log.critical("sim-gateway died", extra={"exit_code": self.gateway.returncode})
-                    self.exit_code = 1
-                    break
-                time.sleep(0.2)
-        finally:
-            self._shutdown()
-        if self.sim and self.run_to_end:
-            self.exit_code = max(self.exit_code, self._sim_report())
-        if self.gateway is not None:
-            _terminate(self.gateway, 10)
-        self._write_heartbeat()
-        return self.exit_code
+            self._watch()
+            self._write_heartbeat()
+            self._db("daily reset", self._daily_reset)
+            if time.monotonic() - self._last_status >= status_every:
+                self._last_status = time.monotonic()
+                self._print_status()
+            if self.sim and self.run_to_end and self._sim_finished():
+                log.info("replay session over; stopping")
+                return True
+        except Exception:  # noqa: BLE001 - keep watching; the error is reported
+            if time.monotonic() - self._last_pass_error >= DB_TROUBLE_REPEAT:
+                self._last_pass_error = time.monotonic()
+                log.critical("watch pass failed; continuing", exc_info=True)
+        return False
 
     def _sim_finished(self) -> bool:
-        """Market time is past the close and nothing is active (or 30 market minutes past)."""
+        """Market time is past the close and nothing is active (or 30 market minutes past).
+
+        While the database cannot be read, only the 30-minute rule ends the run.
+        """
         assert self.coord is not None and self.sim_date is not None
         s = calendar().session(self.sim_date)
         now = self.clock.now()
         if now < s.close:
             return False
-        active = self.coord.get_active_positions()
-        return not active or now >= s.close + timedelta(minutes=30)
+        if now >= s.close + timedelta(minutes=30):
+            return True
+        active = self._db("sim end check", self.coord.get_active_positions)
+        return active is not None and not active
 
     def _shutdown(self) -> None:
         """Day-trader first, then the exit-manager: graceful, then killed after a timeout."""
@@ -409,7 +569,10 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001
             log.warning("session report failed", extra={"error": str(exc)})
             assert self.coord is not None
-            trades = self.coord.get_trades_by_date(self.sim_date)
+            trades = self._db("session report", self.coord.get_trades_by_date, self.sim_date)
+            if trades is None:
+                print(f"session {self.sim_date}: no report, the database cannot be read", flush=True)
+                return 1
             print(f"session {self.sim_date}: {len(trades)} trades, realized P&L "
                   f"{sum(t.pnl or 0 for t in trades):.2f} $", flush=True)
             return 0
@@ -425,14 +588,6 @@ class Supervisor:
 
 
 # ---------------------------------------------------------------------- process helpers
-
-
-def _new_group_kwargs() -> dict[str, Any]:
-    """Children in their own process group, so Ctrl+C in the console reaches only the
-    supervisor (which then stops them in order)."""
-    if IS_WINDOWS:
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
-    return {"start_new_session": True}
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:

@@ -56,3 +56,77 @@ def test_stop_command_writes_the_stop_file(tmp_path):
     settings = _settings(tmp_path)
     assert stop_cli(None, settings) == 0
     assert stop_file(settings).exists()
+
+
+def test_watchdog_takes_the_fresher_heartbeat_of_the_same_process():
+    from datetime import UTC, timedelta
+
+    from daytrading.bots.supervisor import freshest_beat, hung_verdict
+
+    now = datetime(2026, 1, 2, 15, 0, tzinfo=UTC)
+    row = {"pid": 42, "state": "running", "last_seen": (now - timedelta(seconds=50)).replace(tzinfo=None)}  # naive UTC
+    file = {"pid": 42, "state": "running", "last_seen": (now - timedelta(seconds=2)).isoformat()}
+    old_process = {"pid": 41, "state": "running", "last_seen": now}
+    best = freshest_beat(42, row, None, file, old_process)
+    assert best["last_seen"] == now - timedelta(seconds=2)
+    # the database row alone (the file missing) would call the bot hung; the file keeps it alive
+    assert hung_verdict(freshest_beat(42, row), 100.0, 8.0, now) == (True, 50.0)
+    assert hung_verdict(best, 100.0, 8.0, now) == (False, 2.0)
+    # never heartbeated since its start: hung only after max(health_check, 20 s)
+    assert freshest_beat(42, old_process) is None
+    assert hung_verdict(None, 19.0, 8.0, now) == (False, None)
+    assert hung_verdict(None, 21.0, 8.0, now) == (True, None)
+    assert hung_verdict(None, 59.0, 60.0, now) == (False, None)
+
+
+def test_supervisor_keeps_events_while_the_database_cannot_take_them(tmp_path):
+    import sqlite3
+
+    settings = _settings(tmp_path)
+    open_coordinator(settings, "setup").engine.dispose()
+    sup = Supervisor(settings, sim=True)
+    sup._prepare_env()
+    sup.coord = open_coordinator(settings, "supervisor", sup.clock)
+    other = sqlite3.connect(settings.paths.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    sup._event("ERROR", "restart", "day-trader exited (1)")
+    sup._write_heartbeat()  # fail-fast, guarded: no exception
+    assert sup._db_down_since is not None and len(sup._pending_events) == 1
+    assert sup.coord.heartbeat_files()["supervisor"]["state"] == "running"  # the file got through
+    other.execute("ROLLBACK")
+    other.close()
+    sup._write_heartbeat()  # the database works again: the kept event lands
+    assert sup._db_down_since is None and not sup._pending_events
+    assert [e["kind"] for e in sup.coord.get_events()] == ["restart"]
+
+
+def test_lifeline_structures_import_on_every_system():
+    import ctypes
+
+    from daytrading.bots import lifeline
+
+    assert ctypes.sizeof(lifeline.JobLimits) == (144 if ctypes.sizeof(ctypes.c_void_p) == 8 else 112)
+    env = {lifeline.ENV: "not-a-pid"}
+    assert lifeline.follow_parent(env) is None and lifeline.ENV not in env  # removed: grandchildren do not inherit
+
+
+def test_one_critical_per_database_outage(tmp_path, caplog):
+    import logging
+    import sqlite3
+
+    settings = _settings(tmp_path)
+    open_coordinator(settings, "setup").engine.dispose()
+    sup = Supervisor(settings, sim=True)
+    sup._prepare_env()
+    sup.coord = open_coordinator(settings, "supervisor", sup.clock)
+    other = sqlite3.connect(settings.paths.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with caplog.at_level(logging.CRITICAL, logger="daytrading.supervisor"):
+        for _ in range(3):  # three watch passes under the lock: reads work, writes fail
+            sup._beats()
+            sup._write_heartbeat()
+            sup._db("daily reset", sup._daily_reset)
+    other.execute("ROLLBACK")
+    other.close()
+    assert [r.message for r in caplog.records].count(
+        "database unusable; the bots keep running, the watchdog uses process state and heartbeat files") == 1
