@@ -2,7 +2,9 @@
 
 Pragmas on every connection: ``journal_mode=WAL`` (readers never block the writer),
 ``synchronous=NORMAL`` (durable at checkpoints, safe with WAL), ``busy_timeout``
-(wait for a lock instead of failing at once) and ``foreign_keys=ON``.
+(wait for a lock instead of failing at once: :data:`BUSY_TIMEOUT_MS`; a fail-fast
+Coordinator call, :meth:`~daytrading.coordination.Coordinator.fail_fast`, cuts it to
+its remaining time for that call and restores it after) and ``foreign_keys=ON``.
 
 Write transactions start with ``BEGIN IMMEDIATE`` so that two processes never
 deadlock on a read→write lock upgrade (SQLite then returns SQLITE_BUSY without
