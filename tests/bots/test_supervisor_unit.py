@@ -79,7 +79,8 @@ def test_watchdog_takes_the_fresher_heartbeat_of_the_same_process():
     assert hung_verdict(None, 59.0, 60.0, now) == (False, None)
 
 
-def test_supervisor_keeps_events_while_the_database_cannot_take_them(tmp_path):
+def _locked_supervisor(tmp_path):
+    """A supervisor on a fresh database (replay clock) and another connection holding its write lock."""
     import sqlite3
 
     settings = _settings(tmp_path)
@@ -89,6 +90,11 @@ def test_supervisor_keeps_events_while_the_database_cannot_take_them(tmp_path):
     sup.coord = open_coordinator(settings, "supervisor", sup.clock)
     other = sqlite3.connect(settings.paths.database, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
+    return sup, other
+
+
+def test_supervisor_keeps_events_while_the_database_cannot_take_them(tmp_path):
+    sup, other = _locked_supervisor(tmp_path)
     sup._event("ERROR", "restart", "day-trader exited (1)")
     sup._write_heartbeat()  # fail-fast, guarded: no exception
     assert sup._db_down_since is not None and len(sup._pending_events) == 1
@@ -112,15 +118,8 @@ def test_lifeline_structures_import_on_every_system():
 
 def test_one_critical_per_database_outage(tmp_path, caplog):
     import logging
-    import sqlite3
 
-    settings = _settings(tmp_path)
-    open_coordinator(settings, "setup").engine.dispose()
-    sup = Supervisor(settings, sim=True)
-    sup._prepare_env()
-    sup.coord = open_coordinator(settings, "supervisor", sup.clock)
-    other = sqlite3.connect(settings.paths.database, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+    sup, other = _locked_supervisor(tmp_path)
     with caplog.at_level(logging.CRITICAL, logger="daytrading.supervisor"):
         for _ in range(3):  # three watch passes under the lock: reads work, writes fail
             sup._beats()
