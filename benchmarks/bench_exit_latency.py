@@ -187,12 +187,12 @@ class Probe:
         ds._send_trade = timed_send_trade  # noqa: SLF001
         handlers = self.gw._handlers  # noqa: SLF001
         place, cancel, positions = handlers[3], handlers[4], handlers[61]
-        from daytrading.sim_gateway.contracts import parse_contract
+        from daytrading.sim_gateway.protocol.requests import decode_place_order
 
         def timed_place(conn: Any, fields: list[str]) -> Any:
             t = time.perf_counter()
             if conn.client_id == self.client_id and len(fields) > 26 and fields[16].upper() == "SELL":
-                info = self.gw.contracts.resolve(parse_contract(fields, 2))
+                info = self.gw.contracts.resolve(decode_place_order(fields, conn.server_version).contract)
                 sym = info.symbol if info is not None else "?"
                 kind = fields[18].upper()
                 if kind == "MKT" and sym not in self.sell:

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.sim_gateway.contracts import contract_block
-from daytrading.sim_gateway.wire import parse_int
+from daytrading.sim_gateway.protocol import messages
+from daytrading.sim_gateway.protocol.messages import money, qty_field
+from daytrading.sim_gateway.protocol.wire import parse_int
 from daytrading.clock import NY, wall_time
 
 if TYPE_CHECKING:
@@ -45,16 +46,6 @@ MARGIN_RATE = 0.25
 DAY_TRADING_MULTIPLE = 4.0
 #: How often subscribers get refreshed portfolio marks and values, market seconds.
 PUSH_EVERY = 60.0
-
-
-def qty_field(q: float) -> int | float:
-    """Quantities as IB sends them: an integer literal when whole."""
-    return int(q) if float(q).is_integer() else float(q)
-
-
-def money(x: float) -> float:
-    """Round a dollar amount to cents-and-a-bit for the wire (avoids float noise)."""
-    return round(float(x), 6)
 
 
 @dataclass
@@ -210,16 +201,12 @@ class Account:
     # ------------------------------------------------------------------ messages
 
     def position_msg(self, p: Position) -> list[Any]:
-        """position (61): exactly 16 fields; primary exchange in ``exchange`` (notes §6.1)."""
-        return [61, 3, self.account, *contract_block(p.info, p.info.primary_exchange), qty_field(p.qty),
-                money(p.avg_cost)]
+        """position (61) (:func:`.protocol.messages.position`)."""
+        return messages.position(self.account, p)
 
     def portfolio_msg(self, p: Position) -> list[Any]:
-        """updatePortfolio (7): exactly 20 fields, all numbers numeric (notes §6.1)."""
-        m = self.mark(p) if p.qty else 0.0
-        return [7, 8, *contract_block(p.info, p.info.primary_exchange), qty_field(p.qty), money(m),
-                money(p.qty * m), money(p.avg_cost), money(p.qty * (m - p.avg_cost) if p.qty else 0.0),
-                money(p.realized), self.account]
+        """updatePortfolio (7) marked at the last trade (:func:`.protocol.messages.portfolio`)."""
+        return messages.portfolio(self.account, p, self.mark(p) if p.qty else 0.0)
 
     def _value_msgs(self) -> list[list[Any]]:
         """Account values (6) and the account time (8) as messages."""

@@ -4,7 +4,7 @@
 [--admin-port P] [--account DU0000001] [--cash 100000] [--faults FILE] [--start T]
 [--epoch S] [--symbols A,B] [--seed 7] [--slippage 0.0] [--log-dir DIR]``
 
-* ``--data``: a folder of bar files or one file (formats of ``shared/data/market``). Without
+* ``--data``: a folder of bar files or one file (the recorded-data formats of :mod:`daytrading.marketdata`). Without
   it a seeded synthetic session is generated, and the log and every report say so.
 * Replay clock: market time = ``start + (wall − epoch) × speed``. ``--start`` is an ISO
   datetime (naive = New York) or ``HH:MM[:SS]`` on ``--date`` (default 09:25); ``--epoch``
@@ -124,7 +124,7 @@ def build_gateway(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="daytrading sim-gateway",
-                                description="Simulated IB Gateway (TWS API v178) replaying recorded bars.")
+                                description="Simulated IB Gateway (TWS API server versions 157-178) replaying recorded bars.")
     p.add_argument("--data", help="folder of bar files or one file; omitted = seeded SYNTHETIC session")
     p.add_argument("--date", help="session date YYYY-MM-DD (New York)")
     p.add_argument("--speed", type=float, default=390.0, help="market seconds per wall second (default 390)")

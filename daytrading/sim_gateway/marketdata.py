@@ -2,7 +2,7 @@
 
 :class:`MarketDataService` answers these TWS API requests (ids as in ib_async's
 ``client.py``; reply layouts as ib_async's ``decoder.py`` at server version 178, see
-``shared/docs/ib-protocol-notes.md`` §6.8–6.10, §7.3–7.5):
+``docs/ib-protocol-notes.md`` §6.8–6.10, §7.3–7.5):
 
 * ``reqMarketDataType`` (59) — remembered per connection. With type 3/4 (delayed) the
   ticks use IB's delayed tick ids (bid 66, ask 67, last 68, bid/ask/last size 69/70/71,
@@ -56,6 +56,7 @@ import numpy as np
 
 from daytrading.clock import NY, UTC, calendar, monotonic
 from daytrading.sim_gateway.market import ContractInfo, ReplayMarket, _num
+from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, bar_volume, tick_size
 import contextlib
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -490,16 +491,17 @@ class MarketDataService:
     def _send_trade(self, sub: _MktSub, price: float, size: int, ts: float, *, day_changed: bool) -> None:
         conn, rid, tid = sub.conn, sub.req_id, self._tid
         p = _num(price)
+        ver = getattr(conn, "server_version", MAX_SERVER_VERSION)
         if price != sub.last_px:
             bid, ask = _num(round(price - 0.01, 4)), _num(round(price + 0.01, 4))
-            conn.send(TICK_PRICE, 6, rid, tid(sub, BID), bid, QUOTE_SIZE, 0)
-            conn.send(TICK_PRICE, 6, rid, tid(sub, ASK), ask, QUOTE_SIZE, 0)
-        conn.send(TICK_PRICE, 6, rid, tid(sub, LAST), p, int(size), 0)
-        conn.send(TICK_SIZE, 6, rid, tid(sub, LAST_SIZE), int(size))
+            conn.send(TICK_PRICE, 6, rid, tid(sub, BID), bid, tick_size(ver, QUOTE_SIZE), 0)
+            conn.send(TICK_PRICE, 6, rid, tid(sub, ASK), ask, tick_size(ver, QUOTE_SIZE), 0)
+        conn.send(TICK_PRICE, 6, rid, tid(sub, LAST), p, tick_size(ver, size), 0)
+        conn.send(TICK_SIZE, 6, rid, tid(sub, LAST_SIZE), tick_size(ver, size))
         if day_changed:
             conn.send(TICK_PRICE, 6, rid, tid(sub, HIGH), _num(sub.high), 0, 0)
             conn.send(TICK_PRICE, 6, rid, tid(sub, LOW), _num(sub.low), 0, 0)
-        conn.send(TICK_SIZE, 6, rid, tid(sub, VOLUME), int(sub.volume))
+        conn.send(TICK_SIZE, 6, rid, tid(sub, VOLUME), tick_size(ver, sub.volume))
         conn.send(TICK_STRING, 6, rid, tid(sub, LAST_TS), str(int(ts)))
         sub.last_px = price
         self.stats["ticks"] += 1
@@ -583,6 +585,7 @@ class MarketDataService:
             conn.send_error(req_id, 162, NO_DATA_TEXT.format(sym=info.symbol, what=what.title()))
             return
         no_volume = what not in ("TRADES", "ADJUSTED_LAST")
+        ver = getattr(conn, "server_version", MAX_SERVER_VERSION)
         out: list[Any] = [HISTORICAL_DATA, req_id, _hdr(t0), _hdr(t1), len(bars["start"])]
         daily = bar_seconds >= 86400
         for k in range(len(bars["start"])):
@@ -592,7 +595,7 @@ class MarketDataService:
                 _num(bars["high"][k]),
                 _num(bars["low"][k]),
                 _num(bars["close"][k]),
-                "-1" if no_volume else str(int(bars["volume"][k])),
+                "-1" if no_volume else str(bar_volume(ver, bars["volume"][k])),
                 "-1" if no_volume else _num(round(float(bars["wap"][k]), 6)),
                 "-1" if no_volume else str(int(bars["count"][k])),
             ]
@@ -665,7 +668,8 @@ class MarketDataService:
         wap = b[6] / b[5] if b[5] > 0 else b[4]
         sub.conn.send(
             HISTORICAL_DATA_UPDATE, sub.req_id, int(b[7]), _bar_date(b[0], sub.fmt, sub.bar_seconds >= 86400),
-            _num(b[1]), _num(b[4]), _num(b[2]), _num(b[3]), _num(round(wap, 6)), str(int(b[5])),
+            _num(b[1]), _num(b[4]), _num(b[2]), _num(b[3]), _num(round(wap, 6)),
+            str(bar_volume(getattr(sub.conn, "server_version", MAX_SERVER_VERSION), b[5])),
         )
         self.stats["hist_updates"] += 1
 
@@ -901,7 +905,7 @@ class MarketDataService:
 def _send_many(conn: Any, messages: list[tuple[str, ...]]) -> None:
     """Send pre-encoded (all-``str``) messages to ``conn`` in one socket write.
 
-    Same framing as :func:`daytrading.sim_gateway.wire.encode_message`; falls back to
+    Same framing as :func:`daytrading.sim_gateway.protocol.wire.encode_message`; falls back to
     ``conn.send`` per message when the connection has no stream writer. One write per
     streaming step instead of one per bar keeps the gateway's syscalls and the clients'
     reads few at 390x (see ``benchmarks/bench_sim_gateway.py``).

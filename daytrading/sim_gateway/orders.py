@@ -25,14 +25,22 @@ shortable one accepted — both recorded for the report.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.sim_gateway.account import money, qty_field
-from daytrading.sim_gateway.contracts import contract_block, parse_contract
-from daytrading.sim_gateway.wire import UNSET_DOUBLE, parse_float, parse_int
+from daytrading.sim_gateway.protocol import messages
+from daytrading.sim_gateway.protocol.messages import qty_field
+from daytrading.sim_gateway.protocol.requests import (
+    PlaceOrder,
+    RequestError,
+    decode_cancel_order,
+    decode_executions,
+    decode_place_order,
+)
+from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION
 from daytrading.clock import NY, wall_time
 
 if TYPE_CHECKING:
@@ -186,9 +194,10 @@ class OrderBook:
         """``handler`` run ``order_ack_ms`` after the request arrived, requests kept in order."""
 
         def delayed(conn: Connection, fields: list[str]) -> None:
-            if fields and fields[0] == "3" and conn.client_id is not None:  # ids are used at once
-                order_id = parse_int(fields[1])
-                self._max_id[conn.client_id] = max(self._max_id.get(conn.client_id, 0), order_id)
+            if fields and fields[0] == "3" and conn.client_id is not None and len(fields) > 1:
+                with contextlib.suppress(ValueError):  # ids are used at once; a bad one is refused later
+                    order_id = int(float(fields[1]))
+                    self._max_id[conn.client_id] = max(self._max_id.get(conn.client_id, 0), order_id)
             delay = self.gw.faults.latency.seconds("order_ack_ms")
             self.gw.delays.submit("orders", delay, lambda: handler(conn, fields))
 
@@ -233,43 +242,25 @@ class OrderBook:
 
     # ------------------------------------------------------------------ messages
 
-    def open_order_msg(self, o: SimOrder, status: str | None = None) -> list[Any]:
-        """openOrder (5) at v178: 127 fields, all conditional triggers off (notes §6.6)."""
-        st = status or o.status
-        commission: Any = money(o.commission) if st == "Filled" else ""
-        return [
-            5, o.order_id, *contract_block(o.info, o.exchange), o.action, qty_field(o.total_qty), o.order_type,
-            o.lmt_price if o.lmt_price is not None else 0.0, o.aux_price if o.aux_price is not None else 0.0,
-            o.tif, o.oca_group, o.account, "", 0, o.order_ref, o.client_id, o.perm_id, o.outside_rth, 0, 0.0,
-            "", "", "", "", "", "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "",
-            o.oca_type if o.oca_group else 3, 0, 0, "", o.parent_id, 0, "", 0,
-            "", "", 0, "", "", "", "", "", "", 0, 0, 0, "", "", "", "", 0, "", "", 0, 0, "", 0, 0,
-            st, *([UNSET_DOUBLE] * 9), commission, "", "", "USD" if commission != "" else "", "",
-            0, 0, 0, "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, 0, 0, "", "", 0, "", "", "", "", "",
-        ]
+    @staticmethod
+    def open_order_msg(o: SimOrder, status: str | None = None, *, version: int = MAX_SERVER_VERSION) -> list[Any]:
+        """openOrder (5) at ``version`` (:func:`.protocol.messages.open_order`)."""
+        return messages.open_order(version, o, status)
 
-    def status_msg(self, o: SimOrder, status: str | None = None) -> list[Any]:
-        """orderStatus (3): 12 fields, no version (notes §6.2)."""
-        return [3, o.order_id, status or o.status, qty_field(o.filled), qty_field(o.remaining),
-                money(o.avg_fill_price), o.perm_id, o.parent_id, money(o.last_fill_price), o.client_id, "", 0.0]
+    @staticmethod
+    def status_msg(o: SimOrder, status: str | None = None) -> list[Any]:
+        """orderStatus (3) (:func:`.protocol.messages.order_status`)."""
+        return messages.order_status(o, status)
 
-    def exec_msg(self, e: Execution, req_id: int = -1) -> list[Any]:
-        """execDetails (11): 32 fields at v178 (notes §6.3)."""
-        o = e.order
-        venue = "ISLAND" if o.info.primary_exchange == "NASDAQ" else o.info.primary_exchange
-        from daytrading.sim_gateway.server import ib_time
-
-        return [11, req_id, o.order_id, *contract_block(o.info, venue), e.exec_id, ib_time(e.time), o.account,
-                venue, e.side, qty_field(e.shares), money(e.price), o.perm_id, o.client_id, 0, qty_field(e.cum_qty),
-                money(e.avg_price), o.order_ref, "", "", "", e.liquidity, 0]
+    @staticmethod
+    def exec_msg(e: Execution, req_id: int = -1, *, version: int = MAX_SERVER_VERSION) -> list[Any]:
+        """execDetails (11) at ``version`` (:func:`.protocol.messages.exec_details`)."""
+        return messages.exec_details(version, e, req_id)
 
     @staticmethod
     def commission_msg(e: Execution) -> list[Any]:
-        """commissionReport (59): exactly 8 fields; realized P&L UNSET for opening fills."""
-        realized = UNSET_DOUBLE if e.realized is None else money(e.realized)
-        return [59, 1, e.exec_id, money(e.commission), "USD",
-                "1.7976931348623157E308" if realized == UNSET_DOUBLE else realized,
-                "1.7976931348623157E308", ""]
+        """commissionReport (59) (:func:`.protocol.messages.commission_report`)."""
+        return messages.commission_report(e)
 
     def notify(self, o: SimOrder, *, open_order: bool = True) -> None:
         """Send the order's openOrder (optional) and orderStatus to its owner, if connected."""
@@ -277,21 +268,24 @@ class OrderBook:
         if conn is None:
             return
         if open_order:
-            conn.send(*self.open_order_msg(o))
+            conn.send(*self.open_order_msg(o, version=conn.server_version))
         conn.send(*self.status_msg(o))
 
     # ------------------------------------------------------------------ placeOrder
 
     def place_order(self, conn: Connection, fields: list[str]) -> None:
-        """placeOrder (3), layout notes §5.2 (fields used are all before the first conditional block)."""
+        """placeOrder (3), decoded at the connection's version by :func:`.protocol.requests.decode_place_order`."""
         assert conn.client_id is not None
-        order_id = parse_int(fields[1])
+        req = self._decode_place(conn, fields)
+        if req is None:
+            return
+        order_id = req.order_id
         client_id = conn.client_id
         self._max_id[client_id] = max(self._max_id.get(client_id, 0), order_id)
-        rc = parse_contract(fields, 2)
+        rc = req.contract
         existing = self.orders.get((client_id, order_id))
         if existing is not None and existing.status != "PendingSubmit":
-            self._modify(conn, existing, fields)
+            self._modify(conn, existing, req)
             return
         info = self.gw.contracts.resolve(rc)
         if info is None:
@@ -302,20 +296,19 @@ class OrderBook:
             del self.orders[(client_id, order_id)]
         now = self.gw.now()
         self._seq += 1
-        tif = (fields[21] or "DAY").upper()
-        oca_group = fields[22]
         o = SimOrder(
             client_id=client_id, order_id=order_id, perm_id=self._next_perm(), info=info,
-            exchange=rc.exchange or "SMART", action=fields[16].upper(), total_qty=parse_float(fields[17]),
-            order_type=fields[18].upper(), lmt_price=_opt_price(fields[19]), aux_price=_opt_price(fields[20]),
-            tif="DAY" if tif == "DTC" else tif, oca_group=oca_group,
-            oca_type=parse_int(fields[46]) if len(fields) > 46 else 0,
-            account=fields[23] or self.gw.account_id, order_ref=fields[26],
-            transmit=fields[27] != "0", parent_id=parse_int(fields[28]), outside_rth=fields[33] == "1",
+            exchange=rc.exchange or "SMART", action=req.action, total_qty=req.total_qty,
+            order_type=req.order_type, lmt_price=req.lmt_price, aux_price=req.aux_price,
+            tif=req.tif, oca_group=req.oca_group, oca_type=req.oca_type,
+            account=req.account or self.gw.account_id, order_ref=req.order_ref,
+            transmit=req.transmit, parent_id=req.parent_id, outside_rth=req.outside_rth,
             placed_at=now, seq=self._seq, checked_until=now,
         )
         self.orders[(client_id, order_id)] = o
-        problem = self._validate(o, rc.sec_type)
+        problem = self._validate(o, rc.sec_type) or (
+            (201, "Order rejected - reason:order conditions are not supported by the sim-gateway")
+            if req.conditions else None)
         if problem is not None:
             self.reject(o, *problem)
             return
@@ -338,6 +331,20 @@ class OrderBook:
             if g is not o and g.status == "PendingSubmit":
                 g.checked_until = now
             self._accept(g)
+
+    def _decode_place(self, conn: Connection, fields: list[str]) -> PlaceOrder | None:
+        """The typed placeOrder, or None after answering a malformed one with error 321."""
+        try:
+            req = decode_place_order(fields, conn.server_version)
+        except RequestError as exc:
+            order_id = int(fields[1]) if len(fields) > 1 and fields[1].lstrip("-").isdigit() else -1
+            conn.send_error(order_id, 321, f"Error validating request:-'placeOrder' : cause - {exc}")
+            self.gw.log("order_rejected", client_id=conn.client_id, order_id=order_id, code=321, reason=str(exc))
+            return None
+        if req.unread:
+            self.gw.log("place_order_extra_fields", client_id=conn.client_id, order_id=req.order_id,
+                        unread=req.unread, version=conn.server_version)
+        return req
 
     def _validate(self, o: SimOrder, sec_type: str) -> tuple[int, str] | None:
         if sec_type not in ("", "STK"):
@@ -403,7 +410,7 @@ class OrderBook:
         conn = self.owner(o)
         if conn is not None:
             conn.send_error(o.order_id, code, message)
-            conn.send(*self.open_order_msg(o))
+            conn.send(*self.open_order_msg(o, version=conn.server_version))
             conn.send(*self.status_msg(o))
         self.gw.log("order_rejected", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
                     symbol=o.info.symbol, action=o.action, quantity=o.total_qty, code=code, reason=message,
@@ -420,22 +427,22 @@ class OrderBook:
                     parent_id=o.parent_id, ref=o.order_ref)
         self.gw.fills.activate_if_eligible(o)
 
-    def _modify(self, conn: Connection, o: SimOrder, fields: list[str]) -> None:
+    def _modify(self, conn: Connection, o: SimOrder, req: PlaceOrder) -> None:
         """S4: re-placing a working order changes quantity / prices / flags."""
         if not o.working:
             code, text = (104, "Can't modify a filled order") if o.status == "Filled" else (
                 103, f"Duplicate order id {o.order_id}")
             conn.send_error(o.order_id, code, text)
             return
-        new_qty = parse_float(fields[17])
+        new_qty = req.total_qty
         if new_qty < o.filled or new_qty <= 0:
             conn.send_error(o.order_id, 201, f"Order rejected - reason:quantity {new_qty} below filled {o.filled}")
             return
         o.total_qty = new_qty
-        o.lmt_price = _opt_price(fields[19])
-        o.aux_price = _opt_price(fields[20])
-        o.outside_rth = fields[33] == "1"
-        o.order_ref = fields[26]
+        o.lmt_price = req.lmt_price
+        o.aux_price = req.aux_price
+        o.outside_rth = req.outside_rth
+        o.order_ref = req.order_ref
         o.checked_until = max(o.checked_until, self.gw.now())
         self.gw.log("order_modified", client_id=o.client_id, order_id=o.order_id, quantity=new_qty,
                     lmt=o.lmt_price, aux=o.aux_price)
@@ -446,7 +453,7 @@ class OrderBook:
     def cancel_order(self, conn: Connection, fields: list[str]) -> None:
         """cancelOrder ``4|1|orderId|manualOrderCancelTime`` (S5/S6)."""
         assert conn.client_id is not None
-        order_id = parse_int(fields[2])
+        order_id = decode_cancel_order(fields, conn.server_version).order_id
         o = self.orders.get((conn.client_id, order_id))
         if o is None:
             foreign = [x for x in self.orders.values() if x.order_id == order_id and x.client_id != conn.client_id]
@@ -497,7 +504,7 @@ class OrderBook:
         o.done_at = self.gw.now()
         conn = self.owner(o)
         if conn is not None:
-            conn.send(*self.open_order_msg(o))
+            conn.send(*self.open_order_msg(o, version=conn.server_version))
             conn.send(*self.status_msg(o))
             conn.send_error(o.order_id, 202, f"Order Canceled - reason:{text}")
         self.gw.log("order_cancelled", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
@@ -542,16 +549,16 @@ class OrderBook:
         if conn is not None:
             delay = self.gw.faults.latency.seconds("executions_ms")
             if delay <= 0 and not self.gw.delays.pending("executions"):
-                conn.send(*self.exec_msg(e))
+                conn.send(*self.exec_msg(e, version=conn.server_version))
                 if complete:
-                    conn.send(*self.open_order_msg(o))
+                    conn.send(*self.open_order_msg(o, version=conn.server_version))
                 conn.send(*self.status_msg(o))
                 conn.send(*self.commission_msg(e))
             else:  # orderStatus now, execDetails + commissionReport later (:mod:`.latency`)
                 if complete:
-                    conn.send(*self.open_order_msg(o))
+                    conn.send(*self.open_order_msg(o, version=conn.server_version))
                 conn.send(*self.status_msg(o))
-                self._send_later(conn, "executions", delay, [self.exec_msg(e), self.commission_msg(e)])
+                self._send_later(conn, "executions", delay, [self.exec_msg(e, version=conn.server_version), self.commission_msg(e)])
         self.gw.log("fill", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id, exec_id=e.exec_id,
                     symbol=o.info.symbol, side=e.side, shares=shares, price=price, cum=o.filled,
                     commission=round(fee, 6), fill_time=_iso(ts))
@@ -595,14 +602,14 @@ class OrderBook:
         """reqOpenOrders (5): this client's working orders (5 then 3 each), then 53."""
         for o in self.working_orders():
             if o.client_id == conn.client_id:
-                conn.send(*self.open_order_msg(o))
+                conn.send(*self.open_order_msg(o, version=conn.server_version))
                 conn.send(*self.status_msg(o))
         conn.send(53, 1)
 
     def req_all_open_orders(self, conn: Connection, fields: list[str]) -> None:
         """reqAllOpenOrders (16): every client's working orders, then 53."""
         for o in self.working_orders():
-            conn.send(*self.open_order_msg(o))
+            conn.send(*self.open_order_msg(o, version=conn.server_version))
             conn.send(*self.status_msg(o))
         conn.send(53, 1)
 
@@ -610,32 +617,8 @@ class OrderBook:
         """reqCompletedOrders (99): this client's done orders as completedOrder (101), then 102."""
         for o in sorted(self.orders.values(), key=lambda x: x.seq):
             if o.client_id == conn.client_id and o.status in DONE and o.perm_id:
-                conn.send(*self.completed_msg(o))
+                conn.send(*messages.completed_order(conn.server_version, o))
         conn.send(102)
-
-    def completed_msg(self, o: SimOrder) -> list[Any]:
-        """completedOrder (101) at v178 (ib_async ``decoder.completedOrder``), all triggers off."""
-        status = "Filled" if o.status == "Filled" else "Cancelled"
-        from daytrading.sim_gateway.server import ib_time
-
-        done = ib_time(o.done_at or o.placed_at)
-        return [
-            101, *contract_block(o.info, o.exchange), o.action, qty_field(o.total_qty), o.order_type,
-            o.lmt_price if o.lmt_price is not None else 0.0, o.aux_price if o.aux_price is not None else 0.0,
-            o.tif, o.oca_group, o.account, "", 0, o.order_ref, o.perm_id, o.outside_rth, 0, 0.0, "", "", "", "",
-            "", "", "", "", "", 0, "", -1, "", "", "", "", "", 0, 0, 0, "", o.oca_type if o.oca_group else 3, 0,
-            "", 0, "", "",
-            0, "", "", "", "",
-            0, 0, 0,
-            "", "", "",
-            "",
-            "", "", 0, 0,
-            "",
-            0, status, 0, 0,
-            0,
-            "", "", "", 0, 0, "", qty_field(o.filled), 0, 0, "", 0, 0, 0, done, status,
-            "", "", "", "", "",
-        ]
 
     def req_executions(self, conn: Connection, fields: list[str]) -> None:
         """reqExecutions ``7|3|reqId|clientId|acct|time|symbol|secType|exchange|side`` → (11, 59)…, 55.
@@ -643,9 +626,8 @@ class OrderBook:
         Only this client's executions (IB: non-master clients see their own); the filter's
         symbol and side (``BUY``/``SELL``) are applied, the time filter is ignored.
         """
-        req_id = parse_int(fields[2])
-        symbol = (fields[6] if len(fields) > 6 else "").upper()
-        side = (fields[9] if len(fields) > 9 else "").upper()
+        req = decode_executions(fields, conn.server_version)
+        req_id, symbol, side = req.req_id, req.symbol, req.side
         out: list[list[Any]] = []
         for e in self.executions:
             o = e.order
@@ -655,7 +637,7 @@ class OrderBook:
                 continue
             if side and side != o.action and side != e.side:
                 continue
-            out += [self.exec_msg(e, req_id), self.commission_msg(e)]
+            out += [self.exec_msg(e, req_id, version=conn.server_version), self.commission_msg(e)]
         self._send_later(conn, "executions", 0.0, [*out, [55, 1, req_id]])
 
     # ------------------------------------------------------------------ report
@@ -670,12 +652,3 @@ class OrderBook:
             "short_sells": list(self.short_sells),
             "rejected_short_sells": list(self.rejected_short_sells),
         }
-
-
-def _opt_price(text: str) -> float | None:
-    """A client price field: ∅ or UNSET → None."""
-    if text in ("", "1.7976931348623157e+308", "1.7976931348623157E308"):
-        return None
-    v = parse_float(text)
-    return None if v >= UNSET_DOUBLE else v
-

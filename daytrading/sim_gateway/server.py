@@ -1,8 +1,9 @@
 """The sim-gateway server: TCP listener, connections, message dispatch, event log.
 
-:class:`SimGateway` listens on 127.0.0.1 and speaks the TWS API at server version 178
-(``shared/docs/ib-protocol-notes.md``) so that unmodified ib_async clients connect to
-it exactly as to IB Gateway. It owns the replay market (DATA's :class:`ReplayMarket`),
+:class:`SimGateway` listens on 127.0.0.1 and speaks the TWS API at server versions 157–178,
+negotiated per connection like IB Gateway (:mod:`.protocol.versions`; "notes" below means
+``docs/ib-protocol-notes.md``), so that unmodified ib_async, ib_insync and ibapi clients connect
+to it exactly as to IB Gateway. It owns the replay market (DATA's :class:`ReplayMarket`),
 the account, the order book and fill engine, the fault state, and DATA's market-data
 service.
 
@@ -14,7 +15,7 @@ It may return an awaitable, which is awaited before the connection reads its nex
 message (so keep long waits in background tasks). An exception in a handler is logged
 and the connection carries on, as a real gateway would.
 
-Startup (notes §4.1): ``API\\0`` + version range → ``178|<time>``; ``startApi`` (71) →
+Startup (notes §4.1): ``API\\0`` + version range → ``<negotiated version>|<time>``; ``startApi`` (71) →
 duplicate client id ⇒ error 326 and close; else ``managedAccounts`` (15),
 ``nextValidId`` (9) and the farm notices 2104/2106/2158.
 """
@@ -31,8 +32,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from daytrading.sim_gateway.wire import (
-    SERVER_VERSION,
+from daytrading.sim_gateway.protocol import messages
+from daytrading.sim_gateway.protocol.messages import ib_time
+from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, negotiate
+from daytrading.sim_gateway.protocol.wire import (
     HandshakeError,
     encode_message,
     read_handshake,
@@ -42,7 +45,7 @@ from daytrading.clock import NY, Clock
 
 log = logging.getLogger("daytrading.sim_gateway")
 
-__all__ = ["Connection", "Handler", "SimGateway", "ib_time"]
+__all__ = ["Connection", "Handler", "SimGateway"]
 
 Handler = Callable[["Connection", list[str]], Awaitable[None] | None]
 
@@ -57,17 +60,12 @@ FARM_NOTICES = (
 MAX_BUFFER = 64 * 1024 * 1024
 
 
-def ib_time(ts: float) -> str:
-    """POSIX seconds → IB's ``YYYYMMDD HH:MM:SS US/Eastern`` (New York time)."""
-    return datetime.fromtimestamp(ts, tz=NY).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
-
-
 class Connection:
     """One API client connection.
 
     Attributes:
         client_id: from ``startApi``; None until then.
-        server_version: 178.
+        server_version: negotiated in the handshake (157–178, :mod:`.protocol.versions`).
         gateway: the owning :class:`SimGateway`.
         closed: True once the socket is closed.
         conn_id: sequence number of the connection within this gateway run.
@@ -87,7 +85,7 @@ class Connection:
         self.writer = writer
         self.conn_id = conn_id
         self.client_id: int | None = None
-        self.server_version = SERVER_VERSION
+        self.server_version = MAX_SERVER_VERSION
         self.closed = False
         self.ready = False
         self.market_data_type = 1
@@ -117,8 +115,8 @@ class Connection:
             self.abort()
 
     def send_error(self, req_id: int, code: int, message: str) -> None:
-        """Error/notice message ``4|2|reqId|code|text|∅`` (notes §6.11)."""
-        self.send(4, 2, req_id, code, message, "")
+        """Error/notice message at the connection's version (:func:`.protocol.messages.error`)."""
+        self.send(*messages.error(self.server_version, req_id, code, message))
 
     def abort(self) -> None:
         """Close the socket now (the read loop then runs the close listeners)."""
@@ -348,11 +346,8 @@ class SimGateway:
         conn = Connection(self, reader, writer, self._conn_seq)
         self.connections.append(conn)
         try:
-            vmin, vmax, _ = await read_handshake(reader)
-            if not vmin <= SERVER_VERSION <= vmax:
-                log.warning("client version range %s..%s excludes %s; closing", vmin, vmax, SERVER_VERSION)
+            if not await self._handshake(conn, reader, writer):
                 return
-            conn.send(SERVER_VERSION, ib_time(self.now()))
             while not conn.closed:
                 fields = await read_message(reader)
                 if not fields:
@@ -374,6 +369,24 @@ class SimGateway:
                     fn(conn)
                 except Exception:  # noqa: BLE001 - one listener must not break the others
                     log.exception("close listener failed")
+
+    async def _handshake(self, conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Read the client's version range and answer it (:func:`.protocol.versions.negotiate`);
+        False when the session must close."""
+        vmin, vmax, _ = await read_handshake(reader)
+        deal = negotiate(vmin, vmax)
+        conn.server_version = deal.version
+        conn.send(deal.version, ib_time(self.now()))
+        if not deal.accepted:
+            log.warning("sim-gateway: %s", deal.reason)
+            self.log("handshake_refused", client_min=vmin, client_max=vmax, reason=deal.reason)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            return False
+        if deal.reason:
+            log.info("sim-gateway: %s", deal.reason)
+        self.log("handshake", client_min=vmin, client_max=vmax, server_version=deal.version)
+        return True
 
     async def _dispatch(self, conn: Connection, fields: list[str]) -> None:
         try:
@@ -417,7 +430,7 @@ class SimGateway:
         conn.send(9, 1, self.orders.next_valid_id(client_id))
         for code, text in FARM_NOTICES:
             conn.send_error(-1, code, text)
-        self.log("connected", client_id=client_id, conn=conn.conn_id)
+        self.log("connected", client_id=client_id, conn=conn.conn_id, server_version=conn.server_version)
         self.faults.on_connect(conn)
 
     # ------------------------------------------------------------------ core requests

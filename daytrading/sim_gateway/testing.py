@@ -45,14 +45,16 @@ def free_port() -> int:
 
 
 class IbLogGuard(logging.Handler):
-    """Collects ib_async log records that signal a protocol problem (:data:`BAD_IB_LOG`).
+    """Collects a client library's log records that signal a protocol problem (:data:`BAD_IB_LOG`);
+    ``logger`` is the library's logger name (``ib_async``, ``ib_insync``).
 
     Use as a context manager; ``guard.bad`` lists the offending messages, ``guard.check()``
     raises AssertionError when there are any.
     """
 
-    def __init__(self, extra: Sequence[str] = ()) -> None:
+    def __init__(self, extra: Sequence[str] = (), *, logger: str = "ib_async") -> None:
         super().__init__(level=logging.DEBUG)
+        self.logger = logger
         self.patterns = (*BAD_IB_LOG, *extra)
         self.bad: list[str] = []
         self.records: list[logging.LogRecord] = []
@@ -64,14 +66,14 @@ class IbLogGuard(logging.Handler):
             self.bad.append(msg)
 
     def __enter__(self) -> IbLogGuard:
-        lg = logging.getLogger("ib_async")
+        lg = logging.getLogger(self.logger)
         self._old_level = lg.level
         lg.setLevel(logging.DEBUG if lg.level == logging.NOTSET or lg.level > logging.INFO else lg.level)
         lg.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        lg = logging.getLogger("ib_async")
+        lg = logging.getLogger(self.logger)
         lg.removeHandler(self)
         lg.setLevel(self._old_level)
 

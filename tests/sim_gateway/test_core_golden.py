@@ -13,7 +13,8 @@ from ib_async.decoder import Decoder
 
 from daytrading.sim_gateway.cli import build_gateway
 from daytrading.sim_gateway.orders import Execution, SimOrder
-from daytrading.sim_gateway.wire import encode_message
+from daytrading.sim_gateway.protocol import messages
+from daytrading.sim_gateway.protocol.wire import encode_message
 
 DAY = date(2020, 11, 17)
 
@@ -123,7 +124,7 @@ def test_exec_details_and_commission_report(gw, caplog):
 
 def test_completed_order(gw, caplog):
     o = make_order(gw, status="Filled", filled=100.0, done_at=gw.now())
-    rec, _ = roundtrip(gw.orders.completed_msg(o), caplog)
+    rec, _ = roundtrip(messages.completed_order(178, o), caplog)
     [(name, (contract, order, state))] = rec.calls
     assert name == "completedOrder"
     assert (contract.symbol, order.permId, order.totalQuantity, order.filledQuantity) == ("AAPL", 5007, 100.0, 100.0)
@@ -156,7 +157,7 @@ def test_position_portfolio_and_account(gw, caplog):
 
 def test_contract_details(gw, caplog):
     info = gw.market.contract("AAPL")
-    rec, _ = roundtrip(gw.contracts.details_message(12, info, "SMART"), caplog)
+    rec, _ = roundtrip(gw.contracts.details_message(12, info, "SMART", 178), caplog)
     [(name, (req_id, cd))] = rec.calls
     assert name == "contractDetails" and req_id == 12
     c = cd.contract

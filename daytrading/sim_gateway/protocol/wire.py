@@ -1,7 +1,7 @@
-"""TWS API socket framing and field encoding (server side, server version 178).
+"""TWS API socket framing and field encoding (server side; the same at every server version).
 
-Protocol facts (``shared/docs/ib-protocol-notes.md`` §2, §4.1; ib_async 2.1.0
-``client.py`` ``send``/``_onSocketHasData`` and ``decoder.py`` ``parse``):
+Protocol facts (docs/ib-protocol-notes.md §2; ib_async 2.1.0 ``client.py``
+``send``/``_onSocketHasData`` and ``decoder.py`` ``parse``):
 
 * The client opens with the raw bytes ``API\\0`` followed by one framed message whose
   payload is ``v<min>..<max>`` (optionally `` +OPTIONS``), no NUL inside.
@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
-    "SERVER_VERSION",
     "UNSET_DOUBLE",
     "UNSET_INTEGER",
     "HandshakeError",
@@ -38,8 +37,6 @@ __all__ = [
     "read_message",
 ]
 
-#: The one protocol level the sim speaks (notes §3).
-SERVER_VERSION = 178
 #: ib_async's "unset" sentinels (``util.py``).
 UNSET_DOUBLE = 1.7976931348623157e308
 UNSET_INTEGER = 2**31 - 1
@@ -50,7 +47,7 @@ _LEN = struct.Struct(">I")
 
 
 class HandshakeError(Exception):
-    """The peer did not open with a valid ``API\\0`` + version range including 178."""
+    """The peer did not open with a valid ``API\\0`` + version range."""
 
 
 def encode_field(value: Any) -> str:

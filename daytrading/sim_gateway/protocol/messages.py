@@ -1,0 +1,204 @@
+"""Builders of outgoing messages, one per message type, following the negotiated server version.
+
+Each builder returns the message as a list of values (message id first) for
+:func:`~.wire.encode_message`. Layouts are those ib_async 2.1.0's ``Decoder``, ib_insync
+0.9.86's and IB's ``ibapi`` decoders read at the given version; the gates are named in
+:mod:`.versions` and listed per field in docs/ib-protocol-notes.md §3.1. Builders read the
+engine's objects (orders, executions, positions, contracts) and never change them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from daytrading.clock import NY
+from daytrading.sim_gateway.protocol import versions as v
+from daytrading.sim_gateway.protocol.wire import UNSET_DOUBLE
+
+__all__ = [
+    "commission_report",
+    "completed_order",
+    "contract_block",
+    "contract_details",
+    "error",
+    "exec_details",
+    "ib_symbol",
+    "ib_time",
+    "money",
+    "open_order",
+    "order_status",
+    "portfolio",
+    "position",
+    "qty_field",
+    "trading_class",
+]
+
+#: orderTypes of a US stock's contractDetails.
+ORDER_TYPES = ("ACTIVETIM,AD,ADJUST,ALERT,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,DEACTDIS,GTC,IOC,LMT,MKT,"
+               "NONALGO,OCA,STP,STPLMT,TRAIL,WHATIF")
+VALID_EXCHANGES = "SMART,AMEX,NYSE,ARCA,BATS,EDGX,ISLAND,IEX,NASDAQ"
+#: The message version contractDetails carried before it was dropped at 164.
+CONTRACT_DATA_VERSION = 8
+
+
+def ib_time(ts: float) -> str:
+    """POSIX seconds → IB's ``YYYYMMDD HH:MM:SS US/Eastern`` (New York time)."""
+    return datetime.fromtimestamp(ts, tz=NY).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
+
+
+def qty_field(q: float) -> int | float:
+    """Quantities as IB sends them: an integer literal when whole."""
+    return int(q) if float(q).is_integer() else float(q)
+
+
+def money(x: float) -> float:
+    """A dollar amount rounded for the wire (avoids float noise)."""
+    return round(float(x), 6)
+
+
+def ib_symbol(symbol: str) -> str:
+    """IB's spelling of a data symbol (``BRK-B`` → ``BRK B``)."""
+    return symbol.replace("-", " ")
+
+
+def trading_class(info: Any) -> str:
+    """IB's tradingClass of a US stock: ``NMS`` for Nasdaq listings, else the symbol."""
+    return "NMS" if info.primary_exchange == "NASDAQ" else ib_symbol(info.symbol)
+
+
+def contract_block(info: Any, exchange: str, *, with_primary: bool = False) -> list[Any]:
+    """Contract echo: ``conId|symbol|STK|∅|0.0|∅|∅|exchange|USD|localSymbol|tradingClass``
+    (11 fields: position, execDetails, openOrder); ``with_primary`` adds the primary exchange
+    after ``exchange`` (12 fields)."""
+    sym = ib_symbol(info.symbol)
+    out: list[Any] = [info.con_id, sym, "STK", "", 0.0, "", "", exchange]
+    if with_primary:
+        out.append(info.primary_exchange)
+    out += ["USD", sym, trading_class(info)]
+    return out
+
+
+def error(version: int, req_id: int, code: int, text: str) -> list[Any]:
+    """errorMsg (4): ``4|2|reqId|code|text`` + ``advancedOrderRejectJson`` from 166."""
+    out: list[Any] = [4, 2, req_id, code, text]
+    if version >= v.ADVANCED_ORDER_REJECT:
+        out.append("")
+    return out
+
+
+def order_status(o: Any, status: str | None = None) -> list[Any]:
+    """orderStatus (3): 12 fields, no message version (the same from 157 to 178)."""
+    return [3, o.order_id, status or o.status, qty_field(o.filled), qty_field(o.remaining),
+            money(o.avg_fill_price), o.perm_id, o.parent_id, money(o.last_fill_price), o.client_id, "", 0.0]
+
+
+def _order_prices(o: Any) -> list[Any]:
+    return [o.lmt_price if o.lmt_price is not None else 0.0, o.aux_price if o.aux_price is not None else 0.0]
+
+
+def open_order(version: int, o: Any, status: str | None = None) -> list[Any]:
+    """openOrder (5), all conditional blocks off. 127 fields at 178; ``faProfile`` below 177,
+    ``duration`` from 158, ``postToAts`` from 160, ``autoCancelParent`` from 162, five peg fields from 170."""
+    st = status or o.status
+    commission: Any = money(o.commission) if st == "Filled" else ""
+    out: list[Any] = [
+        5, o.order_id, *contract_block(o.info, o.exchange), o.action, qty_field(o.total_qty), o.order_type,
+        *_order_prices(o), o.tif, o.oca_group, o.account, "", 0, o.order_ref, o.client_id, o.perm_id,
+        o.outside_rth, 0, 0.0,
+        "", "", "", "", "",  # goodAfterTime, (deprecated sharesAllocation), faGroup, faMethod, faPercentage
+    ]
+    if version < v.FA_PROFILE_DESUPPORT:
+        out.append("")  # faProfile
+    out += [
+        "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", 0, 0, 0, 0, "",
+        o.oca_type if o.oca_group else 3, 0, 0, "", o.parent_id, 0, "", 0,
+        "", "", 0, "", "", "", "", "", "", 0, 0, 0, "", "", "", "", 0, "", "", 0, 0, "", 0, 0,
+        st, *([UNSET_DOUBLE] * 9), commission, "", "", "USD" if commission != "" else "", "",
+        0, 0, 0, "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, 0, 0,
+    ]
+    if version >= v.DURATION:
+        out.append("")  # duration
+    if version >= v.POST_TO_ATS:
+        out.append("")  # postToAts
+    if version >= v.AUTO_CANCEL_PARENT:
+        out.append(0)  # autoCancelParent
+    if version >= v.PEGBEST_PEGMID_OFFSETS:
+        out += ["", "", "", "", ""]  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAtWhole/Half
+    return out
+
+
+def completed_order(version: int, o: Any) -> list[Any]:
+    """completedOrder (101), all conditional blocks off; ``faProfile`` below 177, peg fields from 170."""
+    status = "Filled" if o.status == "Filled" else "Cancelled"
+    done = ib_time(o.done_at or o.placed_at)
+    out: list[Any] = [
+        101, *contract_block(o.info, o.exchange), o.action, qty_field(o.total_qty), o.order_type, *_order_prices(o),
+        o.tif, o.oca_group, o.account, "", 0, o.order_ref, o.perm_id, o.outside_rth, 0, 0.0,
+        "", "", "", "",  # goodAfterTime, faGroup, faMethod, faPercentage
+    ]
+    if version < v.FA_PROFILE_DESUPPORT:
+        out.append("")  # faProfile
+    out += [
+        "", "", "", "", "", 0, "", -1, "", "", "", "", "", 0, 0, 0, "", o.oca_type if o.oca_group else 3, 0,
+        "", 0, "", "", 0, "", "", "", "", 0, 0, 0, "", "", "", "", "", "", 0, 0, "", 0, status, 0, 0, 0,
+        "", "", "", 0, 0, "", qty_field(o.filled), 0, 0, "", 0, 0, 0, done, status,
+    ]
+    if version >= v.PEGBEST_PEGMID_OFFSETS:
+        out += ["", "", "", "", ""]
+    return out
+
+
+def exec_details(version: int, e: Any, req_id: int = -1) -> list[Any]:
+    """execDetails (11): 31 fields, ``pendingPriceRevision`` added at 178."""
+    o = e.order
+    venue = "ISLAND" if o.info.primary_exchange == "NASDAQ" else o.info.primary_exchange
+    out: list[Any] = [
+        11, req_id, o.order_id, *contract_block(o.info, venue), e.exec_id, ib_time(e.time), o.account, venue, e.side,
+        qty_field(e.shares), money(e.price), o.perm_id, o.client_id, 0, qty_field(e.cum_qty), money(e.avg_price),
+        o.order_ref, "", "", "", e.liquidity,
+    ]
+    if version >= v.PENDING_PRICE_REVISION:
+        out.append(0)
+    return out
+
+
+def commission_report(e: Any) -> list[Any]:
+    """commissionReport (59): exactly 8 fields; realized P&L UNSET for opening fills."""
+    realized: Any = "1.7976931348623157E308" if e.realized is None else money(e.realized)
+    return [59, 1, e.exec_id, money(e.commission), "USD", realized, "1.7976931348623157E308", ""]
+
+
+def contract_details(version: int, req_id: int, info: Any, exchange: str, trading_hours: str,
+                     liquid_hours: str) -> list[Any]:
+    """contractDetails (10) of a US stock. From 164: no version field, ``minSize|sizeIncrement|
+    suggestedSizeIncrement`` at the end (42 fields); below: version 8 after the id and
+    ``mdSizeMultiplier`` after minTick, and exactly at 163 one ``suggestedSizeIncrement``."""
+    sym = ib_symbol(info.symbol)
+    n_exch = len(VALID_EXCHANGES.split(","))
+    head: list[Any] = [10] if version >= v.SIZE_RULES else [10, CONTRACT_DATA_VERSION]
+    out = [*head, req_id, sym, "STK", "", 0.0, "", exchange, "USD", sym, trading_class(info), trading_class(info),
+           info.con_id, info.min_tick]
+    if version < v.SIZE_RULES:
+        out.append(1)  # mdSizeMultiplier
+    out += ["", ORDER_TYPES, VALID_EXCHANGES, 1, 0, (info.long_name or sym).replace("\\", "/"), info.primary_exchange,
+            "", "", "", "", "US/Eastern", trading_hours, liquid_hours, "", "",
+            0,  # secIdList count
+            1, "", "", ",".join(["26"] * n_exch), "", "COMMON"]
+    if version >= v.SIZE_RULES:
+        out += [0.0001, 0.0001, 100]
+    elif version == v.FRACTIONAL_SIZE_SUPPORT:
+        out.append(0.0001)
+    return out
+
+
+def position(account: str, p: Any) -> list[Any]:
+    """position (61): exactly 16 fields; primary exchange in ``exchange``."""
+    return [61, 3, account, *contract_block(p.info, p.info.primary_exchange), qty_field(p.qty), money(p.avg_cost)]
+
+
+def portfolio(account: str, p: Any, mark: float) -> list[Any]:
+    """updatePortfolio (7): exactly 20 fields, all numbers numeric; ``mark`` dollars."""
+    m = mark if p.qty else 0.0
+    return [7, 8, *contract_block(p.info, p.info.primary_exchange), qty_field(p.qty), money(m), money(p.qty * m),
+            money(p.avg_cost), money(p.qty * (m - p.avg_cost) if p.qty else 0.0), money(p.realized), account]
