@@ -451,7 +451,7 @@ class Supervisor:
         if sf.exists():
             sf.unlink()
         self.coord = open_coordinator(self.settings, BOT, self.clock)
-        self._daily_reset()
+        self._db("daily reset", self._daily_reset)  # a locked database: retried by every watch pass
         try:
             try:
                 self._start_children()
