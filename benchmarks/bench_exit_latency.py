@@ -11,7 +11,7 @@ the fresh positions request, and the order's way back.
 Two runs in one invocation, each against an in-process gateway (``SimGateway`` in this
 script's event loop; this script does nothing else while measuring) on the real recorded
 1-minute bars of ``shared/data/market/alphavantage_1min`` (intrabar path of
-:mod:`daytrading.sim_gateway.market`, one trade every 15 market seconds):
+:mod:`daytrading.sim_gateway.engine.market`, one trade every 15 market seconds):
 
 1. **exit-manager** — the real bot as a subprocess (``python -m daytrading exit-manager``,
    clientId 10, sim mode on the gateway's replay clock, its own SQLite file), at

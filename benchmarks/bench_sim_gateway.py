@@ -40,7 +40,7 @@ def build_market(day: date, n_symbols: int, clock):  # noqa: ANN001, ANN201
     """ReplayMarket with ``n_symbols`` symbols: the real ones of ``day``, then replicas."""
     import pandas as pd
 
-    from daytrading.sim_gateway.market import ReplayMarket
+    from daytrading.sim_gateway.engine.market import ReplayMarket
     from daytrading.clock import NY, calendar
     from daytrading.marketdata import load_bars, load_session, previous_closes
 

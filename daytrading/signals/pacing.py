@@ -13,6 +13,11 @@ violation (error 162) occurs when any of these is not observed:
 BID_ASK requests count twice. The same page limits simultaneous open historical
 requests to 50.
 
+The sim-gateway enforces the same published rules with its own code
+(``daytrading.sim_gateway.marketdata.HistoricalPacing``), independent of this module on purpose:
+a test double must not share the rules it checks, so a mistake in either shows up as error 162
+when the bots run against the sim.
+
 :class:`HistoricalPacer` keeps those limits with sliding windows on a monotonic
 **wall** clock (IB enforces them in wall time, whatever the market clock says; in a
 replay the sim-gateway sees wall time too) and queues the requests that would break

@@ -98,7 +98,7 @@ def build_gateway(
         DataError: the data cannot be loaded (missing file, unknown date, bad columns, order).
         ConfigError: bad fault scenario. ValueError: bad speed/start.
     """
-    from daytrading.sim_gateway.market import ReplayMarket
+    from daytrading.sim_gateway.engine.market import ReplayMarket
     from daytrading.sim_gateway.server import SimGateway
 
     if not speed > 0:

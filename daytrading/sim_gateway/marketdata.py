@@ -55,7 +55,7 @@ import struct
 import numpy as np
 
 from daytrading.clock import NY, UTC, calendar, monotonic
-from daytrading.sim_gateway.market import ContractInfo, ReplayMarket, _num
+from daytrading.sim_gateway.engine.market import ContractInfo, ReplayMarket, _num
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, bar_volume, tick_size
 import contextlib
 
@@ -185,6 +185,10 @@ class HistoricalPacing:
     2. six or more historical data requests for the same Contract, Exchange and Tick Type
        within two seconds (so at most 5 in any 2 s);
     3. more than 60 requests within any ten-minute period.
+
+    Kept independent of the client-side :class:`daytrading.signals.pacing.HistoricalPacer` on
+    purpose (same published rules, separate code, no import either way): a test double must not
+    share the rules it checks, so a mistake in one shows up as error 162 against the other.
 
     BID_ASK requests count twice. Windows are wall-clock seconds, across all connections of
     this gateway (IB paces per user session). Rejected requests do not count.

@@ -522,7 +522,7 @@ class OrderBook:
 
     def record_fill(self, o: SimOrder, ts: float, shares: float, price: float, liquidity: int) -> Execution:
         """Book one fill: account, commission, messages (S2/S3), pushes, OCA and bracket effects."""
-        from daytrading.sim_gateway.fills import commission_for
+        from daytrading.sim_gateway.engine.fills import commission_for
 
         month = self.gw.fills.month_shares
         before = commission_for(o, o.filled, o.value, month_shares=month)
@@ -533,7 +533,7 @@ class OrderBook:
         after = commission_for(o, o.filled, o.value, month_shares=month)
         fee = after - before
         if o.action == "SELL":
-            from daytrading.sim_gateway.fills import sell_fees
+            from daytrading.sim_gateway.engine.fills import sell_fees
 
             fee += sell_fees(shares, shares * price)
         o.commission += fee

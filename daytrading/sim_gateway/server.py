@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from daytrading.sim_gateway.engine.context import OrderChanged
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.messages import ib_time
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, negotiate
@@ -164,7 +165,7 @@ class SimGateway:
         from daytrading.sim_gateway.account import Account
         from daytrading.sim_gateway.contracts import ContractService
         from daytrading.sim_gateway.faults import FaultState
-        from daytrading.sim_gateway.fills import FillEngine
+        from daytrading.sim_gateway.engine.fills import FillEngine
         from daytrading.sim_gateway.latency import DelayLine
         from daytrading.sim_gateway.orders import OrderBook
 
@@ -192,7 +193,7 @@ class SimGateway:
         self.contracts = ContractService(self)
         self.account = Account(self, account, cash)
         self.orders = OrderBook(self, perm_base=perm_base)
-        self.fills = FillEngine(self, slippage=slippage)
+        self.fills = FillEngine(self, market, self.orders, lambda: self.faults.outage_active(), slippage=slippage)
         self.faults = FaultState(self)
         self.delays = DelayLine(self.now, lambda: float(getattr(self.clock, "speed", 1.0)))
         if faults_file:
@@ -239,6 +240,13 @@ class SimGateway:
     def now(self) -> float:
         """Market time, POSIX seconds."""
         return self.clock.timestamp()
+
+    def emit(self, event: Any) -> None:
+        """Show an engine event to the clients concerned (:mod:`.engine.context`)."""
+        if isinstance(event, OrderChanged):
+            self.orders.notify(event.order, open_order=event.open_order)
+        else:
+            raise TypeError(f"unknown engine event {event!r}")
 
     def log(self, event: str, **fields: Any) -> None:
         """Record one event (JSON line with market time) in memory, the event log and logging."""

@@ -15,7 +15,7 @@ import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
 from daytrading.sim_gateway.admin import request
-from daytrading.sim_gateway.market import ReplayMarket
+from daytrading.sim_gateway.engine.market import ReplayMarket
 from daytrading.sim_gateway.server import SimGateway
 from daytrading.sim_gateway.testing import GatewayProcess, running_gateway, wait_until
 from daytrading.clock import NY, ManualClock

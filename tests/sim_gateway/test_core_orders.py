@@ -9,7 +9,7 @@ from datetime import date, datetime
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.sim_gateway.fills import commission_for, sell_fees
+from daytrading.sim_gateway.engine.fills import commission_for, sell_fees
 from daytrading.sim_gateway.testing import IbLogGuard, running_gateway, wait_until
 from daytrading.clock import NY
 

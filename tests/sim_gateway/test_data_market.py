@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from daytrading.sim_gateway.market import HARD_TO_BORROW, ReplayMarket, con_id_for
+from daytrading.sim_gateway.engine.market import HARD_TO_BORROW, ReplayMarket, con_id_for
 from daytrading.clock import NY, ManualClock
 
 DAY = date(2020, 11, 17)

@@ -48,14 +48,17 @@ one-order figure. The monthly volume tier is taken from the shares filled in thi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from daytrading.clock import NY
 
+from daytrading.sim_gateway.engine.context import EngineContext, OrderChanged
+
 if TYPE_CHECKING:
-    from daytrading.sim_gateway.orders import SimOrder
-    from daytrading.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.engine.market import ReplayMarket
+    from daytrading.sim_gateway.orders import OrderBook, SimOrder
 
 __all__ = ["COMMISSION_TIERS", "FillEngine", "commission_for", "sell_fees"]
 
@@ -98,21 +101,32 @@ def sell_fees(shares: float, value: float) -> float:
 
 
 class FillEngine:
-    """Matches working orders against replayed trades on the gateway clock.
+    """Matches working orders against replayed trades on the market clock.
 
     Args:
-        gateway: the owning gateway; slippage: dollars per share for market(able) fills.
-        step: wall seconds between matching passes.
+        ctx: market time, event log and event sink (:class:`~.context.EngineContext`).
+        market: the replayed market (trades, session hours).
+        book: the order book whose working orders are matched (``working_orders``, ``orders``,
+            ``record_fill``, ``finish_cancel``).
+        outage: True while an injected outage holds every order (no fills).
+        slippage: dollars per share for market(able) fills.
+        step: wall seconds between matching passes of :meth:`run`.
+
+    Raises:
+        ValueError: negative slippage.
     """
 
-    def __init__(self, gateway: SimGateway, *, slippage: float = 0.0, step: float = 0.01) -> None:
+    def __init__(self, ctx: EngineContext, market: ReplayMarket, book: OrderBook, outage: Callable[[], bool], *,
+                 slippage: float = 0.0, step: float = 0.01) -> None:
         if slippage < 0:
             raise ValueError(f"slippage must be >= 0 dollars, got {slippage!r}")
-        self.gw = gateway
+        self.ctx = ctx
+        self.market = market
+        self.book = book
+        self.outage = outage
         self.slippage = float(slippage)
         self.step_wall = step
         self.month_shares = 0.0
-        market = gateway.market
         day = market.session_date
         base = datetime(day.year, day.month, day.day, tzinfo=NY)
         self.rth = (float(market.regular_open), float(market.regular_close))
@@ -135,17 +149,17 @@ class FillEngine:
         """A bracket child waits until its parent has filled."""
         if not o.parent_id:
             return False
-        parent = self.gw.orders.orders.get((o.client_id, o.parent_id))
+        parent = self.book.orders.get((o.client_id, o.parent_id))
         return parent is not None and parent.status != "Filled"
 
     def activate_if_eligible(self, o: SimOrder, at: float | None = None) -> None:
         """``PreSubmitted`` → ``Submitted`` once the order may trade (not held, in session, no outage)."""
-        if o.status != "PreSubmitted" or self.held_by_parent(o) or self.gw.faults.outage_active():
+        if o.status != "PreSubmitted" or self.held_by_parent(o) or self.outage():
             return
-        if not self.can_trade(o, self.gw.now() if at is None else at):
+        if not self.can_trade(o, self.ctx.now() if at is None else at):
             return
         o.status = "Submitted"
-        self.gw.orders.notify(o)
+        self.ctx.emit(OrderChanged(o))
 
     # ------------------------------------------------------------------ loop
 
@@ -154,7 +168,7 @@ class FillEngine:
         while True:
             await asyncio.sleep(self.step_wall)
             try:
-                self.step(self.gw.now())
+                self.step(self.ctx.now())
             except Exception:  # noqa: BLE001 - keep the gateway alive, log loudly
                 import logging
 
@@ -163,9 +177,9 @@ class FillEngine:
     def step(self, now: float) -> None:
         """One matching pass over trades in ``(order.checked_until, now]``, then expiries,
         delayed cancels and activations."""
-        book = self.gw.orders
+        book = self.book
         working = book.working_orders()
-        if self.gw.faults.outage_active():
+        if self.outage():
             for o in working:
                 o.checked_until = max(o.checked_until, now)
             return
@@ -189,7 +203,7 @@ class FillEngine:
             if self.held_by_parent(o):
                 o.checked_until = max(o.checked_until, now)
                 continue
-            ticks = self.gw.market.ticks_between(o.info.symbol, o.checked_until, now)
+            ticks = self.market.ticks_between(o.info.symbol, o.checked_until, now)
             if o.tif == "IOC" and ticks:
                 ticks = ticks[:1]
                 o.checked_until = ticks[0].ts
@@ -207,7 +221,7 @@ class FillEngine:
             avail = left.setdefault(key, float(tick.size))
             left[key] = avail - self._try_fill(o, tick, avail)
             if o.tif == "IOC" and o.working:
-                self.gw.orders.finish_cancel(o, "ioc", text="IOC remainder")
+                self.book.finish_cancel(o, "ioc", text="IOC remainder")
 
     def _try_fill(self, o: SimOrder, tick: Any, avail: float) -> float:
         """Fill ``o`` on one trade if the rules allow; returns shares used."""
@@ -217,7 +231,7 @@ class FillEngine:
             if self.held_by_parent(o):
                 return 0.0
             o.status = "Submitted"
-            self.gw.orders.notify(o)
+            self.ctx.emit(OrderChanged(o))
         qty = min(o.remaining, avail)
         if o.fill_cap is not None:
             qty = min(qty, o.fill_cap - o.filled)
@@ -227,7 +241,7 @@ class FillEngine:
         price = round(max(price, 0.0001), 4)
         if o.fill_cap is not None and o.filled + qty >= o.fill_cap - 1e-9:
             o.fill_cap = None  # the partial fault is spent: the rest fills on later trades
-        self.gw.orders.record_fill(o, tick.ts, qty, price, liquidity)
+        self.book.record_fill(o, tick.ts, qty, price, liquidity)
         self.month_shares += qty
         return qty
 
@@ -239,14 +253,14 @@ class FillEngine:
             assert o.aux_price is not None
             if (buy and p >= o.aux_price) or (not buy and p <= o.aux_price):
                 o.stop_triggered = True
-                self.gw.log("stop_triggered", order_id=o.order_id, client_id=o.client_id, price=p)
+                self.ctx.log("stop_triggered", order_id=o.order_id, client_id=o.client_id, price=p)
         if o.order_type == "MKT" or (o.order_type == "STP" and o.stop_triggered):
             return (p + self.slippage if buy else p - self.slippage), 2
         if o.order_type != "LMT":
             return None, 2
         lmt = o.lmt_price
         assert lmt is not None
-        prev = self.gw.market.last_trade(o.info.symbol, at=tick.ts - 1e-6)
+        prev = self.market.last_trade(o.info.symbol, at=tick.ts - 1e-6)
         marketable = prev is not None and ((buy and prev.price <= lmt) or (not buy and prev.price >= lmt))
         if marketable and ((buy and p <= lmt) or (not buy and p >= lmt)):
             return (min(p + self.slippage, lmt) if buy else max(p - self.slippage, lmt)), 2
