@@ -277,21 +277,25 @@ class OrderBook:
         """placeOrder (3), decoded at the connection's version by :func:`.protocol.requests.decode_place_order`."""
         assert conn.client_id is not None
         req = self._decode_place(conn, fields)
-        if req is None:
-            return
+        if req is not None:
+            self.submit(conn.client_id, req)
+
+    def submit(self, client_id: int, req: PlaceOrder) -> SimOrder | None:
+        """Place (or modify) an order of ``client_id`` from a typed request; the engine's entry for
+        placeOrder. Returns the order in the book, or None when the request was refused (the
+        owner, if connected, is told with IB's error)."""
         order_id = req.order_id
-        client_id = conn.client_id
         self._max_id[client_id] = max(self._max_id.get(client_id, 0), order_id)
         rc = req.contract
         existing = self.orders.get((client_id, order_id))
         if existing is not None and existing.status != "PendingSubmit":
-            self._modify(conn, existing, req)
-            return
+            self._modify(existing, req)
+            return existing
         info = self.gw.contracts.resolve(rc)
         if info is None:
-            conn.send_error(order_id, 200, "No security definition has been found for the request")
+            self._error(client_id, order_id, 200, "No security definition has been found for the request")
             self.gw.log("order_rejected", client_id=client_id, order_id=order_id, code=200, contract=repr(rc))
-            return
+            return None
         if existing is not None:  # re-sent staged order
             del self.orders[(client_id, order_id)]
         now = self.gw.now()
@@ -311,14 +315,14 @@ class OrderBook:
             if req.conditions else None)
         if problem is not None:
             self.reject(o, *problem)
-            return
+            return o
         fault = self.gw.faults.take_reject()
         if fault is not None:
             self.reject(o, *fault, injected=True)
-            return
+            return o
         if not o.transmit:
             self.gw.log("order_staged", client_id=client_id, order_id=order_id, symbol=info.symbol)
-            return
+            return o
         group = [o]
         if o.parent_id:
             parent = self.orders.get((client_id, o.parent_id))
@@ -331,6 +335,7 @@ class OrderBook:
             if g is not o and g.status == "PendingSubmit":
                 g.checked_until = now
             self._accept(g)
+        return o
 
     def _decode_place(self, conn: Connection, fields: list[str]) -> PlaceOrder | None:
         """The typed placeOrder, or None after answering a malformed one with error 321."""
@@ -427,16 +432,23 @@ class OrderBook:
                     parent_id=o.parent_id, ref=o.order_ref)
         self.gw.fills.activate_if_eligible(o)
 
-    def _modify(self, conn: Connection, o: SimOrder, req: PlaceOrder) -> None:
+    def _error(self, client_id: int, order_id: int, code: int, text: str) -> None:
+        """IB error ``code`` about ``order_id`` to its client, if connected."""
+        conn = self.gw.connection_for(client_id)
+        if conn is not None:
+            conn.send_error(order_id, code, text)
+
+    def _modify(self, o: SimOrder, req: PlaceOrder) -> None:
         """S4: re-placing a working order changes quantity / prices / flags."""
         if not o.working:
             code, text = (104, "Can't modify a filled order") if o.status == "Filled" else (
                 103, f"Duplicate order id {o.order_id}")
-            conn.send_error(o.order_id, code, text)
+            self._error(o.client_id, o.order_id, code, text)
             return
         new_qty = req.total_qty
         if new_qty < o.filled or new_qty <= 0:
-            conn.send_error(o.order_id, 201, f"Order rejected - reason:quantity {new_qty} below filled {o.filled}")
+            self._error(o.client_id, o.order_id, 201,
+                        f"Order rejected - reason:quantity {new_qty} below filled {o.filled}")
             return
         o.total_qty = new_qty
         o.lmt_price = req.lmt_price
