@@ -14,6 +14,9 @@ Two implementations:
   so the sim-gateway, both bots and the supervisor agree on market time without
   talking to each other.
 * :class:`ManualClock` — a clock tests set and advance by hand.
+* :class:`LoopClock` — market time = ``start + (loop.time() − loop start)``: the clock of
+  the backtest, whose asyncio loop runs on virtual time (``looptime``), so market time
+  jumps with the loop whenever every task is waiting.
 
 Session facts (session date, open, close, early closes, holidays) come from the
 XNYS calendar of ``exchange_calendars``; see :class:`SessionCalendar`.
@@ -158,6 +161,58 @@ class ManualClock:
         """Advance the clock, yield once to the loop."""
         self.advance(max(0.0, market_seconds))
         await asyncio.sleep(0)
+
+
+class LoopClock:
+    """Market time tied to an asyncio loop's clock: ``start + (loop.time() − loop_start)``.
+
+    The backtest runs the sim-gateway and both bots on one loop whose time is virtual
+    (``looptime``: the loop's clock jumps to the next timer when every task waits), so
+    one market second is one second of loop time (``speed`` is 1.0) and sleeping is the
+    loop's own ``asyncio.sleep``. Wall time never enters.
+
+    Args:
+        start: market time at ``loop_start``; tz-aware (reported in New York).
+        loop: the loop whose ``time()`` drives the clock (default: the running loop).
+        loop_start: the loop time that corresponds to ``start`` (default: ``loop.time()`` now).
+
+    Raises:
+        ValueError: ``start`` is naive. RuntimeError: no loop given and none running.
+    """
+
+    speed = 1.0
+
+    def __init__(self, start: datetime, loop: asyncio.AbstractEventLoop | None = None,
+                 loop_start: float | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError(f"LoopClock start must be timezone-aware, got {start!r}")
+        self.loop = loop or asyncio.get_running_loop()
+        self.start = start.astimezone(NY)
+        self._start_ts = self.start.timestamp()
+        self.loop_start = self.loop.time() if loop_start is None else float(loop_start)
+
+    def timestamp(self) -> float:
+        """Market time as POSIX seconds."""
+        return self._start_ts + (self.loop.time() - self.loop_start)
+
+    def now(self) -> datetime:
+        """Market time, tz-aware, America/New_York."""
+        return datetime.fromtimestamp(self.timestamp(), tz=NY)
+
+    def monotonic(self) -> float:
+        """Seconds of loop time: the monotonic clock for decision timing (back-offs, ages)."""
+        return self.loop.time()
+
+    def loop_time_at(self, market: datetime) -> float:
+        """Loop time at which market time reaches ``market`` (tz-aware)."""
+        return self.loop_start + (market.timestamp() - self._start_ts)
+
+    async def sleep(self, market_seconds: float) -> None:
+        """Sleep ``market_seconds`` of loop (= market) time."""
+        await asyncio.sleep(max(0.0, market_seconds))
+
+    def __repr__(self) -> str:
+        return f"LoopClock(start={self.start.isoformat()}, loop_start={self.loop_start!r})"
 
 
 def wall_time() -> float:
