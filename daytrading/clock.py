@@ -68,6 +68,11 @@ class Clock(Protocol):
         """Sleep ``market_seconds`` of market time (wall time / speed)."""
         ...
 
+    def monotonic(self) -> float:  # pragma: no cover - protocol
+        """Monotonic seconds of the clock ``asyncio.sleep`` follows (wall for live and
+        replay, loop time for the backtest): back-offs, pacing windows and ages use it."""
+        ...
+
 
 class LiveClock:
     """The system clock in America/New_York (production)."""
@@ -81,6 +86,10 @@ class LiveClock:
     def timestamp(self) -> float:
         """Return POSIX seconds."""
         return _time.time()
+
+    def monotonic(self) -> float:
+        """Monotonic wall seconds (back-offs, pacing windows, ages)."""
+        return _time.monotonic()
 
     async def sleep(self, market_seconds: float) -> None:
         """Sleep ``market_seconds`` of wall time."""
@@ -121,6 +130,10 @@ class ReplayClock:
         """Market time, tz-aware, America/New_York."""
         return datetime.fromtimestamp(self.timestamp(), tz=NY)
 
+    def monotonic(self) -> float:
+        """Monotonic wall seconds (back-offs, pacing windows: IB counts them in wall time)."""
+        return _time.monotonic()
+
     def wall_time_at(self, market: datetime) -> float:
         """Wall POSIX seconds at which the replay reaches ``market`` (tz-aware)."""
         return self.epoch + (market.timestamp() - self.start.timestamp()) / self.speed
@@ -146,6 +159,10 @@ class ManualClock:
     def timestamp(self) -> float:
         """The time last set, POSIX seconds."""
         return self._now.timestamp()
+
+    def monotonic(self) -> float:
+        """Monotonic wall seconds: ``asyncio.sleep`` still follows the wall under a hand-set clock."""
+        return _time.monotonic()
 
     def set(self, when: datetime) -> None:
         """Jump to ``when`` (tz-aware)."""
@@ -200,7 +217,8 @@ class LoopClock:
         return datetime.fromtimestamp(self.timestamp(), tz=NY)
 
     def monotonic(self) -> float:
-        """Seconds of loop time: the monotonic clock for decision timing (back-offs, ages)."""
+        """Seconds of loop time: what the wall clock is to the other clocks (back-offs,
+        pacing windows, ages), virtual here."""
         return self.loop.time()
 
     def loop_time_at(self, market: datetime) -> float:

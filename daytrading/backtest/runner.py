@@ -2,8 +2,8 @@
 
 For each session the runner builds, in ONE process on ONE asyncio loop:
 
-* the sim-gateway (:class:`~daytrading.broker.sim_gateway.server.SimGateway` over a
-  :class:`~daytrading.broker.sim_gateway.market.ReplayMarket` of the session), listening
+* the sim-gateway (:class:`~daytrading.sim_gateway.server.SimGateway` over a
+  :class:`~daytrading.sim_gateway.market.ReplayMarket` of the session), listening
   on a free loopback port;
 * the production :class:`~daytrading.bots.exit_manager.ExitManager` and
   :class:`~daytrading.bots.day_trader.DayTrader`, with the given settings and their gate
@@ -204,9 +204,8 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
                workdir: Path) -> SessionResult:
     from daytrading.bots.day_trader import DayTrader
     from daytrading.bots.exit_manager import ExitManager
-    from daytrading.broker.sim_gateway.market import ReplayMarket
-    from daytrading.broker.sim_gateway.server import SimGateway
-    from daytrading.runtime import open_coordinator
+    from daytrading.sim_gateway.market import ReplayMarket
+    from daytrading.sim_gateway.server import SimGateway
 
     cal = calendar()
     sess = cal.session(day)
@@ -218,8 +217,8 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
     gw.admin_port = 0
     await gw.start()
     bt = backtest_settings(settings, workdir, gw.port)
-    em = ExitManager(bt, open_coordinator(bt, "exit-manager", clock), clock)
-    dt = DayTrader(bt, open_coordinator(bt, "day-trader", clock), clock)
+    em = ExitManager(bt, _coordinator(bt, "exit-manager", clock), clock)
+    dt = DayTrader(bt, _coordinator(bt, "day-trader", clock), clock)
     tasks = [asyncio.ensure_future(em.run(install_signals=False)),
              asyncio.ensure_future(dt.run(install_signals=False))]
     end = sess.close + timedelta(seconds=AFTER_CLOSE)
@@ -255,3 +254,13 @@ def _trades(coord: Any, day: date, settings: Settings) -> list[TradeRecord]:
             pnl=float(t.pnl or 0.0), commission=float(t.commission or 0.0),
         ))
     return out
+
+
+def _coordinator(settings: Settings, bot: str, clock: LoopClock) -> Any:
+    """The session database's coordinator for ``bot``, running its calls inline (no threads:
+    a worker thread would let looptime advance virtual time by real time)."""
+    from daytrading.runtime import open_coordinator
+
+    coord = open_coordinator(settings, bot, clock)
+    coord.inline = True
+    return coord

@@ -130,7 +130,7 @@ class DayTrader(Bot):
         self.reviewer = reviewer
         self.rules = sigrules.EntryRuleConfig.from_settings(settings)
         self.gates = GateChain(settings)
-        self.pacer = HistoricalPacer()
+        self.pacer = HistoricalPacer(monotonic=getattr(clock, "monotonic", time.monotonic))
         self.symbols: dict[str, SymbolState] = {}
         self._entry_tasks: dict[str, asyncio.Task[None]] = {}
         self._backfills: set[asyncio.Task[None]] = set()

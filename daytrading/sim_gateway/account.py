@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.messages import money, qty_field
 from daytrading.sim_gateway.protocol.wire import parse_int
-from daytrading.clock import NY, wall_time
+from daytrading.clock import NY
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.server import Connection, SimGateway
@@ -266,14 +266,10 @@ class Account:
 
     async def run(self) -> None:
         """Refresh marks to subscribers once per market minute (at most 4 times a wall second)."""
-        last_market = self.gw.now()
-        last_wall = wall_time()
         while True:
-            await asyncio.sleep(0.25)
-            now = self.gw.now()
-            if now - last_market < PUSH_EVERY or wall_time() - last_wall < 0.25:
-                continue
-            last_market, last_wall = now, wall_time()
+            # one market minute, but at most 4 times a wall second (clock.speed market s per wall s)
+            speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
+            await asyncio.sleep(max(PUSH_EVERY / speed, 0.25))
             out: list[tuple[Connection, list[Any]]] = []
             for conn in list(self.gw.connections):
                 if not conn.ready or conn.closed:

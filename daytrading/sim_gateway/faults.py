@@ -51,6 +51,7 @@ Scenario file (``--faults FILE``): an optional ``[latency]`` table in force from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import tomllib
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ class FaultState:
 
     def __init__(self, gateway: SimGateway) -> None:
         self.gw = gateway
+        self._wake = asyncio.Event()
         self.reject_count = 0
         self.reject_code = 201
         self.reject_message = ""
@@ -229,14 +231,26 @@ class FaultState:
                 self.gw.log("latency", source=source, **self.latency.as_dict())
             self.scheduled += entries
             self.scheduled.sort(key=lambda f: f.at)
+            self.wake()
             return
         self.scheduled += parse_scenario(data, self.gw.market.session_date, source)
         self.scheduled.sort(key=lambda f: f.at)
+        self.wake()
+
+    def next_due(self) -> float | None:
+        """Market time of the next scheduled fault or the end of a timed one; None if none."""
+        times = [f.at for f in self.scheduled if not f.fired]
+        times += [t for t in (self.outage_until, self.refuse_until) if t is not None]
+        return min(times) if times else None
+
+    def wake(self) -> None:
+        """Re-plan the fault loop (a scenario or a timed fault was added)."""
+        self._wake.set()
 
     async def run(self) -> None:
-        """Fire scheduled faults and end timed ones on the market clock."""
+        """Fire scheduled faults and end timed ones on the market clock; sleeps until the
+        next of them (:meth:`next_due`) or a :meth:`wake`, never on a fixed period."""
         while True:
-            await asyncio.sleep(0.01)
             now = self.gw.now()
             for f in self.scheduled:
                 if not f.fired and f.at <= now:
@@ -251,6 +265,14 @@ class FaultState:
                 self.refuse_until = None
                 await self.gw.resume_listening()
                 self.gw.log("fault_end", action="refuse")
+            due = self.next_due()
+            self._wake.clear()
+            timeout = None
+            if due is not None:
+                speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
+                timeout = max(0.0, (due - self.gw.now()) / speed) + 1e-6
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     # ------------------------------------------------------------------ actions
 
@@ -267,6 +289,10 @@ class FaultState:
         self.history.append({"market_time": datetime.fromtimestamp(self.gw.now(), tz=NY).isoformat(
             timespec="seconds"), **rec})
         self.gw.log("fault", **rec)
+        self.wake()
+        for svc in (getattr(self.gw, "fills", None), getattr(self.gw, "data_service", None)):
+            if svc is not None and hasattr(svc, "wake"):
+                svc.wake()
         return result
 
     async def _do_drop(self) -> dict[str, Any]:
@@ -298,6 +324,7 @@ class FaultState:
         for o in self.gw.orders.working_orders():
             o.checked_until = max(o.checked_until, now)
             self.gw.fills.activate_if_eligible(o)
+        self.gw.fills.wake()
 
     def _data_lost(self) -> None:
         svc = self.gw.data_service

@@ -302,13 +302,13 @@ class MarketDataService:
 
     Attributes:
         pacing: the :class:`HistoricalPacing` in force (tests may replace it).
-        max_step_wall: longest wall sleep between streaming steps (s).
+        max_step_wall: wall seconds before retrying after a failed streaming step.
         stats: counters (``rt_bars``, ``ticks``, ``hist_updates``, ``scans``) for benchmarks.
     """
 
     def __init__(self, gateway: SimGateway) -> None:
         self.gw = gateway
-        self.pacing = HistoricalPacing()
+        self.pacing = HistoricalPacing(now=self._monotonic)
         self.max_step_wall = 0.1
         self.stats = {"rt_bars": 0, "ticks": 0, "hist_updates": 0, "scans": 0}
         self._data_type: dict[int, int] = {}
@@ -325,6 +325,12 @@ class MarketDataService:
     def market(self) -> ReplayMarket:
         """The gateway's replay market."""
         return self.gw.market
+
+    def _monotonic(self) -> float:
+        """Wall seconds as the gateway's clock knows them (loop time on the backtest's clock)."""
+        clock = getattr(self.gw, "clock", None)
+        mono = getattr(clock, "monotonic", None)
+        return float(mono()) if callable(mono) else monotonic()
 
     def _now(self) -> float:
         """Market time as the data streams see it: now minus the injected ``market_data_ms``."""
@@ -378,23 +384,51 @@ class MarketDataService:
         """Open subscriptions by kind (for reports and tests)."""
         return {"mkt": len(self._mkt), "hist": len(self._hist), "rt": len(self._rt), "scan": len(self._scan)}
 
+    def wake(self) -> None:
+        """Re-plan the streaming loop now (a subscription, halt or latency changed)."""
+        self._wake.set()
+
+    def next_due(self, now: float) -> float | None:
+        """Market time (as the streams see it) of the next thing to send: the next 5-s bar
+        boundary (real-time bars, keepUpToDate history), the next trade of a symbol with a
+        tick subscription, the next scanner refresh; None when nothing is subscribed."""
+        due: float | None = None
+
+        def take(t: float | None) -> None:
+            nonlocal due
+            if t is not None and t > now and (due is None or t < due):
+                due = t
+
+        if self._rt or self._hist:
+            take((math.floor(now / 5.0) + 1) * 5.0)
+        for sub in self._mkt.values():
+            take(self.market.next_trade_time(sub.info.symbol, max(now, sub.last_ts)))
+        if self._scan:
+            speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
+            mono = self._monotonic()
+            for sc in self._scan.values():
+                wall_ok = now + max(0.0, sc.last_wall + 1.0 - mono) * speed + 1e-3
+                take(max(sc.next_market, wall_ok))
+        return due
+
     async def run(self) -> None:
-        """Stream updates until cancelled: wakes at every 5-s market boundary (real-time bars),
-        at most ``max_step_wall`` wall seconds apart, and when a subscription is added."""
+        """Stream updates until cancelled. Sleeps until the next due update
+        (:meth:`next_due`) or a new subscription, never on a fixed period."""
         while True:
             try:
                 self.step()
+                now = self._now()
+                due = self.next_due(now)
             except Exception:  # noqa: BLE001 - never crash the running gateway
                 log.exception("market data step failed")
-            now = self._now()
-            speed = max(getattr(self.gw.clock, "speed", 1.0), 1e-9)
-            boundary = (math.floor(now / 5.0) + 1) * 5.0
-            delay = min(self.max_step_wall, (boundary - now) / speed + 1e-4)
-            if not (self._mkt or self._hist or self._rt or self._scan):
-                delay = self.max_step_wall
+                now, due = self._now(), self._now() + self.max_step_wall
             self._wake.clear()
+            timeout = None
+            if due is not None:
+                speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
+                timeout = max(0.0, (due - self._now()) / speed) + 1e-6
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.0))
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     def step(self) -> None:
         """Send everything due up to market now (one streaming pass)."""
@@ -797,7 +831,7 @@ class MarketDataService:
         self._scan.pop((id(conn), int(fields[2])), None)
 
     def _step_scan(self, now: float) -> None:
-        wall = monotonic()
+        wall = self._monotonic()
         for key, sub in list(self._scan.items()):
             if not self._alive(sub.conn):
                 self._scan.pop(key, None)
@@ -899,7 +933,7 @@ class MarketDataService:
                     info.symbol.replace("-", " "), info.primary_exchange, info.primary_exchange, "", "", "", ""]
         sub.conn.send(*out)
         sub.next_market = now + SCANNER_REFRESH_MARKET_S
-        sub.last_wall = monotonic()
+        sub.last_wall = self._monotonic()
         self.stats["scans"] += 1
 
 

@@ -264,6 +264,7 @@ class OrderBook:
 
     def notify(self, o: SimOrder, *, open_order: bool = True) -> None:
         """Send the order's openOrder (optional) and orderStatus to its owner, if connected."""
+        self.gw.fills.wake()
         conn = self.owner(o)
         if conn is None:
             return
@@ -495,6 +496,7 @@ class OrderBook:
 
     def request_cancel(self, o: SimOrder, reason: str) -> None:
         """Cancel now, or after the injected delay (``PendingCancel`` meanwhile)."""
+        self.gw.fills.wake()
         delay = self.gw.faults.cancel_delay()
         if delay > 0 and reason in ("client", "global"):
             o.status = "PendingCancel"

@@ -193,7 +193,8 @@ class SimGateway:
         self.contracts = ContractService(self)
         self.account = Account(self, account, cash)
         self.orders = OrderBook(self, perm_base=perm_base)
-        self.fills = FillEngine(self, market, self.orders, lambda: self.faults.outage_active(), slippage=slippage)
+        self.fills = FillEngine(self, market, self.orders, lambda: self.faults.outage_active(), slippage=slippage,
+                                speed=lambda: float(getattr(self.clock, "speed", 1.0)))
         self.faults = FaultState(self)
         self.delays = DelayLine(self.now, lambda: float(getattr(self.clock, "speed", 1.0)))
         if faults_file:

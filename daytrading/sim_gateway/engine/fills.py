@@ -48,6 +48,7 @@ one-order figure. The monthly volume tier is taken from the shares filled in thi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -110,14 +111,16 @@ class FillEngine:
             ``record_fill``, ``finish_cancel``).
         outage: True while an injected outage holds every order (no fills).
         slippage: dollars per share for market(able) fills.
-        step: wall seconds between matching passes of :meth:`run`.
+        step: wall seconds to wait before retrying after a failed matching pass.
+        speed: market seconds per wall second of the clock (turns a market-time wait into
+            a wall sleep; read on every wait).
 
     Raises:
         ValueError: negative slippage.
     """
 
     def __init__(self, ctx: EngineContext, market: ReplayMarket, book: OrderBook, outage: Callable[[], bool], *,
-                 slippage: float = 0.0, step: float = 0.01) -> None:
+                 slippage: float = 0.0, step: float = 0.01, speed: Callable[[], float] = lambda: 1.0) -> None:
         if slippage < 0:
             raise ValueError(f"slippage must be >= 0 dollars, got {slippage!r}")
         self.ctx = ctx
@@ -126,6 +129,8 @@ class FillEngine:
         self.outage = outage
         self.slippage = float(slippage)
         self.step_wall = step
+        self.speed = speed
+        self._wake = asyncio.Event()
         self.month_shares = 0.0
         day = market.session_date
         base = datetime(day.year, day.month, day.day, tzinfo=NY)
@@ -163,16 +168,50 @@ class FillEngine:
 
     # ------------------------------------------------------------------ loop
 
+    def wake(self) -> None:
+        """An order changed (placed, modified, cancel requested) or an outage ended: re-plan now."""
+        self._wake.set()
+
+    def next_due(self, now: float) -> float | None:
+        """Market time (POSIX s) of the next event any working order can react to: its
+        symbol's next trade, its activation at the session start, its expiry or its delayed
+        cancel; None when no order works (the loop then sleeps until :meth:`wake`)."""
+        due: float | None = None
+        market = self.market
+        for o in self.book.working_orders():
+            cands = [o.cancel_due, self.expiry(o)]
+            if o.status == "PreSubmitted":
+                lo, _hi = self.ext if (o.order_type == "LMT" and o.outside_rth) else self.rth
+                cands.append(lo)
+            if not self.held_by_parent(o):
+                cands.append(market.next_trade_time(o.info.symbol, max(now, o.checked_until)))
+            for c in cands:
+                if c is not None and c > now and (due is None or c < due):
+                    due = c
+        return due
+
     async def run(self) -> None:
-        """Match every ``step`` wall seconds until cancelled."""
+        """Match whenever something is due (module docstring), until cancelled.
+
+        Sleeps until the next due event (:meth:`next_due`) or a :meth:`wake`, never on a
+        fixed period, so a virtual-time loop jumps straight to the next trade that matters.
+        """
         while True:
-            await asyncio.sleep(self.step_wall)
+            now = self.ctx.now()
             try:
-                self.step(self.ctx.now())
+                self.step(now)
+                due = self.next_due(now)
             except Exception:  # noqa: BLE001 - keep the gateway alive, log loudly
                 import logging
 
                 logging.getLogger("daytrading.sim_gateway").exception("fill step failed")
+                due = now + self.step_wall
+            self._wake.clear()
+            timeout = None
+            if due is not None:
+                timeout = max(0.0, (due - self.ctx.now()) / max(float(self.speed()), 1e-9))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     def step(self, now: float) -> None:
         """One matching pass over trades in ``(order.checked_until, now]``, then expiries,

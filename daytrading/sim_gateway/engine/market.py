@@ -455,6 +455,16 @@ class ReplayMarket:
             out.append(Tick(ts, float(s.tick_px[i]), int(s.tick_sz[i])))
         return out
 
+    def next_trade_time(self, symbol: str, after: float) -> float | None:
+        """Market time (POSIX s) of ``symbol``'s first trade strictly after ``after``, or None.
+
+        Trades inside halts count (the fill engine then finds nothing and asks again)."""
+        s = self.series(symbol)
+        if s is None:
+            return None
+        i = int(np.searchsorted(s.tick_ts, after, side="right"))
+        return float(s.tick_ts[i]) if i < len(s.tick_ts) else None
+
     def previous_close(self, symbol: str) -> float | None:
         """Previous session's close (dollars), or None when unknown."""
         info = self.contract(symbol)
