@@ -51,7 +51,25 @@ class ConfigError(OperationalError):
 
 
 class DataError(OperationalError):
-    """A data file is missing, malformed or out of order; the message names the file."""
+    """A data file is missing, malformed or out of order; the message names the file.
+
+    Attributes (``None`` when not known): ``file`` (path text), ``line`` (1-based line of
+    the file), ``field`` (column name) and ``value`` (the offending text), so a caller that
+    skips the file can report exactly what was wrong.
+    """
+
+    def __init__(self, message: str, *, file: object = None, line: int | None = None,
+                 field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.field = field
+        self.value = None if value is None else str(value)
+
+    def as_skip(self) -> dict[str, object]:
+        """``{file, line, field, value, reason}`` for a report of skipped data."""
+        return {"file": self.file, "line": self.line, "field": self.field, "value": self.value,
+                "reason": str(self)}
 
 
 class CoordinationError(DaytradingError):

@@ -44,6 +44,8 @@ log = logging.getLogger("daytrading.backtest")
 AFTER_CLOSE = 120.0
 #: permIds of every backtest gateway start here (the live gateway derives them from the wall clock).
 PERM_BASE = 500_000_000
+#: Heartbeat period of the backtest's bots (seconds of loop time; nobody watches them).
+HEARTBEAT_S = 3600.0
 #: looptime's no-op cycles before a time jump (its default is 42; the loop only needs a
 #: few to let chained callbacks run, each costs a selector poll).
 NOOP_CYCLES = 5
@@ -53,7 +55,7 @@ NOOP_CYCLES = 5
 class TradeRecord:
     """One round trip of the session, as the database recorded it.
 
-    Times are tz-aware America/New_York; prices and P&L in dollars; ``quantity`` shares;
+    Times are tz-aware America/New_York, whole seconds; prices and P&L in dollars; ``quantity`` shares;
     ``stop_price``/``target_price`` are the entry's stop and target (dollars).
     """
 
@@ -149,20 +151,22 @@ def backtest_settings(settings: Settings, workdir: Path, port: int) -> Settings:
 
     Trading settings are kept as given; only what ties a run to a machine changes:
     the broker port (the in-process gateway), the database, log, backup and report
-    folders (the session's temporary folder), the watchlist (none) and API keys (none:
-    a backtest never calls Polygon or an LLM over the network).
+    folders (the session's temporary folder), the watchlist (none), API keys (none:
+    a backtest never calls Polygon or an LLM over the network) and the heartbeat period
+    (:data:`HEARTBEAT_S`: no supervisor watches a backtest, so its bots beat once an hour).
     """
     paths = settings.paths.model_copy(update={
         "database": workdir / "backtest.db", "log_dir": workdir / "logs", "backup_dir": workdir / "backups",
         "report_dir": workdir / "reports", "watchlist": workdir / "no_watchlist.json",
     })
+    intervals = settings.intervals.model_copy(update={"heartbeat": HEARTBEAT_S})
     sim = settings.sim.model_copy(update={"port": port, "start": None, "epoch": None, "speed": 1.0})
     ib = settings.ib.model_copy(update={"port": port, "host": "127.0.0.1", "account": settings.sim.account})
     scanner = settings.scanner.model_copy(update={"polygon_api_key": type(settings.scanner.polygon_api_key)("")})
     empty = type(settings.llm.deepseek_api_key)("")
     llm = settings.llm.model_copy(update={"deepseek_api_key": empty, "gemini_api_key": empty})
     return settings.model_copy(update={"mode": "sim", "paths": paths, "sim": sim, "ib": ib,
-                                       "scanner": scanner, "llm": llm})
+                                       "scanner": scanner, "llm": llm, "intervals": intervals})
 
 
 def run_session(
@@ -171,6 +175,9 @@ def run_session(
     settings: Settings,
     seed: int = 0,
     symbols: Sequence[str] | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> SessionResult:
     """Replay ``session`` from ``data`` through the production bots; see the module docstring.
 
@@ -180,6 +187,10 @@ def run_session(
         settings: the trading settings (``settings_with`` builds variants).
         seed: seeds the gateway's random choices (synthetic sizes, fault draws).
         symbols: replay only these symbols (default: every symbol with bars that day).
+        start: market time the replay starts (tz-aware; default the session's pre-market
+            open, 04:00 New York).
+        end: market time the replay ends (default the close + :data:`AFTER_CLOSE`); the
+            benchmarks replay a first hour with it.
 
     Returns:
         The :class:`SessionResult`.
@@ -193,7 +204,7 @@ def run_session(
     loop = looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
     try:
         with tempfile.TemporaryDirectory(prefix="daytrading-backtest-") as tmp:
-            return loop.run_until_complete(_run(Path(data), session, settings, seed, symbols, Path(tmp)))
+            return loop.run_until_complete(_run(Path(data), session, settings, seed, symbols, Path(tmp), start, end))
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -201,7 +212,7 @@ def run_session(
 
 
 async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Sequence[str] | None,
-               workdir: Path) -> SessionResult:
+               workdir: Path, start: datetime | None, end: datetime | None) -> SessionResult:
     from daytrading.bots.day_trader import DayTrader
     from daytrading.bots.exit_manager import ExitManager
     from daytrading.sim_gateway.market import ReplayMarket
@@ -209,7 +220,7 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
 
     cal = calendar()
     sess = cal.session(day)
-    clock = LoopClock(sess.premarket_open)
+    clock = LoopClock(start or sess.premarket_open)
     market = ReplayMarket.from_source(data, day, clock, symbols=[s.upper() for s in symbols] if symbols else None,
                                       seed=seed)
     gw = SimGateway(market, port=0, admin_port=None, account=settings.sim.account, cash=settings.sim.cash,
@@ -221,7 +232,7 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
     dt = DayTrader(bt, _coordinator(bt, "day-trader", clock), clock)
     tasks = [asyncio.ensure_future(em.run(install_signals=False)),
              asyncio.ensure_future(dt.run(install_signals=False))]
-    end = sess.close + timedelta(seconds=AFTER_CLOSE)
+    end = end or sess.close + timedelta(seconds=AFTER_CLOSE)
     try:
         await asyncio.sleep(clock.loop_time_at(end) - clock.loop.time())
     finally:
@@ -248,12 +259,18 @@ def _trades(coord: Any, day: date, settings: Settings) -> list[TradeRecord]:
         if t.entry_price:
             target, stop = target_and_stop(t.entry_price, settings.profit_target, settings.stop_loss)
         out.append(TradeRecord(
-            symbol=t.symbol, entry_time=t.entry_time.astimezone(NY) if t.entry_time else None,
-            exit_time=t.exit_time.astimezone(NY), quantity=t.quantity, entry_price=t.entry_price,
+            symbol=t.symbol, entry_time=_second(t.entry_time) if t.entry_time else None,
+            exit_time=_second(t.exit_time), quantity=t.quantity, entry_price=t.entry_price,
             exit_price=t.exit_price, stop_price=stop, target_price=target, exit_reason=t.exit_reason,
             pnl=float(t.pnl or 0.0), commission=float(t.commission or 0.0),
         ))
     return out
+
+
+def _second(when: datetime) -> datetime:
+    """``when`` in New York, rounded to the whole second (the loop's float time carries
+    microsecond noise; the report's unit is the second)."""
+    return datetime.fromtimestamp(round(when.timestamp()), tz=NY)
 
 
 def _coordinator(settings: Settings, bot: str, clock: LoopClock) -> Any:

@@ -72,6 +72,10 @@ SESSION_END = time(20, 0)
 
 _AV_RE = re.compile(r"^(?P<sym>.+?)_1min_\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}\.csv(\.gz)?$")
 _LEAN_RE = re.compile(r"^(?P<sym>.+?)_(?P<res>1min|1sec)_trade_(?P<day>\d{4}-\d{2}-\d{2})\.csv(\.gz)?$")
+#: A file with more unusable bars than this (and more than this fraction of its bars) is
+#: skipped as a whole, reported once, instead of bar by bar.
+MAX_BAD_BARS = 10
+MAX_BAD_FRACTION = 0.05
 _SKIP_RE = re.compile(r"(_quote_|_tick_|_1day_|^MANIFEST)", re.IGNORECASE)
 
 
@@ -105,47 +109,67 @@ def _symbol_of(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def _parse_cached(path_str: str, size: int, mtime_ns: int) -> pd.DataFrame:  # noqa: ARG001 - cache key
-    return _parse_file(Path(path_str))
+def _parse_cached(path_str: str, size: int, mtime_ns: int  # noqa: ARG001 - cache key
+                  ) -> tuple[pd.DataFrame, tuple[DataError, ...]]:
+    problems: list[DataError] = []
+    frame = _parse_file(Path(path_str), problems)
+    return frame, tuple(problems)
 
 
-def _parse(path: Path) -> pd.DataFrame:
+def _parse(path: Path, skipped: list[dict[str, object]] | None = None) -> pd.DataFrame:
+    """The file's frame. Unusable bars raise the first problem, or (with ``skipped``) are
+    left out and reported there (and in the log)."""
     try:
         st = path.stat()
     except OSError as exc:
-        raise DataError(f"cannot read market data file {path}: {exc}") from exc
-    return _parse_cached(str(path), st.st_size, st.st_mtime_ns)
+        raise DataError(f"cannot read market data file {path}: {exc}", file=path) from exc
+    frame, problems = _parse_cached(str(path), st.st_size, st.st_mtime_ns)
+    if not problems:
+        return frame
+    first = problems[0]
+    if skipped is None:
+        raise first
+    total = len(frame) + len(problems)
+    if len(problems) > MAX_BAD_BARS and len(problems) > MAX_BAD_FRACTION * total:
+        raise DataError(f"{path}: {len(problems)} of {total} bars unusable (first: {first}); "
+                        "the file is skipped (mislabelled columns?)",
+                        file=path, line=first.line, field=first.field, value=first.value)
+    log.warning("skipping %d unusable bar(s) of %s; first: %s", len(problems), path, first,
+                extra={"skip": first.as_skip()})
+    skipped.extend(p.as_skip() for p in problems)
+    return frame
 
 
-def _parse_file(path: Path) -> pd.DataFrame:
-    """Parse one bar file into the canonical frame (see module docstring)."""
+def _parse_file(path: Path, problems: list[DataError]) -> pd.DataFrame:
+    """Parse one bar file into the canonical frame (see module docstring); unusable bars
+    are left out and described in ``problems``."""
     name = path.name
     if _LEAN_RE.match(name):
-        return _parse_lean(path)
+        return _parse_lean(path, problems)
     if name.endswith(".parquet"):
-        return _parse_parquet(path)
+        return _parse_parquet(path, problems)
     if _AV_RE.match(name):
-        return _parse_csv(path, end_label=True, descending=True)
-    return _parse_csv(path, end_label=path.parent.name.lower() == "lumibot", descending=False)
+        return _parse_csv(path, problems, end_label=True, descending=True)
+    return _parse_csv(path, problems, end_label=path.parent.name.lower() == "lumibot", descending=False)
 
 
 def _read_csv(path: Path, **kw) -> pd.DataFrame:
     try:
         return pd.read_csv(path, **kw)
     except FileNotFoundError as exc:
-        raise DataError(f"market data file {path} does not exist") from exc
+        raise DataError(f"market data file {path} does not exist", file=path) from exc
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse market data file {path}: {exc}") from exc
+        raise DataError(f"cannot parse market data file {path}: {exc}", file=path) from exc
 
 
-def _parse_csv(path: Path, *, end_label: bool, descending: bool) -> pd.DataFrame:
+def _parse_csv(path: Path, problems: list[DataError], *, end_label: bool, descending: bool) -> pd.DataFrame:
     raw = _read_csv(path)
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     time_col = next((c for c in ("timestamp", "time", "datetime", "date") if c in raw.columns), None)
     if time_col is None:
         raise DataError(
             f"{path}: no time column (expected one of timestamp/time/datetime/date; "
-            f"found {list(raw.columns)})"
+            f"found {list(raw.columns)})", file=path, line=1, field="time", value=",".join(raw.columns)
         )
     _require_columns(path, raw.columns)
     text = raw[time_col]
@@ -157,7 +181,8 @@ def _parse_csv(path: Path, *, end_label: bool, descending: bool) -> pd.DataFrame
         if (bad & ~message_rows).any():
             i = int(np.flatnonzero(bad & ~message_rows)[0])
             raise DataError(
-                f"{path}: line {i + 2}: field {time_col!r} has unparseable value {text.iloc[i]!r}"
+                f"{path}: line {i + 2}: field {time_col!r} has unparseable value {text.iloc[i]!r}",
+                file=path, line=i + 2, field=time_col, value=text.iloc[i],
             )
         for i in np.flatnonzero(message_rows):
             log.info("skipping non-bar line %d of %s: %r", i + 2, path, str(raw.iloc[i, 0])[:80])
@@ -168,9 +193,9 @@ def _parse_csv(path: Path, *, end_label: bool, descending: bool) -> pd.DataFrame
         index = index.tz_localize(NY, ambiguous="raise", nonexistent="raise")
     else:
         index = index.tz_convert(NY)
-    frame = _frame(path, raw, index)
-    line_of = (np.flatnonzero(~bad) + 2) if bad.any() else None
-    _check_order(path, frame.index, descending=descending, line_of=line_of, field=time_col)
+    line_of = (np.flatnonzero(~bad) + 2) if bad.any() else np.arange(len(raw)) + 2
+    _check_order(path, index, descending=descending, line_of=line_of, field=time_col)
+    frame = _frame(path, raw, index, problems, line_of)
     if descending:
         frame = frame.iloc[::-1]
     if end_label:
@@ -180,7 +205,7 @@ def _parse_csv(path: Path, *, end_label: bool, descending: bool) -> pd.DataFrame
     return frame
 
 
-def _parse_lean(path: Path) -> pd.DataFrame:
+def _parse_lean(path: Path, problems: list[DataError]) -> pd.DataFrame:
     m = _LEAN_RE.match(path.name)
     assert m is not None
     raw = _read_csv(path, header=None, names=["ms", *BAR_COLUMNS])
@@ -189,19 +214,20 @@ def _parse_lean(path: Path) -> pd.DataFrame:
     ms = pd.to_numeric(raw["ms"], errors="coerce")
     if ms.isna().any():
         i = int(np.flatnonzero(ms.isna().to_numpy())[0])
-        raise DataError(f"{path}: line {i + 1}: field 'time' has unparseable value {raw['ms'].iloc[i]!r}")
+        raise DataError(f"{path}: line {i + 1}: field 'time' has unparseable value {raw['ms'].iloc[i]!r}",
+                        file=path, line=i + 1, field="time", value=raw["ms"].iloc[i])
     index = pd.DatetimeIndex(midnight + pd.to_timedelta(ms.to_numpy(), unit="ms"))
     scaled = raw.copy()
     for c in PRICE_COLUMNS:
         scaled[c] = pd.to_numeric(scaled[c], errors="coerce") / 10_000.0
-    frame = _frame(path, scaled, index)
-    _check_order(path, frame.index, descending=False, line_of=None, field="time", first_line=1)
+    _check_order(path, index, descending=False, line_of=None, field="time", first_line=1)
+    frame = _frame(path, scaled, index, problems, np.arange(len(scaled)) + 1)
     frame.index.name = "time"
     frame.attrs = {"bar_seconds": 60 if m.group("res") == "1min" else 1, "files": [str(path)]}
     return frame
 
 
-def _parse_parquet(path: Path) -> pd.DataFrame:
+def _parse_parquet(path: Path, problems: list[DataError]) -> pd.DataFrame:
     try:
         raw = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
@@ -215,8 +241,8 @@ def _parse_parquet(path: Path) -> pd.DataFrame:
     _require_columns(path, raw.columns)
     index = pd.DatetimeIndex(raw.index)
     index = index.tz_localize(NY) if index.tz is None else index.tz_convert(NY)
-    frame = _frame(path, raw.reset_index(drop=True), index)
-    _check_order(path, frame.index, descending=False, line_of=None, field="time", first_line=0)
+    _check_order(path, index, descending=False, line_of=None, field="time", first_line=0)
+    frame = _frame(path, raw.reset_index(drop=True), index, problems, np.arange(len(raw)))
     frame.index.name = "time"
     step = np.diff(frame.index.as_unit("ns").asi8).min() / 1e9 if len(frame) > 1 else 60.0
     frame.attrs = {"bar_seconds": 1 if step < 60 else 60, "files": [str(path)]}
@@ -226,31 +252,41 @@ def _parse_parquet(path: Path) -> pd.DataFrame:
 def _require_columns(path: Path, columns: Iterable[str]) -> None:
     missing = [c for c in BAR_COLUMNS if c not in set(columns)]
     if missing:
-        raise DataError(f"{path}: missing required column(s) {missing}; found {list(columns)}")
+        raise DataError(f"{path}: missing required column(s) {missing}; found {list(columns)}",
+                        file=path, line=1, field=missing[0], value=",".join(map(str, columns)))
 
 
-def _frame(path: Path, raw: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
-    """Numeric OHLCV frame; a non-numeric or negative value raises DataError naming it."""
+def _frame(path: Path, raw: pd.DataFrame, index: pd.DatetimeIndex, problems: list[DataError],
+           line_of: np.ndarray) -> pd.DataFrame:
+    """Numeric OHLCV frame. A bar with a non-numeric or negative value, or whose high/low
+    do not bracket its open/close, is left out and described in ``problems`` (file, line,
+    field, value)."""
     out = {}
+    drop = np.zeros(len(raw), dtype=bool)
     for c in BAR_COLUMNS:
         col = raw[c]
         values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(values) | (values < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{path}: bar {index[i]}: field {c!r} has invalid value {col.iloc[i]!r}")
-        out[c] = values
+        bad = (np.isnan(values) | (values < 0)) & ~drop
+        for i in np.flatnonzero(bad):
+            problems.append(DataError(f"{path}: line {int(line_of[i])}: bar {index[i]}: field {c!r} has invalid "
+                                      f"value {col.iloc[i]!r}", file=path, line=int(line_of[i]), field=c,
+                                      value=col.iloc[i]))
+        drop |= bad
+        out[c] = np.where(np.isnan(values), 0.0, values)
     frame = pd.DataFrame(out, index=index)
-    frame["volume"] = np.rint(frame["volume"].to_numpy()).astype(np.int64)
-    hi_bad = (frame["high"] < frame[["open", "close", "low"]].max(axis=1) - 1e-9).to_numpy()
-    lo_bad = (frame["low"] > frame[["open", "close", "high"]].min(axis=1) + 1e-9).to_numpy()
-    if hi_bad.any() or lo_bad.any():
-        i = int(np.flatnonzero(hi_bad | lo_bad)[0])
+    hi_bad = (frame["high"] < frame[["open", "close", "low"]].max(axis=1) - 1e-9).to_numpy() & ~drop
+    lo_bad = (frame["low"] > frame[["open", "close", "high"]].min(axis=1) + 1e-9).to_numpy() & ~drop
+    for i in np.flatnonzero(hi_bad | lo_bad):
         row = frame.iloc[i]
-        raise DataError(
-            f"{path}: bar {frame.index[i]}: high/low do not bracket open/close "
-            f"(open={row.open}, high={row.high}, low={row.low}, close={row.close})"
-        )
+        field, value = ("high", row.high) if hi_bad[i] else ("low", row.low)
+        problems.append(DataError(
+            f"{path}: line {int(line_of[i])}: bar {frame.index[i]}: high/low do not bracket open/close "
+            f"(open={row.open}, high={row.high}, low={row.low}, close={row.close})",
+            file=path, line=int(line_of[i]), field=field, value=value))
+    drop |= hi_bad | lo_bad
+    if drop.any():
+        frame = frame.loc[~drop]
+    frame["volume"] = np.rint(frame["volume"].to_numpy()).astype(np.int64)
     return frame
 
 
@@ -275,7 +311,7 @@ def _check_order(
         kind = "duplicate" if diffs[i - 1] == 0 else "out of order"
         raise DataError(
             f"{path}: line {line}: {kind} bar: field {field!r} value {index[i]} follows "
-            f"{index[i - 1]}; the file must be strictly {order}"
+            f"{index[i - 1]}; the file must be strictly {order}", file=path, line=line, field=field, value=index[i]
         )
 
 
@@ -287,6 +323,8 @@ def load_bars(
     symbols: Iterable[str] | None = None,
     start: date | None = None,
     end: date | None = None,
+    *,
+    skipped: list[dict[str, object]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Load bar files per symbol.
 
@@ -295,6 +333,9 @@ def load_bars(
             the module docstring.
         symbols: only these symbols (case-insensitive); each must be present.
         start, end: keep bars whose New York date is within ``[start, end]`` (inclusive).
+        skipped: when given, an unusable file or bar does not fail the load: it is left
+            out, logged (WARNING) and appended here as ``{file, line, field, value, reason}``
+            (the backtest's report of skipped data). Without it the first problem raises.
 
     Returns:
         ``{symbol: DataFrame}`` sorted by symbol; each frame indexed by bar START
@@ -324,7 +365,18 @@ def load_bars(
     hi = pd.Timestamp(datetime.combine(end + timedelta(days=1), time(0)), tz=NY) if end else None
     out: dict[str, pd.DataFrame] = {}
     for sym in sorted(by_symbol):
-        parts = [_parse(f) for f in by_symbol[sym]]
+        parts = []
+        for f in by_symbol[sym]:
+            try:
+                parts.append(_parse(f, skipped))
+            except DataError as exc:
+                if skipped is None:
+                    raise
+                log.warning("skipping unusable market data file: %s", exc, extra={"skip": exc.as_skip()})
+                skipped.append(exc.as_skip())
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            continue
         frame = parts[0] if len(parts) == 1 else _concat(sym, parts)
         a = 0 if lo is None else int(frame.index.searchsorted(lo, side="left"))
         b = len(frame) if hi is None else int(frame.index.searchsorted(hi, side="left"))
@@ -349,16 +401,19 @@ def _concat(sym: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def available_dates(source: str | Path, symbols: Iterable[str] | None = None) -> list[date]:
-    """Sorted New York dates that have at least one bar in ``source`` (for ``symbols``)."""
+def available_dates(source: str | Path, symbols: Iterable[str] | None = None, *,
+                    skipped: list[dict[str, object]] | None = None) -> list[date]:
+    """Sorted New York dates that have at least one bar in ``source`` (for ``symbols``);
+    ``skipped`` as in :func:`load_bars`."""
     days: set[date] = set()
-    for frame in load_bars(source, symbols).values():
+    for frame in load_bars(source, symbols, skipped=skipped).values():
         days.update(pd.unique(frame.index.date))
     return sorted(days)
 
 
 def load_session(
-    source: str | Path, session_date: date, symbols: Iterable[str] | None = None
+    source: str | Path, session_date: date, symbols: Iterable[str] | None = None, *,
+    skipped: list[dict[str, object]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Bars of one session: bar starts from 04:00 to before 20:00 New York on ``session_date``.
 
@@ -369,7 +424,7 @@ def load_session(
         DataError: as :func:`load_bars`, or no symbol has bars on ``session_date``
             ("no bars for <date> in <source> (available: first … last)").
     """
-    frames = load_bars(source, symbols)
+    frames = load_bars(source, symbols, skipped=skipped)
     day0 = pd.Timestamp(datetime.combine(session_date, SESSION_START), tz=NY)
     day1 = pd.Timestamp(datetime.combine(session_date, SESSION_END), tz=NY)
     out: dict[str, pd.DataFrame] = {}
