@@ -215,17 +215,16 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
                workdir: Path, start: datetime | None, end: datetime | None) -> SessionResult:
     from daytrading.bots.day_trader import DayTrader
     from daytrading.bots.exit_manager import ExitManager
-    from daytrading.sim_gateway.market import ReplayMarket
-    from daytrading.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway import SimGateway, build_gateway
 
     cal = calendar()
     sess = cal.session(day)
     clock = LoopClock(start or sess.premarket_open)
-    market = ReplayMarket.from_source(data, day, clock, symbols=[s.upper() for s in symbols] if symbols else None,
-                                      seed=seed)
-    gw = SimGateway(market, port=0, admin_port=None, account=settings.sim.account, cash=settings.sim.cash,
-                    perm_base=PERM_BASE)
-    gw.admin_port = 0
+    skipped: list[dict[str, Any]] = []
+    gw: SimGateway = build_gateway(data=data, session_date=day, symbols=symbols, cash=settings.sim.cash,
+                                   account=settings.sim.account, port=0, admin_port=0, seed=seed,
+                                   perm_base=PERM_BASE, clock=clock, skipped=skipped)
+    skipped += _premarket_gaps(gw.market, sess)
     await gw.start()
     bt = backtest_settings(settings, workdir, gw.port)
     em = ExitManager(bt, _coordinator(bt, "exit-manager", clock), clock)
@@ -246,7 +245,7 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
     fills = [FillRecord(e.time, e.order.info.symbol, e.side, e.shares, e.price, e.order.order_ref)
              for e in gw.orders.executions]
     return SessionResult(date=day, trades=trades, pnl=round(sum(t.pnl for t in trades), 2),
-                         fingerprint=fills_fingerprint(fills), fills=fills,
+                         skipped=_dedupe(skipped), fingerprint=fills_fingerprint(fills), fills=fills,
                          session_seconds=(sess.close - sess.open).total_seconds())
 
 
@@ -264,6 +263,31 @@ def _trades(coord: Any, day: date, settings: Settings) -> list[TradeRecord]:
             exit_price=t.exit_price, stop_price=stop, target_price=target, exit_reason=t.exit_reason,
             pnl=float(t.pnl or 0.0), commission=float(t.commission or 0.0),
         ))
+    return out
+
+
+def _premarket_gaps(market: Any, sess: Any) -> list[dict[str, Any]]:
+    """One entry per symbol without any bar before the regular open: its gap over the
+    previous close cannot be measured before the open (the gap-and-go rule waits for the
+    opening price)."""
+    out = []
+    for symbol in market.symbols:
+        frame = market.frame(symbol)
+        if frame is None or not len(frame) or frame.index[0] >= sess.open:
+            files = (frame.attrs.get("files") if frame is not None else None) or [None]
+            out.append({"file": files[0], "line": None, "field": "time", "value": sess.date.isoformat(),
+                        "reason": f"{symbol}: no pre-market bars on {sess.date.isoformat()}; "
+                                  "the pre-market gap rule cannot be applied to it that day"})
+    return out
+
+
+def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for item in items:
+        key = (item.get("file"), item.get("line"), item.get("field"), item.get("reason"))
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
     return out
 
 

@@ -564,7 +564,7 @@ def previous_closes(
             continue
         if minute is None:
             try:
-                minute = load_bars(source, list(bars), start=prev_day, end=prev_day)
+                minute = load_bars(source, list(bars), start=prev_day, end=prev_day, skipped=[])
             except DataError:
                 minute = {}
         frame = minute.get(sym)

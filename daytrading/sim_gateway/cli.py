@@ -88,11 +88,16 @@ def build_gateway(
     slippage: float = 0.0,
     log_dir: str | Path | None = None,
     perm_base: int | None = None,
+    clock: Any = None,
+    skipped: list[dict[str, object]] | None = None,
 ) -> Any:
     """Load the market and construct (not start) a :class:`SimGateway`.
 
     The clock's epoch defaults to "now" measured *after* the data are loaded, so market time
-    ``start`` coincides with the gateway becoming ready.
+    ``start`` coincides with the gateway becoming ready. ``clock`` replaces the replay clock
+    (the backtest passes its :class:`~daytrading.clock.LoopClock`; ``speed``/``start``/
+    ``epoch`` are then ignored). ``skipped``: unusable files and bars are left out and
+    described there instead of raising (see :func:`daytrading.marketdata.load_bars`).
 
     Raises:
         DataError: the data cannot be loaded (missing file, unknown date, bad columns, order).
@@ -109,10 +114,10 @@ def build_gateway(
         session_date = DEFAULT_SYNTHETIC_DATE
     start_dt = parse_start(start, session_date)
     provisional = ReplayClock(start_dt, wall_time() if epoch is None else float(epoch), speed)
-    market = ReplayMarket.from_source(data, session_date, provisional,
+    market = ReplayMarket.from_source(data, session_date, clock or provisional,
                                       symbols=[s.upper() for s in symbols] if symbols else None,
-                                      seed=seed, shortable=shortable)
-    if epoch is None:
+                                      seed=seed, shortable=shortable, skipped=skipped)
+    if epoch is None and clock is None:
         market.clock = ReplayClock(start_dt, wall_time(), speed)
     scenario_file = faults if isinstance(faults, (str, Path)) else None
     gw = SimGateway(market, port=port, admin_port=admin_port, account=account, cash=cash, slippage=slippage,

@@ -349,6 +349,7 @@ class ReplayMarket:
         shortable: Mapping[str, bool] | None = None,
         history_days: int = 5,
         synthetic_symbols: Iterable[str] = ("AAPL", "MSFT", "NVDA", "TSLA", "AMD"),
+        skipped: list[dict[str, object]] | None = None,
     ) -> ReplayMarket:
         """Build the market from a data folder/file, or a seeded synthetic session when
         ``source`` is None.
@@ -358,7 +359,8 @@ class ReplayMarket:
         earlier sessions of minute bars for multi-day history requests.
 
         Raises:
-            DataError: see :func:`~daytrading.marketdata.load_session`.
+            DataError: see :func:`~daytrading.marketdata.load_session`. With ``skipped`` an
+                unusable file or bar is left out and described there instead (the backtest).
         """
         from daytrading.marketdata import load_bars, load_session, previous_closes, synthetic_session
 
@@ -368,7 +370,7 @@ class ReplayMarket:
             first = {s: float(f["open"].iloc[0]) for s, f in bars.items() if len(f)}
             return cls(bars, clock, session_date, seed=seed, previous_closes=first,
                        synthetic=True, shortable=shortable)
-        bars = load_session(source, session_date, symbols)
+        bars = load_session(source, session_date, symbols, skipped=skipped)
         prev = previous_closes(bars, session_date, source=source)
         history: dict[str, pd.DataFrame] = {}
         if history_days > 0:
@@ -376,7 +378,7 @@ class ReplayMarket:
             first_day = session_date
             for _ in range(history_days):
                 first_day = cal.previous_session(first_day)
-            history = load_bars(source, list(bars), start=first_day,
+            history = load_bars(source, list(bars), start=first_day, skipped=skipped,
                                 end=session_date - timedelta(days=1))
         return cls(bars, clock, session_date, seed=seed, previous_closes=prev,
                    shortable=shortable, history=history)
