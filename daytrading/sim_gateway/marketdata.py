@@ -57,6 +57,7 @@ import numpy as np
 from daytrading.clock import NY, UTC, calendar, monotonic
 from daytrading.sim_gateway.engine.market import ContractInfo, ReplayMarket, _num
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, bar_volume, tick_size
+from daytrading.sim_gateway.session import MAX_BUFFER
 import contextlib
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +65,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
-_MAX_BUFFER = 64 * 1024 * 1024  # same limit as the server's Connection.send
 
 __all__ = ["HistoricalPacing", "MarketDataService", "parse_bar_size", "parse_duration", "parse_end_datetime"]
 
@@ -965,7 +965,7 @@ def _send_many(conn: Any, messages: list[tuple[str, ...]]) -> None:
         conn.abort()
         return
     transport = getattr(writer, "transport", None)
-    if transport is not None and transport.get_write_buffer_size() > _MAX_BUFFER:
+    if transport is not None and transport.get_write_buffer_size() > MAX_BUFFER:
         log.warning("client %r does not read; disconnecting", conn)
         conn.abort()
 

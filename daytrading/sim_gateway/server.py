@@ -1,4 +1,4 @@
-"""The sim-gateway server: TCP listener, connections, message dispatch, event log.
+"""The sim-gateway server: TCP listener, handler registry, background tasks, event log.
 
 :class:`SimGateway` listens on 127.0.0.1 and speaks the TWS API at server versions 157–178,
 negotiated per connection like IB Gateway (:mod:`.protocol.versions`; "notes" below means
@@ -15,16 +15,13 @@ It may return an awaitable, which is awaited before the connection reads its nex
 message (so keep long waits in background tasks). An exception in a handler is logged
 and the connection carries on, as a real gateway would.
 
-Startup (notes §4.1): ``API\\0`` + version range → ``<negotiated version>|<time>``; ``startApi`` (71) →
-duplicate client id ⇒ error 326 and close; else ``managedAccounts`` (15),
-``nextValidId`` (9) and the farm notices 2104/2106/2158.
+Sessions (one per connection: handshake, startApi, dispatch) are in :mod:`.session`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,15 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from daytrading.sim_gateway.engine.context import OrderChanged
-from daytrading.sim_gateway.protocol import messages
-from daytrading.sim_gateway.protocol.messages import ib_time
-from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, negotiate
-from daytrading.sim_gateway.protocol.wire import (
-    HandshakeError,
-    encode_message,
-    read_handshake,
-    read_message,
-)
+from daytrading.sim_gateway.session import Connection, Session
 from daytrading.clock import NY, Clock
 
 log = logging.getLogger("daytrading.sim_gateway")
@@ -49,84 +38,6 @@ log = logging.getLogger("daytrading.sim_gateway")
 __all__ = ["Connection", "Handler", "SimGateway"]
 
 Handler = Callable[["Connection", list[str]], Awaitable[None] | None]
-
-#: Farm notices real IB Gateway sends after every connect (notes §4.6).
-FARM_NOTICES = (
-    (2104, "Market data farm connection is OK:usfarm"),
-    (2106, "HMDS data farm connection is OK:ushmds"),
-    (2158, "Sec-def data farm connection is OK:secdefnj"),
-)
-
-#: Output buffer above which a client that does not read is disconnected (bytes).
-MAX_BUFFER = 64 * 1024 * 1024
-
-
-class Connection:
-    """One API client connection.
-
-    Attributes:
-        client_id: from ``startApi``; None until then.
-        server_version: negotiated in the handshake (157–178, :mod:`.protocol.versions`).
-        gateway: the owning :class:`SimGateway`.
-        closed: True once the socket is closed.
-        conn_id: sequence number of the connection within this gateway run.
-        market_data_type: last ``reqMarketDataType`` (1 live … 4 delayed-frozen).
-        positions_sub: subscribed with ``reqPositions``.
-        account_sub: subscribed with ``reqAccountUpdates``.
-        summary_reqs: open ``reqAccountSummary`` request ids → tag list (None = all).
-        multi_reqs: open ``reqAccountUpdatesMulti`` request ids.
-        pnl_reqs: open ``reqPnL`` request ids.
-        state: free-form per-connection state for services (e.g. DATA's subscriptions).
-    """
-
-    def __init__(self, gateway: SimGateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 conn_id: int) -> None:
-        self.gateway = gateway
-        self.reader = reader
-        self.writer = writer
-        self.conn_id = conn_id
-        self.client_id: int | None = None
-        self.server_version = MAX_SERVER_VERSION
-        self.closed = False
-        self.ready = False
-        self.market_data_type = 1
-        self.positions_sub = False
-        self.account_sub = False
-        self.summary_reqs: dict[int, list[str] | None] = {}
-        self.multi_reqs: set[int] = set()
-        self.pnl_reqs: set[int] = set()
-        self.state: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        return f"Connection(#{self.conn_id}, clientId={self.client_id})"
-
-    def send(self, *fields: Any) -> None:
-        """Send one message (fields encoded by :func:`~.wire.encode_message`); no-op when closed."""
-        if self.closed:
-            return
-        try:
-            self.writer.write(encode_message(fields))
-        except (ConnectionError, RuntimeError) as exc:
-            log.info("send failed, closing %r: %s", self, exc)
-            self.abort()
-            return
-        transport = self.writer.transport
-        if transport is not None and transport.get_write_buffer_size() > MAX_BUFFER:
-            log.warning("client %r does not read; disconnecting", self)
-            self.abort()
-
-    def send_error(self, req_id: int, code: int, message: str) -> None:
-        """Error/notice message at the connection's version (:func:`.protocol.messages.error`)."""
-        self.send(*messages.error(self.server_version, req_id, code, message))
-
-    def abort(self) -> None:
-        """Close the socket now (the read loop then runs the close listeners)."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
 
 class SimGateway:
     """A simulated IB Gateway on 127.0.0.1.
@@ -354,93 +265,23 @@ class SimGateway:
         self._conn_seq += 1
         conn = Connection(self, reader, writer, self._conn_seq)
         self.connections.append(conn)
-        try:
-            if not await self._handshake(conn, reader, writer):
-                return
-            while not conn.closed:
-                fields = await read_message(reader)
-                if not fields:
-                    continue
-                await self._dispatch(conn, fields)
-        except (asyncio.IncompleteReadError, ConnectionError, HandshakeError) as exc:
-            if isinstance(exc, HandshakeError):
-                log.warning("bad handshake: %s", exc)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            conn.abort()
-            if conn in self.connections:
-                self.connections.remove(conn)
-            if conn.client_id is not None and conn.ready:
-                self.log("disconnected", client_id=conn.client_id)
-            for fn in self._close_listeners:
-                try:
-                    fn(conn)
-                except Exception:  # noqa: BLE001 - one listener must not break the others
-                    log.exception("close listener failed")
+        await Session(self, conn).run()
 
-    async def _handshake(self, conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Read the client's version range and answer it (:func:`.protocol.versions.negotiate`);
-        False when the session must close."""
-        vmin, vmax, _ = await read_handshake(reader)
-        deal = negotiate(vmin, vmax)
-        conn.server_version = deal.version
-        conn.send(deal.version, ib_time(self.now()))
-        if not deal.accepted:
-            log.warning("sim-gateway: %s", deal.reason)
-            self.log("handshake_refused", client_min=vmin, client_max=vmax, reason=deal.reason)
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            return False
-        if deal.reason:
-            log.info("sim-gateway: %s", deal.reason)
-        self.log("handshake", client_min=vmin, client_max=vmax, server_version=deal.version)
-        return True
+    def handler_for(self, msg_id: int) -> Handler | None:
+        """The handler registered for request type ``msg_id``, if any."""
+        return self._handlers.get(msg_id)
 
-    async def _dispatch(self, conn: Connection, fields: list[str]) -> None:
-        try:
-            msg_id = int(fields[0])
-        except ValueError:
-            log.warning("non-numeric message id from %r: %r", conn, fields[:3])
-            return
-        if msg_id == 71:
-            self._start_api(conn, fields)
-            return
-        if not conn.ready:
-            log.debug("ignoring message %s before startApi", msg_id)
-            return
-        handler = self._handlers.get(msg_id)
-        if handler is None:
-            log.debug("no handler for message %s from %r: %r", msg_id, conn, fields[:6])
-            return
-        try:
-            result = handler(conn, fields)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # noqa: BLE001 - a bad request must not kill the connection
-            log.exception("handler for message %s failed on %r", msg_id, fields[:20])
-
-    def _start_api(self, conn: Connection, fields: list[str]) -> None:
-        try:
-            client_id = int(fields[2])
-        except (IndexError, ValueError):
-            conn.send_error(-1, 321, f"Error validating request:-'startApi' : cause - bad client id {fields[2:3]}")
-            conn.abort()
-            return
-        if self.connection_for(client_id) is not None:
-            conn.send_error(-1, 326, "Unable to connect as the client id is already in use. "
-                                     "Retry with a unique client id.")
-            self.log("duplicate_client_id", client_id=client_id)
-            conn.abort()
-            return
-        conn.client_id = client_id
-        conn.ready = True
-        conn.send(15, 1, self.account_id)
-        conn.send(9, 1, self.orders.next_valid_id(client_id))
-        for code, text in FARM_NOTICES:
-            conn.send_error(-1, code, text)
-        self.log("connected", client_id=client_id, conn=conn.conn_id, server_version=conn.server_version)
-        self.faults.on_connect(conn)
+    def connection_closed(self, conn: Connection) -> None:
+        """Forget a closed connection and run the close listeners."""
+        if conn in self.connections:
+            self.connections.remove(conn)
+        if conn.client_id is not None and conn.ready:
+            self.log("disconnected", client_id=conn.client_id)
+        for fn in self._close_listeners:
+            try:
+                fn(conn)
+            except Exception:  # noqa: BLE001 - one listener must not break the others
+                log.exception("close listener failed")
 
     # ------------------------------------------------------------------ core requests
 
