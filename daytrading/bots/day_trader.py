@@ -258,6 +258,8 @@ class DayTrader(Bot):
     async def process_once(self) -> CycleReport:
         """One cycle: scanners (when due), then rules, gates and entries."""
         now = self.clock.now()
+        # the heartbeat says when the global freeze makes it stand down (one stat of the freeze file)
+        self.state = "frozen" if self.coord.is_frozen_file() else "running"
         self._poll_bars(now)
         if self.hub is not None and self.hub.due(now):
             candidates = await self.hub.refresh()

@@ -280,9 +280,16 @@ class ExitManager(Bot):
         self._wake.clear()
 
     def heartbeat_detail(self) -> dict[str, Any]:
-        """Connection, reconcile state, watched and exiting symbols."""
+        """Connection, reconcile state, watched and exiting symbols, and the last price of each
+        watched symbol (``prices``: ``{symbol: {"last": $, "at": ISO wall time received}}``),
+        which is how the dashboard knows prices without a broker connection of its own."""
+        prices = {}
+        for symbol, ticker in self._tickers.items():
+            price = _ticker_price(ticker)
+            if price is not None:
+                prices[symbol] = {"last": price, "at": ticker.time.isoformat() if ticker.time else None}
         return {"connected": self.connected, "reconciled": self.reconciled,
-                "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks)}
+                "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks), "prices": prices}
 
     async def _connect_and_reconcile(self) -> None:
         self.state = "connecting" if self._outage.since_wall is None else "disconnected"
