@@ -1,0 +1,440 @@
+"""The dashboard's web application (FastAPI): page, health, metrics, JSON API, live stream, controls.
+
+Routes (OpenAPI schema at ``/openapi.json``; no Swagger UI, which would load from a CDN):
+
+* ``GET /`` — the page (Jinja2, server-rendered), updated live from ``/api/stream``;
+* ``GET /health`` — 200 or 503 with every check, its value and threshold (for monitoring);
+* ``GET /metrics`` — Prometheus text format;
+* ``GET /api/status``, ``/api/positions``, ``/api/trades?date=``, ``/api/gates?date=&symbol=``,
+  ``/api/events?since=&level=&limit=``;
+* ``GET /api/stream`` — Server-Sent Events: ``status``, ``positions``, ``fill``, ``exit``, ``gate``,
+  ``critical`` (each ``data`` is JSON; the page also gets rendered HTML fragments in ``html``);
+* ``POST /api/control/freeze|unfreeze|liquidate-all`` — only with ``dashboard.token`` set, as a
+  bearer token (see :mod:`daytrading.dashboard.controls`).
+
+Every database read runs in a worker thread on read-only connections; one snapshot is shared
+by all requests for ``dashboard.poll_interval`` wall seconds, so 200 requests per second cost
+about as much as one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from daytrading.clock import NY, Clock
+from daytrading.config import Settings
+from daytrading.dashboard import controls
+from daytrading.dashboard.metrics import metrics_text
+from daytrading.dashboard.reader import Cursor, Reader
+from daytrading.dashboard.stream import Feed, StreamFull
+
+log = logging.getLogger("daytrading.dashboard")
+HERE = Path(__file__).resolve().parent
+SYMBOL_PATTERN = r"^[A-Za-z][A-Za-z0-9.\-]{0,15}$"
+
+
+class TTLCache:
+    """Values computed in a worker thread and shared for ``ttl`` wall seconds (one computation
+    at a time per key; errors are not cached)."""
+
+    def __init__(self, ttl: float, size: int = 64) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._locks: dict[Any, asyncio.Lock] = {}
+
+    async def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        hit = self._data.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            hit = self._data.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+            value = await asyncio.to_thread(compute)
+            self._data[key] = (time.monotonic(), value)
+            if len(self._data) > self.size:
+                oldest = min(self._data, key=lambda k: self._data[k][0])
+                self._data.pop(oldest, None)
+                self._locks.pop(oldest, None)
+            return value
+
+
+# ---------------------------------------------------------------------- response models (OpenAPI)
+
+
+class Check(BaseModel):
+    """One health check: its name, verdict, the value seen and the threshold it is held to."""
+
+    name: str
+    ok: bool
+    value: Any
+    threshold: str
+
+
+class Health(BaseModel):
+    """``/health``: ``ok`` is true (HTTP 200) only when every check passes (else HTTP 503)."""
+
+    ok: bool
+    checks: list[Check]
+    market_time: str
+    session_date: str | None
+
+
+class Bot(BaseModel):
+    """A bot as ``daytrading status`` shows it (ages and uptime in wall seconds)."""
+
+    bot: str
+    state: str
+    pid: int | None
+    uptime_s: float | None
+    restarts: int | None
+    last_exit_code: int | None
+    heartbeat_state: str | None
+    heartbeat_age_s: float | None
+    stale: bool
+
+
+class Status(BaseModel):
+    """Bots, the session's figures (dollars; ``realized_pnl_pct`` percent of capital traded) and health."""
+
+    market_time: str
+    session_date: str
+    session_source: str
+    session_label: str
+    bots: list[Bot]
+    positions: int
+    closed_today: int
+    trades: int
+    wins: int
+    losses: int
+    realized_pnl: float
+    realized_pnl_pct: float | None
+    unrealized_pnl: float
+    gate_rejections: dict[str, int]
+    freeze: dict[str, Any] | None
+    healthy: bool
+
+
+class Position(BaseModel):
+    """An active position with its last recorded price; distances in percent, ``last_age_s`` wall seconds."""
+
+    symbol: str
+    status: str
+    quantity: float
+    entry: float | None
+    last: float | None
+    last_age_s: float | None
+    pnl: float | None
+    pnl_pct: float | None
+    target: float | None
+    to_target_pct: float | None = Field(description="(target / last − 1) × 100: how far the price must rise")
+    stop: float | None
+    to_stop_pct: float | None = Field(description="(last / stop − 1) × 100: how far the price may fall")
+    since: datetime | None
+
+
+class Positions(BaseModel):
+    market_time: str
+    positions: list[Position]
+    unrealized_pnl: float
+
+
+class TradeRow(BaseModel):
+    """A closed trade (``pnl`` dollars after commissions, ``pnl_pct`` percent)."""
+
+    symbol: str
+    session_date: date
+    quantity: float
+    entry_time: datetime | None
+    entry_price: float | None
+    exit_time: datetime
+    exit_price: float
+    pnl: float | None
+    pnl_pct: float | None
+    commission: float
+    exit_reason: str
+    bot: str
+
+
+class Trades(BaseModel):
+    session_date: date
+    trades: list[TradeRow]
+    realized_pnl: float
+
+
+class GateCount(BaseModel):
+    gate: str
+    rejections: int
+    symbols: int
+    latest_reason: str | None
+
+
+class GateVerdict(BaseModel):
+    symbol: str
+    ts: datetime
+    gate: str
+    passed: bool
+    reason: str
+
+
+class Gates(BaseModel):
+    """Rejections by gate and each symbol's latest verdict; with ``symbol``, its latest decisions."""
+
+    session_date: str
+    by_gate: list[GateCount]
+    latest: list[GateVerdict]
+    decisions: list[dict[str, Any]] | None = None
+
+
+class EventRow(BaseModel):
+    id: int
+    ts: datetime
+    session_date: date
+    bot: str
+    level: str
+    kind: str
+    symbol: str | None
+    message: str
+    data: Any = None
+
+
+class Events(BaseModel):
+    events: list[EventRow]
+    next_since: int = Field(description="pass as ?since= to get only newer events")
+
+
+class FreezeBody(BaseModel):
+    reason: str = Field("frozen from the dashboard", min_length=1, max_length=200)
+
+
+class LiquidateBody(BaseModel):
+    confirm: Literal["LIQUIDATE"] = Field(description='must be exactly "LIQUIDATE"')
+
+
+# ---------------------------------------------------------------------- rendering helpers
+
+
+def _templates() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+
+    def money(x: float | None) -> str:
+        return "-" if x is None else f"{x:+,.2f}"
+
+    def num(x: float | None, spec: str = ".2f") -> str:
+        return "-" if x is None else format(x, spec)
+
+    def hm(ts: Any) -> str:
+        if ts is None:
+            return "-"
+        if isinstance(ts, str):
+            ts = datetime.fromisoformat(ts)
+        return ts.astimezone(NY).strftime("%H:%M:%S")
+
+    env.filters.update(money=money, num=num, hm=hm)
+    return env
+
+
+def _plain(obj: Any) -> Any:
+    return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj
+
+
+def _status_model(snap: dict[str, Any]) -> dict[str, Any]:
+    s = snap["status"]
+    keys = ("market_time", "session_date", "session_source", "session_label", "bots", "closed_today", "trades",
+            "wins", "losses", "realized_pnl", "realized_pnl_pct", "gate_rejections", "freeze")
+    return {**{k: s[k] for k in keys}, "positions": len(snap["positions"]), "unrealized_pnl": snap["unrealized_pnl"],
+            "healthy": snap["health"]["ok"]}
+
+
+class Dashboard:
+    """The application's state: the reader, the shared snapshot cache, templates and the live feed."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.reader = Reader(settings, clock)
+        self.cache = TTLCache(settings.dashboard.poll_interval)
+        self.env = _templates()
+        self.controls = bool(settings.dashboard.token.get_secret_value())
+        self.cursor: Cursor | None = None
+        self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients)
+
+    async def snapshot(self, day: date | None = None) -> dict[str, Any]:
+        """The snapshot of session ``day`` (shared by every request for one poll interval)."""
+        return await self.cache.get(("snapshot", day), lambda: self.reader.snapshot(day))
+
+    def fragments(self, snap: dict[str, Any], *names: str) -> dict[str, str]:
+        """The page's partial templates rendered for ``snap``, keyed by element id."""
+        ctx = {"snap": snap, "controls": self.controls}
+        return {name: self.env.get_template(f"_{name}.html").render(ctx) for name in names}
+
+    def page(self, snap: dict[str, Any], requested: date | None) -> str:
+        """The whole page."""
+        return self.env.get_template("index.html").render(
+            snap=snap, controls=self.controls, requested=requested.isoformat() if requested else "",
+            poll_ms=int(self.settings.dashboard.poll_interval * 1000))
+
+    async def poll(self) -> list[tuple[str, Any]]:
+        """One tick of the live stream: the state messages and one message per kind of new rows."""
+        if self.cursor is None:
+            self.cursor = await asyncio.to_thread(self.reader.cursor)
+        snap = await self.snapshot()
+        changes = await asyncio.to_thread(self.reader.changes, self.cursor)
+        base = {"session_date": snap["session_date"], "market_time": snap["market_time"]}
+        out: list[tuple[str, Any]] = []
+        if snap.get("status"):
+            out.append(("status", {**base, "status": _status_model(snap), "health": snap["health"],
+                                   "html": self.fragments(snap, "health", "summary")}))
+        out.append(("positions", {**base, "positions": snap["positions"], "html": self.fragments(snap, "positions")}))
+        if changes["fills"]:
+            out.append(("fill", {**base, "fills": changes["fills"]}))
+        if changes["trades"]:
+            out.append(("exit", {**base, "trades": changes["trades"],
+                                 "html": self.fragments(snap, "trades", "equity", "summary")}))
+        if changes["gates"]:
+            out.append(("gate", {**base, "decisions": changes["gates"][-50:], "count": len(changes["gates"]),
+                                 "html": self.fragments(snap, "gates")}))
+        notable = [e for e in changes["events"] if e["level"] in ("CRITICAL", "ERROR")]
+        if notable:
+            out.append(("critical", {**base, "events": notable, "html": self.fragments(snap, "events")}))
+        return out
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The dashboard application for ``settings`` (database, log folder, dashboard.* settings)."""
+    from daytrading.runtime import build_clock
+
+    d = Dashboard(settings, clock or build_clock(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        yield
+        await d.feed.close()
+
+    app = FastAPI(title="daytrading dashboard", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
+                  description="Read-only view of the running system; controls need dashboard.token.")
+    app.state.dashboard = d
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]
+    _add_pages(app, d)
+    _add_api(app, d)
+    _add_controls(app, settings)
+    return app
+
+
+async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 whose ``message`` names each bad parameter, its value and the rule."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = {"query": "query parameter", "body": "field", "path": "path parameter"}.get(loc[0], loc[0]) \
+            if loc else "input"
+        parts.append(f"{where} '{'.'.join(loc[1:]) or '?'}' = {err.get('input')!r}: {err.get('msg')}")
+    return JSONResponse(status_code=422, content={"message": "; ".join(parts) or "invalid request",
+                                                  "detail": jsonable_encoder(exc.errors())})
+
+
+def _add_pages(app: FastAPI, d: Dashboard) -> None:
+    @app.get("/", response_class=HTMLResponse, summary="the dashboard page")
+    async def page(date: date | None = Query(None, description="session YYYY-MM-DD (default: current, else latest)")) -> HTMLResponse:  # noqa: B008
+        return HTMLResponse(d.page(await d.snapshot(date), date))
+
+    @app.get("/health", response_model=Health, summary="200 when healthy, 503 otherwise",
+             responses={503: {"model": Health, "description": "a check failed"}})
+    async def health() -> JSONResponse:
+        snap = await d.snapshot()
+        body = {**snap["health"], "market_time": snap["market_time"], "session_date": snap["session_date"]}
+        return JSONResponse(jsonable_encoder(body), status_code=200 if body["ok"] else 503)
+
+    @app.get("/metrics", summary="Prometheus text format", response_class=Response)
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics_text(await d.snapshot()), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/stream", summary="Server-Sent Events: status, positions, fill, exit, gate, critical",
+             response_class=StreamingResponse)
+    async def stream() -> StreamingResponse:
+        try:
+            frames = await d.feed.subscribe()
+        except StreamFull as exc:
+            raise HTTPException(503, str(exc)) from None
+        return StreamingResponse(frames, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _add_api(app: FastAPI, d: Dashboard) -> None:
+    async def readable(day: date | None = None) -> dict[str, Any]:
+        snap = await d.snapshot(day)
+        if snap.get("db_error") and not snap.get("status"):
+            raise HTTPException(503, f"database not readable: {snap['db_error']}")
+        return snap
+
+    @app.get("/api/status", response_model=Status, summary="bots, the session's P&L and counts")
+    async def api_status(date: date | None = Query(None, description="session YYYY-MM-DD")) -> dict[str, Any]:  # noqa: B008
+        return _status_model(await readable(date))
+
+    @app.get("/api/positions", response_model=Positions, summary="active positions with distances to target and stop")
+    async def api_positions() -> dict[str, Any]:
+        snap = await readable()
+        return {"market_time": snap["market_time"], "positions": snap["positions"],
+                "unrealized_pnl": snap["unrealized_pnl"]}
+
+    @app.get("/api/trades", response_model=Trades, summary="trades of a session")
+    async def api_trades(date: date | None = Query(None, description="session YYYY-MM-DD")) -> dict[str, Any]:  # noqa: B008
+        snap = await readable(date)
+        return {"session_date": snap["session_date"], "trades": [_plain(t) for t in snap["trades"]],
+                "realized_pnl": snap["status"]["realized_pnl"]}
+
+    @app.get("/api/gates", response_model=Gates, summary="gate rejections by gate; a symbol's latest decisions")
+    async def api_gates(date: date | None = Query(None, description="session YYYY-MM-DD"),  # noqa: B008
+                        symbol: str | None = Query(None, pattern=SYMBOL_PATTERN, description="e.g. TSLA"),
+                        limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+        snap = await readable(date)
+        out = dict(snap["gates"])
+        if symbol:
+            day = datetime.fromisoformat(snap["session_date"]).date()
+            out["decisions"] = await d.cache.get(("gates", symbol.upper(), day, limit),
+                                                 lambda: d.reader.coord.get_gate_decisions(symbol, day, limit))
+        return out
+
+    @app.get("/api/events", response_model=Events, summary="events recorded after an id")
+    async def api_events(since: int = Query(0, ge=0, description="only events with a larger id"),
+                         level: Literal["INFO", "WARNING", "ERROR", "CRITICAL"] | None = Query(None),  # noqa: B008
+                         limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        rows = await d.cache.get(("events", since, level, limit), lambda: d.reader.events_since(since, level, limit))
+        return {"events": rows, "next_since": max([since, *(r["id"] for r in rows)])}
+
+
+def _add_controls(app: FastAPI, settings: Settings) -> None:
+    guard = Depends(controls.require_token(settings))
+
+    @app.post("/api/control/freeze", summary="set the global freeze (bearer token)", dependencies=[guard])
+    async def control_freeze(body: FreezeBody, request: Request) -> dict[str, Any]:
+        return await controls.freeze(settings, body.reason, controls.client_of(request))
+
+    @app.post("/api/control/unfreeze", summary="clear the global freeze (bearer token)", dependencies=[guard])
+    async def control_unfreeze(request: Request) -> dict[str, Any]:
+        return await controls.unfreeze(settings, controls.client_of(request))
+
+    @app.post("/api/control/liquidate-all", dependencies=[guard],
+              summary='freeze, cancel every order, flatten everything (bearer token; confirm = "LIQUIDATE")')
+    async def control_liquidate(body: LiquidateBody, request: Request) -> dict[str, Any]:
+        return await controls.liquidate(settings, controls.client_of(request))

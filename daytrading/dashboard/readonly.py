@@ -1,0 +1,64 @@
+"""Read-only access to the shared database for the dashboard.
+
+Every connection is opened with SQLite's URI ``mode=ro`` and ``PRAGMA query_only``, and
+every transaction is a plain (deferred) ``BEGIN``: in WAL mode a reader never blocks a
+writer and can never take the write lock, so the dashboard cannot make a bot's write wait
+however many requests it serves. Nothing here creates or migrates the schema: a missing
+file or table is reported (see :func:`open_readonly`), never "fixed".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import QueuePool
+
+from daytrading.clock import Clock
+from daytrading.coordination import Coordinator
+
+#: Wall milliseconds a read waits for SQLite's own short internal locks (WAL index recovery).
+READ_BUSY_TIMEOUT_MS = 2000
+
+
+def readonly_uri(path: str | Path) -> str:
+    """The ``file:`` URI that opens ``path`` read-only (absolute, percent-quoted)."""
+    return "file:" + quote(Path(path).resolve().as_posix(), safe="/:\\") + "?mode=ro"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def _on_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")  # deferred: a read snapshot, never a write lock
+
+
+def make_readonly_engine(path: str | Path) -> Engine:
+    """A SQLAlchemy engine whose connections can only read ``path``.
+
+    Connections are pooled (a small ``QueuePool``) and opened lazily, so a file that does
+    not exist yet (the supervisor still starting) fails per query, not at start.
+    """
+    db = Path(path)
+    engine = create_engine("sqlite://", creator=lambda: _connect(db), poolclass=QueuePool, pool_size=4,
+                           max_overflow=4, pool_timeout=10)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def open_readonly(path: str | Path, clock: Clock, bot: str = "dashboard") -> Coordinator:
+    """A :class:`Coordinator` on a read-only engine: use only its read methods.
+
+    Its write methods fail with ``attempt to write a readonly database``; its read methods
+    behave exactly as in the bots (so the dashboard's figures equal ``daytrading status``'s).
+    """
+    coord = Coordinator(make_readonly_engine(path), bot, clock, retry_seconds=2.0)
+    coord.db_path = Path(path).resolve()  # the side files (freeze file, heartbeat files) beside it
+    return coord

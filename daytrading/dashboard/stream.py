@@ -1,0 +1,140 @@
+"""The live stream (``GET /api/stream``): one database poller, any number of SSE clients.
+
+The poller runs only while at least one client listens. Every ``dashboard.poll_interval``
+wall seconds it reads one snapshot and the rows recorded since the last read (see
+:meth:`daytrading.dashboard.reader.Reader.changes`), turns them into messages with the
+``render`` callback and puts each message in every client's queue. A client whose queue
+is full (it stopped reading) is dropped; at most ``dashboard.max_stream_clients`` listen.
+
+Messages are Server-Sent Events: ``event: <kind>`` and one ``data:`` line of JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+
+log = logging.getLogger("daytrading.dashboard")
+
+#: Wall seconds between keep-alive comments on an idle stream (proxies drop silent connections).
+KEEPALIVE_S = 15.0
+QUEUE_SIZE = 256
+
+
+def to_json(data: Any) -> str:
+    """Compact JSON with ISO-8601 datetimes and dates."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, datetime | date):
+            return obj.isoformat()
+        return str(obj)
+
+    return json.dumps(data, default=default, separators=(",", ":"))
+
+
+def frame(kind: str, payload: str) -> str:
+    """One SSE frame (``payload`` is one line of JSON)."""
+    return f"event: {kind}\ndata: {payload}\n\n"
+
+
+class StreamFull(Exception):
+    """More clients than ``dashboard.max_stream_clients``."""
+
+
+class Feed:
+    """Fan-out of recorded changes to SSE clients.
+
+    Args:
+        poll: blocking-free coroutine returning ``[(kind, data), …]`` for one tick; it keeps
+            its own cursor. Raising is logged and retried next tick.
+        interval: wall seconds between ticks.
+        max_clients: concurrent clients allowed.
+    """
+
+    #: Message kinds whose latest payload a new client gets at once.
+    STATE_KINDS = ("status", "positions")
+
+    def __init__(self, poll: Callable[[], Awaitable[list[tuple[str, Any]]]], interval: float,
+                 max_clients: int) -> None:
+        self.poll = poll
+        self.interval = interval
+        self.max_clients = max_clients
+        self.clients: set[asyncio.Queue[str | None]] = set()
+        self.latest: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+
+    async def subscribe(self) -> AsyncIterator[str]:
+        """Frames for one client until it disconnects (or falls behind and is dropped).
+
+        Raises:
+            StreamFull: when ``max_clients`` already listen.
+        """
+        if len(self.clients) >= self.max_clients:
+            raise StreamFull(f"{len(self.clients)} live-stream clients already (dashboard.max_stream_clients)")
+        queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
+        self.clients.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return self._frames(queue)
+
+    async def _frames(self, queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            for kind in self.STATE_KINDS:
+                if kind in self.latest:
+                    yield frame(kind, self.latest[kind])
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:
+                    return
+                yield item
+        finally:
+            self.clients.discard(queue)
+
+    def _broadcast(self, text: str) -> None:
+        for queue in list(self.clients):
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:  # a client that stopped reading: drop it, never block the others
+                self.clients.discard(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        while self.clients:
+            try:
+                messages = await self.poll()
+            except Exception as exc:  # noqa: BLE001 - a failed read is retried next tick
+                log.warning("live stream read failed", extra={"error": str(exc)})
+                messages = []
+            for kind, data in messages:
+                payload = to_json(data)
+                if kind in self.STATE_KINDS:
+                    if self.latest.get(kind) == payload:
+                        continue
+                    self.latest[kind] = payload
+                self._broadcast(frame(kind, payload))
+            self.ticks += 1
+            await asyncio.sleep(self.interval)
+
+    async def close(self) -> None:
+        """End every client's stream and the poller (application shutdown)."""
+        for queue in list(self.clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self.clients.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task

@@ -1,0 +1,218 @@
+"""The dashboard's HTTP API over a real SQLite file written through the Coordinator (FastAPI's
+TestClient: the real app and routes, in process)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from daytrading.clock import ManualClock
+from daytrading.dashboard import views
+from daytrading.dashboard.app import create_app
+from daytrading.ops.status import status_rows
+from tests.ops._util import at, manual_coord, round_trip, settings_for
+
+TOKEN = "s3cret-token-for-tests"
+
+
+def _beat(coord, bot: str, state: str, **detail) -> None:
+    coord.heartbeat(state, json.dumps(detail), bot=bot)
+
+
+@pytest.fixture()
+def world(tmp_path):
+    settings = settings_for(tmp_path)
+    clock = ManualClock(at(9, 45))
+    coord = manual_coord(settings, "exit-manager", clock)
+    round_trip(coord, clock, "AAPL", 10, 100.0, 101.8, "target", at(9, 45), at(10, 30), order_id=1)
+    round_trip(coord, clock, "TSLA", 5, 400.0, 396.4, "stop", at(10, 0), at(10, 20), order_id=2)
+    clock.set(at(11, 0))
+    assert coord.claim_entry("NIO", 100).ok
+    coord.confirm_entry("NIO", 100, 40.0, entry_time=at(11, 0))
+    coord.record_gate_decisions([
+        {"symbol": "MSFT", "gate": "max_positions", "passed": False, "reason": "4 of 4", "when": at(11, 1)},
+        {"symbol": "NVDA", "gate": "max_positions", "passed": False, "reason": "3 of 3", "when": at(11, 2)},
+        {"symbol": "INTC", "gate": "cooldown", "passed": False, "reason": "5 min < 30", "when": at(11, 3)},
+        {"symbol": "INTC", "gate": "session", "passed": True, "reason": "open", "when": at(11, 4)},
+    ])
+    received = datetime.now(tz=UTC) - timedelta(seconds=4)
+    _beat(coord, "exit-manager", "running", connected=True,
+          prices={"NIO": {"last": 40.4, "at": received.isoformat()}})
+    _beat(coord, "day-trader", "running", connected=True)
+    return settings, clock, coord
+
+
+def _client(settings, clock, **dash) -> TestClient:
+    from daytrading.config import with_overrides
+
+    if dash:
+        settings = with_overrides(settings, {"dashboard": dash})
+    return TestClient(create_app(settings, clock))
+
+
+def test_health_200_when_every_check_passes_and_503_naming_the_failure(world):
+    settings, clock, coord = world
+    client = _client(settings, clock)
+    res = client.get("/health")
+    assert res.status_code == 200, res.json()
+    body = res.json()
+    assert body["ok"] and {c["name"] for c in body["checks"]} == {
+        "database readable", "exit-manager heartbeat", "day-trader heartbeat", "exit-manager connected",
+        "nothing CRITICAL open"}
+    assert all("threshold" in c and "value" in c for c in body["checks"])
+    _beat(coord, "exit-manager", "disconnected", connected=False)
+    res = client.get("/health")  # the cache lives one poll interval; a new client reads afresh
+    res = _client(settings, clock).get("/health")
+    assert res.status_code == 503
+    failed = [c for c in res.json()["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == ["exit-manager connected"]
+    assert failed[0]["value"] == {"connected": False, "state": "disconnected"}
+
+
+def test_health_503_for_an_unreadable_database_and_an_open_critical(world, tmp_path):
+    settings, clock, coord = world
+    coord.record_event("CRITICAL", "exit_failed", "TSLA: SELL rejected 5 times", symbol="TSLA")
+    res = _client(settings, clock).get("/health")
+    assert res.status_code == 503
+    crit = next(c for c in res.json()["checks"] if c["name"] == "nothing CRITICAL open")
+    assert not crit["ok"] and crit["value"][0]["kind"] == "exit_failed"
+    clock.advance(31 * 60)  # past dashboard.critical_window_minutes of market time
+    assert _client(settings, clock).get("/health").json()["checks"][-1]["ok"]
+    missing = settings_for(tmp_path / "nothing-here")
+    res = _client(missing, clock).get("/health")
+    assert res.status_code == 503
+    db = res.json()["checks"][0]
+    assert db["name"] == "database readable" and not db["ok"] and "unable to open" in db["value"]
+    assert not (tmp_path / "nothing-here" / "trading.db").exists()  # read-only: nothing created
+    assert _client(missing, clock).get("/api/status").status_code == 503
+
+
+def test_status_positions_trades_gates_events(world):
+    settings, clock, coord = world
+    client = _client(settings, clock)
+    status = client.get("/api/status").json()
+    expected = status_rows(coord, clock)
+    assert status["realized_pnl"] == expected["realized_pnl"] == round(18.0 - 18.0, 2)
+    assert status["trades"] == 2 and status["session_date"] == "2020-11-17"
+    [nio] = client.get("/api/positions").json()["positions"]
+    assert nio["symbol"] == "NIO" and nio["last"] == 40.4
+    assert nio["to_target_pct"] == pytest.approx((40.72 / 40.4 - 1) * 100, abs=1e-3)
+    assert nio["to_stop_pct"] == pytest.approx((40.4 / 39.64 - 1) * 100, abs=1e-3)
+    assert 3.5 <= nio["last_age_s"] <= 60
+    assert client.get("/api/positions").json()["unrealized_pnl"] == pytest.approx(40.0)
+    trades = client.get("/api/trades", params={"date": "2020-11-17"}).json()
+    assert [t["symbol"] for t in trades["trades"]] == ["TSLA", "AAPL"]
+    assert client.get("/api/trades", params={"date": "2020-11-18"}).json()["trades"] == []
+    gates = client.get("/api/gates").json()
+    assert {g["gate"]: (g["rejections"], g["symbols"], g["latest_reason"]) for g in gates["by_gate"]} == {
+        "max_positions": (2, 2, "3 of 3"), "cooldown": (1, 1, "5 min < 30")}
+    assert {d["symbol"]: d["gate"] for d in gates["latest"]} == {"MSFT": "max_positions", "NVDA": "max_positions",
+                                                                "INTC": "session"}
+    msft = client.get("/api/gates", params={"symbol": "msft"}).json()["decisions"]
+    assert [d["reason"] for d in msft] == ["4 of 4"]
+    coord.record_event("WARNING", "reconcile", "one")
+    first = client.get("/api/events").json()
+    assert [e["message"] for e in first["events"]][-1] == "one"
+    coord.record_event("ERROR", "restart", "two")
+    newer = client.get("/api/events", params={"since": first["next_since"]}).json()
+    assert [e["message"] for e in newer["events"]] == ["two"]
+    page = client.get("/").text
+    assert 'data-symbol="NIO"' in page and 'id="realized-pnl"' in page and "max_positions" in page
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("/api/trades?date=2020-13-45", "'date'"),
+    ("/api/gates?symbol=$$$", "'symbol'"),
+    ("/api/gates?limit=0", "'limit'"),
+    ("/api/events?since=-1", "'since'"),
+    ("/api/events?level=LOUD", "'level'"),
+    ("/?date=yesterday", "'date'"),
+])
+def test_bad_query_parameters_are_422_naming_the_parameter(world, url, name):
+    settings, clock, _ = world
+    res = _client(settings, clock).get(url)
+    assert res.status_code == 422
+    assert res.json()["message"].startswith(f"query parameter {name} = ")
+    assert res.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_controls_403_without_token_401_wrong_token_and_freeze_with_it(world, caplog):
+    settings, clock, coord = world
+    caplog.set_level(logging.WARNING, logger="daytrading.dashboard")
+    res = _client(settings, clock).post("/api/control/freeze", json={"reason": "lunch"})
+    assert res.status_code == 403 and "dashboard.token" in res.json()["detail"]
+    assert 'id="control-form"' not in _client(settings, clock).get("/").text
+    client = _client(settings, clock, token=TOKEN)
+    assert client.post("/api/control/freeze", json={}).status_code == 401
+    res = client.post("/api/control/freeze", json={}, headers={"Authorization": "Bearer wrong"})
+    assert res.status_code == 401 and res.headers["www-authenticate"] == "Bearer"
+    assert client.post("/api/control/liquidate-all", json={"confirm": "LIQUIDATE"},
+                       headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+    assert not coord.is_frozen()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    res = client.post("/api/control/liquidate-all", json={"confirm": "yes"}, headers=auth)
+    assert res.status_code == 422 and res.json()["message"].startswith("field 'confirm' = 'yes'")
+    res = client.post("/api/control/freeze", json={"reason": "lunch"}, headers=auth)
+    assert res.status_code == 200 and res.json()["frozen"]
+    assert coord.is_frozen() and "lunch" in coord.freeze_info()["value"]
+    assert _client(settings, clock, token=TOKEN).get("/health").status_code == 503  # a freeze is open CRITICAL
+    res = client.post("/api/control/unfreeze", headers=auth)
+    assert res.status_code == 200 and res.json()["was_frozen"] and not coord.is_frozen()
+    assert 'id="control-form"' in client.get("/").text
+    logged = [r for r in caplog.records if r.name == "daytrading.dashboard"]
+    assert any(getattr(r, "client", "").startswith("testclient") for r in logged)
+    assert {getattr(r, "action", None) for r in logged} >= {"freeze", "unfreeze", "liquidate-all"}
+    assert TOKEN not in caplog.text
+
+
+def test_metrics_are_prometheus_text(world):
+    settings, clock, _ = world
+    text = _client(settings, clock).get("/metrics").text
+    assert 'daytrading_up{bot="exit-manager"} 1.0' in text
+    assert 'daytrading_positions{status="OPEN"} 1.0' in text
+    assert 'daytrading_gate_rejections{gate="max_positions"} 2.0' in text
+    assert "daytrading_unrealized_pnl_dollars 40.0" in text
+    assert 'daytrading_trades{result="win"} 1.0' in text and "daytrading_exit_latency_seconds_count 0.0" in text
+    assert "daytrading_health_ok 1.0" in text
+
+
+def test_exit_latency_is_read_from_the_exit_managers_log(world):
+    settings, clock, _ = world
+    log_dir = settings.paths.log_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"msg": "exit sent", "latency_ms": v, "symbol": "X"}) for v in (10.0, 20.0, 30.0)]
+    (log_dir / "exit_manager.jsonl").write_text("\n".join([*lines, '{"msg": "other"}', "not json", ""]))
+    text = _client(settings, clock).get("/metrics").text
+    assert "daytrading_exit_latency_seconds_count 3.0" in text
+    assert "daytrading_exit_latency_seconds_sum 0.06" in text
+    assert 'daytrading_exit_latency_seconds{quantile="0.5"} 0.02' in text
+
+
+def test_bot_check_needs_the_supervised_process_and_critical_windows():
+    now = datetime.now(tz=UTC)
+    hb = {"state": "running", "pid": 11, "last_seen": now - timedelta(seconds=2)}
+    assert views.bot_check("exit-manager", hb, None, now.timestamp(), 15)["ok"]
+    assert not views.bot_check("exit-manager", hb, None, now.timestamp() + 20, 15)["ok"]
+    # after a SIGKILL the supervisor runs a new pid; the old process's last heartbeat does not count
+    restarted = {"state": "RUNNING", "pid": 12}
+    assert not views.bot_check("exit-manager", hb, restarted, now.timestamp(), 15)["ok"]
+    assert views.bot_check("exit-manager", {**hb, "pid": 12}, restarted, now.timestamp(), 15)["ok"]
+    assert not views.bot_check("exit-manager", {**hb, "state": "stopped"}, None, now.timestamp(), 15)["ok"]
+    events = [{"level": "CRITICAL", "kind": "outage", "ts": now - timedelta(minutes=10), "message": "m"},
+              {"level": "CRITICAL", "kind": "freeze", "ts": now, "message": "set"},
+              {"level": "ERROR", "kind": "restart", "ts": now, "message": "x"}]
+    assert [c["kind"] for c in views.critical_open(events, None, {}, now, 30)] == ["outage"]
+    assert views.critical_open(events, None, {}, now, 5) == []
+    open_ = views.critical_open([], {"value": "x"}, {"day-trader": {"state": "CRASH_LOOP"}}, now, 30)
+    assert [c["kind"] for c in open_] == ["freeze", "crash_loop"]
+
+
+def test_equity_svg_draws_the_cumulative_pnl(world):
+    _, _, coord = world
+    svg = views.equity_svg(coord.get_trades_by_date(at(9, 0).date()))
+    assert svg.startswith("<svg") and "+0.00 $" in svg and "10:20" in svg and "10:30" in svg
+    assert "no trades yet" in views.equity_svg([])
