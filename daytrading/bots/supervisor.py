@@ -118,6 +118,10 @@ class Child:
     name: str
     argv: list[str]
     restart_at_once: bool
+    #: watched by heartbeat as well as by process exit (the dashboard writes no heartbeat)
+    watch_heartbeat: bool = True
+    #: exit codes after which the child is not restarted (the dashboard's refused bind or port in use)
+    final_codes: tuple[int, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     started_wall: float | None = None
     started_at: datetime | None = None
@@ -372,7 +376,7 @@ class Supervisor:
                 continue
             code = child.proc.poll()
             hung = False
-            if code is None and child.started_wall is not None:
+            if code is None and child.started_wall is not None and child.watch_heartbeat:
                 hung, age = hung_verdict(freshest_beat(child.proc.pid, beats.get(child.name)),
                                          now - child.started_wall, self.settings.intervals.health_check,
                                          datetime.now(tz=UTC))
@@ -386,6 +390,11 @@ class Supervisor:
                 continue
             child.last_exit_code = code
             child.proc = None
+            if code in child.final_codes:
+                child.state, child.next_start = "STOPPED", float("inf")
+                log.warning("exited and is not restarted (see its log)", extra={"bot": child.name, "exit_code": code,
+                                                                                "log": str(child.log_path)})
+                continue
             child.restarts += 1
             child.restart_times.append(now)
             if child.restart_at_once:
@@ -402,10 +411,13 @@ class Supervisor:
                         f"{child.name} exited ({code}); restart #{child.restarts} in {delay:.0f} s")
             if delay == 0:
                 self._spawn(child)
-        # a day-trader that stayed up a while gets its back-off reset
-        dt = self.children.get("day-trader")
-        if dt and dt.proc and dt.started_wall and now - dt.started_wall > 120:
-            dt.backoff = 1.0
+        self._reset_backoffs(now)
+
+    def _reset_backoffs(self, now: float) -> None:
+        """A child that stayed up for 2 minutes gets its restart back-off reset."""
+        for child in self.children.values():
+            if child.proc and child.started_wall and now - child.started_wall > 120:
+                child.backoff = 1.0
 
     def _write_heartbeat(self) -> None:
         assert self.coord is not None
@@ -443,8 +455,12 @@ class Supervisor:
         However it ends (stop, replay over, an error), the bots are stopped in order and
         the sim-gateway after them.
         """
+        from daytrading.config import dashboard_bind_error
         from daytrading.runtime import open_coordinator
 
+        problem = dashboard_bind_error(self.settings.dashboard) if self.settings.dashboard.enabled else None
+        if problem:
+            raise ConfigError(f"{problem} (or set dashboard.enabled = false)")
         self._install_signals()
         self._prepare_env()
         sf = stop_file(self.settings)
@@ -472,7 +488,8 @@ class Supervisor:
         return self.exit_code
 
     def _start_children(self) -> None:
-        """The sim-gateway (sim mode), the exit-manager, then (when it is ready, 5 s at most) the day-trader."""
+        """The sim-gateway (sim mode), the exit-manager, then (when it is ready, 5 s at most) the day-trader,
+        then the dashboard (``dashboard.enabled``)."""
         if self.sim:
             self._start_gateway()
         em = Child("exit-manager", [*self._python(), "exit-manager"], restart_at_once=True)
@@ -483,6 +500,12 @@ class Supervisor:
         log.info("exit-manager ready" if ready else "exit-manager not ready after 5 s; starting the day-trader anyway")
         self.children["day-trader"] = dt
         self._spawn(dt)
+        if self.settings.dashboard.enabled:  # its death never touches the bots: restarted like the day-trader
+            from daytrading.dashboard.server import EXIT_PORT_IN_USE
+
+            self.children["dashboard"] = Child("dashboard", [*self._python(), "dashboard"], restart_at_once=False,
+                                               watch_heartbeat=False, final_codes=(2, EXIT_PORT_IN_USE))
+            self._spawn(self.children["dashboard"])
 
     def _one_pass(self, sf: Path, status_every: float) -> bool:
         """One pass of the watch loop; True when the run should end.
@@ -530,9 +553,9 @@ class Supervisor:
         return active is not None and not active
 
     def _shutdown(self) -> None:
-        """Day-trader first, then the exit-manager: graceful, then killed after a timeout."""
+        """Day-trader first, then the exit-manager, then the dashboard: graceful, then killed after a timeout."""
         self._stop = True
-        for name in ("day-trader", "exit-manager"):
+        for name in ("day-trader", "exit-manager", "dashboard"):
             child = self.children.get(name)
             if child and child.proc and child.proc.poll() is None:
                 log.info("stopping", extra={"bot": name, "pid": child.proc.pid})
@@ -646,8 +669,7 @@ def cli_args(parser: argparse.ArgumentParser) -> None:
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
     """``daytrading supervisor``."""
-    from daytrading.cli import _overrides
-    from daytrading.config import load_settings
+    from daytrading.config import with_overrides
     from daytrading.runtime import setup_logging
 
     extra: dict[str, Any] = {}
@@ -664,9 +686,8 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
         sim["speed"] = args.speed
     if sim:
         extra["sim"] = sim
-    if extra:
-        base = {k: v for k, v in _overrides(args).items() if v is not None}
-        settings = load_settings(args.config, {**base, **extra})
+    if extra:  # validated on top of the global options (--port, --db…) already applied
+        settings = with_overrides(settings, extra)
     setup_logging(settings, BOT)
     sup = Supervisor(settings, config=args.config, sim=settings.is_sim, run_to_end=not args.no_end)
     return sup.run()
