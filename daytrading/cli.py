@@ -43,6 +43,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("daytrading.ops.diagnose:cli", "why are there no trades? checks with fixes"),
     "why": ("daytrading.ops.tools:why_cli", "last gate decisions for a symbol (or --summary)"),
     "dashboard": ("daytrading.dashboard.server:cli", "serve the web dashboard, /health and /metrics (read-only)"),
+    "backtest": ("daytrading.backtest.cli:cli", "replay recorded sessions through the production bots (virtual time)"),
     "sim-gateway": ("daytrading.sim_gateway:main", "run the simulated IB Gateway (TWS protocol)"),
     "sim-gateway-ctl": ("daytrading.sim_gateway:ctl_main", "inject faults into a running sim-gateway"),
 }

@@ -224,7 +224,7 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
     gw: SimGateway = build_gateway(data=data, session_date=day, symbols=symbols, cash=settings.sim.cash,
                                    account=settings.sim.account, port=0, admin_port=0, seed=seed,
                                    perm_base=PERM_BASE, clock=clock, skipped=skipped)
-    skipped += _premarket_gaps(gw.market, sess)
+    skipped += premarket_gaps({s: gw.market.frame(s) for s in gw.market.symbols}, sess)
     await gw.start()
     bt = backtest_settings(settings, workdir, gw.port)
     em = ExitManager(bt, _coordinator(bt, "exit-manager", clock), clock)
@@ -266,13 +266,13 @@ def _trades(coord: Any, day: date, settings: Settings) -> list[TradeRecord]:
     return out
 
 
-def _premarket_gaps(market: Any, sess: Any) -> list[dict[str, Any]]:
-    """One entry per symbol without any bar before the regular open: its gap over the
-    previous close cannot be measured before the open (the gap-and-go rule waits for the
-    opening price)."""
+def premarket_gaps(bars: dict[str, Any], sess: Any) -> list[dict[str, Any]]:
+    """Skipped-data entries (``{file, line, field, value, reason}``) for every symbol of
+    ``bars`` (``{symbol: frame}`` of the session) without a bar before the regular open of
+    ``sess``: its pre-market gap over the previous close cannot be measured (the gap rule
+    then waits for the opening price). The session itself is still replayed."""
     out = []
-    for symbol in market.symbols:
-        frame = market.frame(symbol)
+    for symbol, frame in bars.items():
         if frame is None or not len(frame) or frame.index[0] >= sess.open:
             files = (frame.attrs.get("files") if frame is not None else None) or [None]
             out.append({"file": files[0], "line": None, "field": "time", "value": sess.date.isoformat(),

@@ -5,30 +5,19 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from datetime import date, datetime
 
 import pytest
 
 import daytrading.backtest as backtest_pkg
-from daytrading.backtest import fingerprint, run_session
+from daytrading.backtest import fingerprint
 from daytrading.bots.day_trader import DayTrader
 from daytrading.bots.exit_manager import ExitManager
-from daytrading.clock import NY
-from daytrading.config import load_settings
-
-DAY = date(2020, 11, 17)
-
-
-def _at(h: int, m: int) -> datetime:
-    return datetime(DAY.year, DAY.month, DAY.day, h, m, tzinfo=NY)
+from tests.backtest.conftest import at as _at
 
 
 @pytest.fixture(scope="module")
-def twice(minute_data_dir):
-    """NIO, 09:20-10:05 of 2020-11-17 (NIO enters at 09:44 and stops out at 09:52), run twice."""
-    settings = load_settings(env_file=None)
-    return [run_session(minute_data_dir, DAY, settings, seed=3, symbols=["NIO"], start=_at(9, 20), end=_at(10, 5))
-            for _ in range(2)]
+def twice(nio_window):
+    return nio_window
 
 
 def test_same_data_settings_and_seed_give_the_same_fills(twice):
