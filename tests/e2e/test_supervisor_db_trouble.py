@@ -152,7 +152,7 @@ def test_supervisor_and_bots_survive_a_lock_a_full_disk_and_a_damaged_file_then_
             wal_truncate(db)
             filler = fill_disk(disk)
             _wait(lambda: any("full" in r.get("error", "") for r in _criticals(logs)), 60, "CRITICAL: disk full")
-            watch.hold("disk full", 10)
+            watch.hold("disk full", 6)
             filler.unlink()
             _wait(lambda: "database usable again" in (logs / "supervisor.jsonl").read_text(encoding="utf-8"), 60,
                   "the supervisor sees the database again")
@@ -163,7 +163,7 @@ def test_supervisor_and_bots_survive_a_lock_a_full_disk_and_a_damaged_file_then_
             damage(db)
             _wait(lambda: any(word in r.get("error", "") for r in _criticals(logs)
                               for word in ("malformed", "not a database")), 60, "CRITICAL: damaged file")
-            watch.hold("damaged file", 10)
+            watch.hold("damaged file", 6)
 
             # one CRITICAL line per outage (and a reminder a minute), not one per watch pass
             assert len([r for r in _criticals(logs) if "database unusable" in r["msg"]]) <= 8
