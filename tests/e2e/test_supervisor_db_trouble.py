@@ -6,8 +6,9 @@ In order, in one session to keep the suite short:
 
 1. another process holds the database's write lock for 90 s;
 2. the disk is full: the database lives on a small tmpfs that is then filled, so SQLite
-   fails with its real "database or disk is full" (this needs root to mount the tmpfs,
-   as CI has);
+   fails with its real "database or disk is full" (as root, as in CI, the tmpfs is mounted
+   for the test; otherwise the supervisor is started in its own user + mount namespace,
+   ``unshare -rm``, which mounts it; see ``tests._dbtrouble.SmallDisk``);
 3. the database file is damaged in place (everything after its first page overwritten);
 
 after each the supervisor is alive, logged CRITICAL, restarted nobody (same pids), and
@@ -31,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from daytrading.coordination import freeze as side
-from tests._dbtrouble import damage, fill_disk, tmpfs, wal_truncate, write_lock
+from tests._dbtrouble import SmallDisk, damage, fill_disk, wal_truncate, write_lock
 from daytrading.sim_gateway.testing import free_port
 from tests.e2e.test_supervisor_e2e import WATCHLIST, _env
 
@@ -47,7 +48,7 @@ FRESH_SUPERVISOR = 5.0
 FRESH_BOT = 60.0
 
 
-def _supervisor(tmp: Path, market: Path, db: Path) -> subprocess.Popen:
+def _supervisor(tmp: Path, market: Path, db: Path, disk: SmallDisk) -> subprocess.Popen:
     """``daytrading supervisor --sim`` on the recorded 2020-11-17 session; output to supervisor.out."""
     (tmp / "watchlist.json").write_text(json.dumps({"symbols": WATCHLIST}), encoding="utf-8")
     argv = [sys.executable, "-m", "daytrading", "supervisor", "--sim", "--data", str(market / "alphavantage_1min"),
@@ -55,7 +56,9 @@ def _supervisor(tmp: Path, market: Path, db: Path) -> subprocess.Popen:
     env = _env(tmp, free_port(), DAYTRADING_PATHS__DATABASE=str(db))
     env.pop("DAYTRADING_INTERVALS__HEALTH_CHECK")  # the shipped default (60 s)
     with open(tmp / "supervisor.out", "wb") as out:
-        return subprocess.Popen(argv, env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(disk.argv(argv), env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+    disk.attach(proc.pid)
+    return proc
 
 
 def _alive(pid: int) -> bool:
@@ -124,10 +127,13 @@ class Watch:
 
 def test_supervisor_and_bots_survive_a_lock_a_full_disk_and_a_damaged_file_then_die_with_it(
         tmp_path, market_data_dir):
-    with tmpfs(tmp_path / "disk") as disk:
-        db = disk / "trading_history.db"
+    with SmallDisk(tmp_path / "disk") as small:
         logs = tmp_path / "logs"
-        sup = _supervisor(tmp_path, market_data_dir, db)
+        inner = tmp_path / "disk" / "trading_history.db"  # the path the supervisor and SQLite helpers use
+        sup = _supervisor(tmp_path, market_data_dir, inner, small)
+        disk = small.view(tmp_path / "disk")  # the same folder, as this process sees it
+        db = disk / "trading_history.db"
+        helper = small.enter()
         try:
             # both bots up and heartbeating through their files
             def ready():
@@ -143,13 +149,13 @@ def test_supervisor_and_bots_survive_a_lock_a_full_disk_and_a_damaged_file_then_
             watch.check("before")
 
             # 1. a 90-s write lock held by another process
-            with write_lock(db):
+            with write_lock(inner, helper):
                 watch.hold("write lock", LOCK_SECONDS)
             assert any("database unusable" in r["msg"] and "locked" in r.get("error", "") for r in _criticals(logs))
             watch.hold("after the lock", 3)
 
             # 2. a full disk
-            wal_truncate(db)
+            wal_truncate(inner, helper)
             filler = fill_disk(disk)
             _wait(lambda: any("full" in r.get("error", "") for r in _criticals(logs)), 60, "CRITICAL: disk full")
             watch.hold("disk full", 6)
@@ -159,7 +165,7 @@ def test_supervisor_and_bots_survive_a_lock_a_full_disk_and_a_damaged_file_then_
             watch.hold("after the full disk", 3)
 
             # 3. the file damaged mid-session
-            wal_truncate(db)
+            wal_truncate(inner, helper)
             damage(db)
             _wait(lambda: any(word in r.get("error", "") for r in _criticals(logs)
                               for word in ("malformed", "not a database")), 60, "CRITICAL: damaged file")
