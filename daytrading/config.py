@@ -161,6 +161,10 @@ class SimSettings(BaseModel):
     cash: float = Field(100_000.0, gt=0)
     seed: int = 7
     symbols: tuple[str, ...] = ()
+    order_latency_ms: float = Field(50.0, ge=0, le=60_000, description=(
+        "backtest: market ms between an order/cancel and its effect at the simulated exchange"))
+    path_step_s: float = Field(1.0, gt=0, le=60, description=(
+        "backtest: market seconds between trades of the intrabar path (15 = four points per minute bar)"))
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

@@ -223,7 +223,9 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
     skipped: list[dict[str, Any]] = []
     gw: SimGateway = build_gateway(data=data, session_date=day, symbols=symbols, cash=settings.sim.cash,
                                    account=settings.sim.account, port=0, admin_port=0, seed=seed,
-                                   perm_base=PERM_BASE, clock=clock, skipped=skipped)
+                                   perm_base=PERM_BASE, clock=clock, skipped=skipped,
+                                   path_step_s=settings.sim.path_step_s,
+                                   order_latency_ms=settings.sim.order_latency_ms)
     skipped += premarket_gaps({s: gw.market.frame(s) for s in gw.market.symbols}, sess)
     await gw.start()
     bt = backtest_settings(settings, workdir, gw.port)

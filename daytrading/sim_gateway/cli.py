@@ -90,6 +90,8 @@ def build_gateway(
     perm_base: int | None = None,
     clock: Any = None,
     skipped: list[dict[str, object]] | None = None,
+    path_step_s: float | None = None,
+    order_latency_ms: float | None = None,
 ) -> Any:
     """Load the market and construct (not start) a :class:`SimGateway`.
 
@@ -98,6 +100,9 @@ def build_gateway(
     (the backtest passes its :class:`~daytrading.clock.LoopClock`; ``speed``/``start``/
     ``epoch`` are then ignored). ``skipped``: unusable files and bars are left out and
     described there instead of raising (see :func:`daytrading.marketdata.load_bars`).
+    ``path_step_s``: market seconds between trades of the intrabar path (default 15: the
+    four-point path); ``order_latency_ms``: market ms between a placeOrder/cancelOrder and
+    its effect at the book (the ``order_ack_ms`` latency; default 0). See docs/fill-model.md.
 
     Raises:
         DataError: the data cannot be loaded (missing file, unknown date, bad columns, order).
@@ -116,7 +121,8 @@ def build_gateway(
     provisional = ReplayClock(start_dt, wall_time() if epoch is None else float(epoch), speed)
     market = ReplayMarket.from_source(data, session_date, clock or provisional,
                                       symbols=[s.upper() for s in symbols] if symbols else None,
-                                      seed=seed, shortable=shortable, skipped=skipped)
+                                      seed=seed, shortable=shortable, skipped=skipped,
+                                      **({"path_step_s": path_step_s} if path_step_s is not None else {}))
     if epoch is None and clock is None:
         market.clock = ReplayClock(start_dt, wall_time(), speed)
     scenario_file = faults if isinstance(faults, (str, Path)) else None
@@ -124,6 +130,8 @@ def build_gateway(
                     faults_file=scenario_file, log_dir=log_dir, perm_base=perm_base)
     if faults is not None and scenario_file is None:
         gw.faults.add_scenario(faults)  # type: ignore[arg-type]
+    if order_latency_ms is not None:
+        gw.faults.latency.update({"order_ack_ms": order_latency_ms}, source="order_latency_ms")
     return gw
 
 

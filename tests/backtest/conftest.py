@@ -17,12 +17,12 @@ def at(h: int, m: int) -> datetime:
 
 
 @pytest.fixture(scope="session")
-def nio_window(minute_data_dir):
-    """NIO, 09:20-10:05 of 2020-11-17 (NIO enters at 09:44 and stops out at 09:52), run twice
-    with the default settings and seed 3."""
+def tsla_window(minute_data_dir):
+    """TSLA, 09:20-09:40 of 2020-11-17 (TSLA enters at the open and stops out at 09:31 with the
+    default settings), run twice with seed 3."""
     from daytrading.backtest import run_session
     from daytrading.config import load_settings
 
     settings = load_settings(env_file=None)
-    return [run_session(minute_data_dir, DAY, settings, seed=3, symbols=["NIO"], start=at(9, 20), end=at(10, 5))
+    return [run_session(minute_data_dir, DAY, settings, seed=3, symbols=["TSLA"], start=at(9, 20), end=at(9, 40))
             for _ in range(2)]

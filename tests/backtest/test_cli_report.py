@@ -34,8 +34,8 @@ def test_bad_options_exit_2_naming_the_option(minute_data_dir, args, named):
     assert named in res.stderr and "Traceback" not in res.stderr
 
 
-def test_json_document_schema_and_out_files(nio_window, tmp_path):
-    results = nio_window[:1]
+def test_json_document_schema_and_out_files(tsla_window, tmp_path):
+    results = tsla_window[:1]
     trades = [t for r in results for t in r.trades]
     metrics = compute_metrics(trades, results, 100_000.0)
     doc = build_document(fingerprint(results), {"seed": 3}, results, trades, metrics, [])
@@ -56,8 +56,8 @@ def test_json_document_schema_and_out_files(nio_window, tmp_path):
                  "pnl_by_symbol.png", "pnl_by_exit_reason.png"):
         assert paths[name].is_file() and paths[name].stat().st_size > 0, name
     page = paths["report.html"].read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == 4 and "NIO" in page
-    assert paths["trades.csv"].read_text(encoding="utf-8").splitlines()[1].startswith("NIO,")
+    assert page.count("data:image/png;base64,") == 4 and "TSLA" in page
+    assert paths["trades.csv"].read_text(encoding="utf-8").splitlines()[1].startswith("TSLA,")
     assert json.loads(paths["metrics.json"].read_text(encoding="utf-8"))["trades"] == 1
 
 
@@ -86,7 +86,7 @@ def test_bad_bar_inside_a_good_file_is_skipped_with_line_field_value(tmp_path):
     assert "line 3" in skipped[0]["reason"]
 
 
-def test_sessions_without_premarket_bars_are_reported(minute_data_dir, nio_window):
+def test_sessions_without_premarket_bars_are_reported(minute_data_dir, tsla_window):
     from daytrading.backtest.runner import premarket_gaps
     from daytrading.clock import calendar
     from daytrading.marketdata.loader import load_session
@@ -95,5 +95,5 @@ def test_sessions_without_premarket_bars_are_reported(minute_data_dir, nio_windo
     gaps = premarket_gaps(load_session(minute_data_dir, day), calendar().session(day))
     assert sorted(g["reason"].split(":")[0] for g in gaps) == ["MKSI", "USD"]
     assert all(g["value"] == "2020-12-21" and g["field"] == "time" and g["file"].endswith(".csv.gz") for g in gaps)
-    # NIO has pre-market bars on 2020-11-17: nothing reported for it
-    assert not [s for s in nio_window[0].skipped if "NIO" in s["reason"]]
+    # TSLA has pre-market bars on 2020-11-17: nothing reported for it
+    assert not [s for s in tsla_window[0].skipped if "TSLA" in s["reason"]]

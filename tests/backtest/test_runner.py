@@ -16,13 +16,13 @@ from tests.backtest.conftest import at as _at
 
 
 @pytest.fixture(scope="module")
-def twice(nio_window):
-    return nio_window
+def twice(tsla_window):
+    return tsla_window
 
 
 def test_same_data_settings_and_seed_give_the_same_fills(twice):
     a, b = twice
-    assert a.fills, "the window holds a NIO entry and its stop exit"
+    assert a.fills, "the window holds a TSLA entry and its stop exit"
     assert [f.key() for f in a.fills] == [f.key() for f in b.fills]
     assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 64
     assert [t.as_dict() for t in a.trades] == [t.as_dict() for t in b.trades]
@@ -33,7 +33,7 @@ def test_trades_come_from_the_production_bots_and_database(twice):
     a = twice[0]
     assert len(a.trades) == 1
     t = a.trades[0]
-    assert t.symbol == "NIO" and t.exit_reason == "stop"
+    assert t.symbol == "TSLA" and t.exit_reason == "stop"
     # the stop is the production exit-manager's: entry x (1 - stop_loss), and the exit is at or below it
     assert t.stop_price == pytest.approx(round(t.entry_price * (1 - 0.009), 2), abs=0.011)
     assert t.exit_price <= t.stop_price

@@ -21,6 +21,16 @@ open, high, low, close and volume. (This is the usual OHLC path assumption of ba
 back-testers, e.g. QuantConnect LEAN's fill model and backtrader's "open, nearer
 extreme, other extreme, close".) A minute without a recorded bar has no trades.
 
+With ``path_step_s`` below 15 s (the backtest's ``sim.path_step_s``, 1 s by default) the
+path runs in **straight lines** between the same four anchors: ``n = L / path_step_s``
+trades (at least 4) at offsets ``k·L/n``; the anchors sit at points ``0``, ``round((n−1)/3)``,
+``round(2(n−1)/3)`` and ``n−1`` and carry the recorded prices exactly; the points between
+them are interpolated linearly and rounded to the cent (clipped to the bar's range). Each
+trade carries ``volume // n`` shares, the close the remainder, so every recorded bar's OHLCV
+is still reproduced exactly. A stop inside the bar's range is then crossed near its price.
+``path_step_s = 15`` gives the four-point table above. The fill model as a whole is
+documented in ``docs/fill-model.md``.
+
 Halts: :meth:`ReplayMarket.set_halted` records halt intervals in market time; trades
 strictly inside a halt (after the halt instant, before the resume instant) are not reported by :meth:`ticks_between` / :meth:`last_trade` (and the
 market-data service sends no ticks or bars for a halted symbol).
@@ -87,9 +97,12 @@ _LONG_NAMES: dict[str, str] = {
     "XOM": "EXXON MOBIL CORP", "SPY": "SPDR S&P 500 ETF TRUST",
 }
 
-#: Tick offsets within a bar, as fractions of the bar length (open, first extreme,
-#: second extreme, close); see the module docstring.
+#: Tick offsets within a bar with the four-point path, as fractions of the bar length (open,
+#: first extreme, second extreme, close); see the module docstring.
 TICK_OFFSETS = np.array([0.0, 0.25, 0.5, 0.75])
+#: Default market seconds between two trades of the intrabar path: 15 s gives the four-point
+#: path of one-minute bars; the backtest passes ``sim.path_step_s`` (1 s by default).
+DEFAULT_PATH_STEP_S = 15.0
 
 
 def con_id_for(symbol: str) -> int:
@@ -140,7 +153,7 @@ class SeriesArrays:
     __slots__ = ("bar_close", "bar_high", "bar_low", "bar_open", "bar_seconds", "bar_start",
                  "bar_volume", "tick_px", "tick_sz", "tick_ts")
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, path_step_s: float = DEFAULT_PATH_STEP_S) -> None:
         self.bar_seconds = float(frame.attrs.get("bar_seconds", 60))
         self.bar_start = pd.DatetimeIndex(frame.index).as_unit("ns").asi8.astype(np.float64) / 1e9
         o = frame["open"].to_numpy(np.float64)
@@ -152,11 +165,44 @@ class SeriesArrays:
         high_first = np.abs(o - h) <= np.abs(o - lo)
         first = np.where(high_first, h, lo)
         second = np.where(high_first, lo, h)
-        self.tick_px = np.stack([o, first, second, c], axis=1).ravel()
-        self.tick_ts = (self.bar_start[:, None] + TICK_OFFSETS[None, :] * self.bar_seconds).ravel()
-        q = v // 4
-        sizes = np.stack([q, q, q, q + (v - 4 * q)], axis=1)
+        n = path_points(self.bar_seconds, path_step_s)
+        anchors = np.stack([o, first, second, c], axis=1)  # (bars, 4)
+        seg, frac, at_anchor = _path_shape(n)
+        px = anchors[:, seg] + frac[None, :] * (anchors[:, seg + 1] - anchors[:, seg])
+        # whole cents inside the bar's range (its cent-rounded range; the raw one when narrower than a cent)
+        lo_c, hi_c = np.ceil(lo * 100 - 1e-6) / 100, np.floor(h * 100 + 1e-6) / 100
+        narrow = lo_c > hi_c
+        lo_c, hi_c = np.where(narrow, lo, lo_c), np.where(narrow, h, hi_c)
+        px = np.clip(np.round(px, 2), lo_c[:, None], hi_c[:, None])
+        px[:, at_anchor >= 0] = anchors[:, at_anchor[at_anchor >= 0]]  # the four anchors exactly
+        self.tick_px = px.ravel()
+        offsets = np.arange(n, dtype=np.float64) / n
+        self.tick_ts = (self.bar_start[:, None] + offsets[None, :] * self.bar_seconds).ravel()
+        q = v // n
+        sizes = np.repeat(q[:, None], n, axis=1)
+        sizes[:, -1] += v - n * q  # the remainder trades at the close
         self.tick_sz = sizes.ravel()
+
+
+def path_points(bar_seconds: float, path_step_s: float) -> int:
+    """Trades per recorded bar: one every ``path_step_s`` market seconds, at least the four anchors."""
+    if not path_step_s > 0:
+        raise ValueError(f"path_step_s must be > 0 market seconds, got {path_step_s!r}")
+    return max(4, int(round(bar_seconds / path_step_s)))
+
+
+def _path_shape(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``n`` points: segment (0..2) and fraction along it of each point, and the anchor
+    index (0..3) of the points that are anchors (else −1). Anchors sit at points 0,
+    round((n−1)/3), round(2(n−1)/3), n−1."""
+    idx = np.array([0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1])
+    k = np.arange(n)
+    seg = np.clip(np.searchsorted(idx, k, side="right") - 1, 0, 2)
+    span = np.maximum(idx[seg + 1] - idx[seg], 1)
+    frac = (k - idx[seg]) / span
+    at_anchor = np.full(n, -1)
+    at_anchor[idx] = np.arange(4)
+    return seg, frac.astype(np.float64), at_anchor
 
 
 class TradeArrays:
@@ -299,7 +345,10 @@ class ReplayMarket:
         synthetic: bool = False,
         shortable: Mapping[str, bool] | None = None,
         history: Mapping[str, pd.DataFrame] | None = None,
+        path_step_s: float = DEFAULT_PATH_STEP_S,
     ) -> None:
+        path_points(60.0, path_step_s)  # validates
+        self.path_step_s = float(path_step_s)
         self.clock = clock
         self.session_date = session_date
         self.seed = seed
@@ -350,6 +399,7 @@ class ReplayMarket:
         history_days: int = 5,
         synthetic_symbols: Iterable[str] = ("AAPL", "MSFT", "NVDA", "TSLA", "AMD"),
         skipped: list[dict[str, object]] | None = None,
+        path_step_s: float = DEFAULT_PATH_STEP_S,
     ) -> ReplayMarket:
         """Build the market from a data folder/file, or a seeded synthetic session when
         ``source`` is None.
@@ -381,7 +431,7 @@ class ReplayMarket:
             history = load_bars(source, list(bars), start=first_day, skipped=skipped,
                                 end=session_date - timedelta(days=1))
         return cls(bars, clock, session_date, seed=seed, previous_closes=prev,
-                   shortable=shortable, history=history)
+                   shortable=shortable, history=history, path_step_s=path_step_s)
 
     # ------------------------------------------------------------------ contracts
 
@@ -416,7 +466,7 @@ class ReplayMarket:
             return None
         s = self._series.get(info.symbol)
         if s is None:
-            s = SeriesArrays(self._frames[info.symbol])
+            s = SeriesArrays(self._frames[info.symbol], self.path_step_s)
             self._series[info.symbol] = s
         return s
 
@@ -515,7 +565,7 @@ class ReplayMarket:
             parts = []
             hist = self.history.get(info.symbol)
             if hist is not None and len(hist):
-                parts.append(SeriesArrays(hist))
+                parts.append(SeriesArrays(hist, self.path_step_s))
             parts.append(self.series(info.symbol))
             arr = TradeArrays(parts)
             self._trades[info.symbol] = arr
