@@ -64,7 +64,7 @@ from daytrading.clock import NY
 from daytrading.errors import ConfigError
 
 if TYPE_CHECKING:
-    from daytrading.sim_gateway.orders import SimOrder
+    from daytrading.sim_gateway.engine.book import SimOrder
     from daytrading.sim_gateway.server import Connection, SimGateway
 
 __all__ = ["ACTIONS", "FaultState", "ScheduledFault", "parse_scenario"]

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from daytrading.sim_gateway.engine.context import OrderChanged
+from daytrading.sim_gateway.engine.context import PositionChanged
 from daytrading.sim_gateway.session import Connection, Session
 from daytrading.clock import NY, Clock
 
@@ -73,12 +73,13 @@ class SimGateway:
         perm_base: int | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        from daytrading.sim_gateway.account import Account
         from daytrading.sim_gateway.contracts import ContractService
-        from daytrading.sim_gateway.faults import FaultState
+        from daytrading.sim_gateway.engine.account import Account
+        from daytrading.sim_gateway.engine.book import OrderBook
         from daytrading.sim_gateway.engine.fills import FillEngine
+        from daytrading.sim_gateway.faults import FaultState
+        from daytrading.sim_gateway.handlers import AccountRequests, OrderRequests
         from daytrading.sim_gateway.latency import DelayLine
-        from daytrading.sim_gateway.orders import OrderBook
 
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"sim-gateway listens on loopback only, got host={host!r}")
@@ -102,18 +103,22 @@ class SimGateway:
         self.started = False
 
         self.contracts = ContractService(self)
-        self.account = Account(self, account, cash)
-        self.orders = OrderBook(self, perm_base=perm_base)
+        self.faults = FaultState(self)
+        self.account = Account(self, market, account, cash)
+        self.orders = OrderBook(self, market, self.account, self.contracts.resolve, self.faults,
+                                default_account=account, perm_base=perm_base)
         self.fills = FillEngine(self, market, self.orders, lambda: self.faults.outage_active(), slippage=slippage,
                                 speed=lambda: float(getattr(self.clock, "speed", 1.0)))
-        self.faults = FaultState(self)
+        self.orders.matcher = self.fills
         self.delays = DelayLine(self.now, lambda: float(getattr(self.clock, "speed", 1.0)))
+        self.order_requests = OrderRequests(self)
+        self.account_requests = AccountRequests(self)
         if faults_file:
             self.faults.load_scenario(faults_file)
         self._register_core()
         self.contracts.install()
-        self.account.install()
-        self.orders.install()
+        self.account_requests.install()
+        self.order_requests.install()
         from daytrading.sim_gateway.marketdata import MarketDataService
 
         self.data_service: Any = MarketDataService(self)
@@ -155,10 +160,10 @@ class SimGateway:
 
     def emit(self, event: Any) -> None:
         """Show an engine event to the clients concerned (:mod:`.engine.context`)."""
-        if isinstance(event, OrderChanged):
-            self.orders.notify(event.order, open_order=event.open_order)
+        if isinstance(event, PositionChanged):
+            self.account_requests.push_position(event.symbol)
         else:
-            raise TypeError(f"unknown engine event {event!r}")
+            self.order_requests.show(event)
 
     def log(self, event: str, **fields: Any) -> None:
         """Record one event (JSON line with market time) in memory, the event log and logging."""
@@ -189,7 +194,7 @@ class SimGateway:
         self.admin_port = await self._admin.start(self.host, admin_port)
         self.started = True
         self._tasks.append(asyncio.create_task(self.fills.run(), name="sim-fills"))
-        self._tasks.append(asyncio.create_task(self.account.run(), name="sim-account"))
+        self._tasks.append(asyncio.create_task(self.account_requests.run(), name="sim-account"))
         self._tasks.append(asyncio.create_task(self.faults.run(), name="sim-faults"))
         self._tasks.append(asyncio.create_task(self.delays.run(), name="sim-delays"))
         if self.data_service is not None and hasattr(self.data_service, "run"):

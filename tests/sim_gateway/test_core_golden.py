@@ -12,7 +12,7 @@ import pytest
 from ib_async.decoder import Decoder
 
 from daytrading.sim_gateway.cli import build_gateway
-from daytrading.sim_gateway.orders import Execution, SimOrder
+from daytrading.sim_gateway.engine.book import Execution, SimOrder
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.wire import encode_message
 
@@ -74,7 +74,7 @@ def make_order(gw, **kw) -> SimOrder:
 
 def test_open_order_and_status(gw, caplog):
     o = make_order(gw)
-    rec, text = roundtrip(gw.orders.open_order_msg(o), caplog)
+    rec, text = roundtrip(messages.open_order(178, o), caplog)
     assert len(text) == 127
     [(name, (order_id, contract, order, state))] = rec.calls
     assert name == "openOrder" and order_id == 7
@@ -85,7 +85,7 @@ def test_open_order_and_status(gw, caplog):
                                                                           "DU0000001")
     assert state.status == "Submitted"
     o.filled, o.avg_fill_price, o.last_fill_price = 40.0, 120.55, 120.6
-    rec, text = roundtrip(gw.orders.status_msg(o), caplog)
+    rec, text = roundtrip(messages.order_status(o), caplog)
     assert len(text) == 12
     [(name, args)] = rec.calls
     assert name == "orderStatus"
@@ -95,7 +95,7 @@ def test_open_order_and_status(gw, caplog):
 def test_filled_open_order_carries_commission(gw, caplog):
     o = make_order(gw, status="Filled", filled=100.0, commission=0.35, order_type="MKT", lmt_price=None,
                    oca_group="", tif="DAY")
-    rec, _ = roundtrip(gw.orders.open_order_msg(o), caplog)
+    rec, _ = roundtrip(messages.open_order(178, o), caplog)
     [(_, (_, _, order, state))] = rec.calls
     assert state.status == "Filled" and state.commission == 0.35 and state.commissionCurrency == "USD"
     assert order.orderType == "MKT" and order.ocaType == 3
@@ -104,7 +104,7 @@ def test_filled_open_order_carries_commission(gw, caplog):
 def test_exec_details_and_commission_report(gw, caplog):
     o = make_order(gw)
     e = Execution("0000abcd.00001234.000001.01", o, gw.now(), 40.0, 120.5, 40.0, 120.5, 1, 0.351, None)
-    rec, text = roundtrip(gw.orders.exec_msg(e), caplog)
+    rec, text = roundtrip(messages.exec_details(178, e), caplog)
     assert len(text) == 32
     [(name, (req_id, contract, ex))] = rec.calls
     assert name == "execDetails" and req_id == -1
@@ -113,12 +113,12 @@ def test_exec_details_and_commission_report(gw, caplog):
     assert (ex.cumQty, ex.avgPrice, ex.lastLiquidity, ex.orderRef) == (40.0, 120.5, 1, "dt-target:AAPL")
     assert ex.time.timestamp() == pytest.approx(int(e.time), abs=1)
     assert contract.exchange == "ISLAND" and contract.conId == o.info.con_id
-    rec, text = roundtrip(gw.orders.commission_msg(e), caplog)
+    rec, text = roundtrip(messages.commission_report(e), caplog)
     assert len(text) == 8
     [(name, (report,))] = rec.calls
     assert name == "commissionReport" and report.commission == 0.351 and report.realizedPNL > 1e300
     e.realized = -12.5
-    rec, _ = roundtrip(gw.orders.commission_msg(e), caplog)
+    rec, _ = roundtrip(messages.commission_report(e), caplog)
     assert rec.calls[0][1][0].realizedPNL == -12.5
 
 
@@ -136,12 +136,12 @@ def test_position_portfolio_and_account(gw, caplog):
     info = gw.market.contract("NIO")
     acct.apply_fill(info, "BOT", 100, 50.0, 0.37)
     p = acct.positions["NIO"]
-    rec, text = roundtrip(acct.position_msg(p), caplog)
+    rec, text = roundtrip(gw.account_requests.position_msg(p), caplog)
     assert len(text) == 16
     [(name, (account, contract, pos, avg))] = rec.calls
     assert (name, account, contract.symbol, contract.exchange, pos) == ("position", "DU0000001", "NIO", "NYSE", 100.0)
     assert avg == pytest.approx(50.0037)
-    rec, text = roundtrip(acct.portfolio_msg(p), caplog)
+    rec, text = roundtrip(gw.account_requests.portfolio_msg(p), caplog)
     assert len(text) == 20
     [(name, args)] = rec.calls
     assert name == "updatePortfolio" and args[1] == 100.0 and args[0].primaryExchange == "NYSE"

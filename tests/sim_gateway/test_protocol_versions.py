@@ -20,7 +20,7 @@ from ib_async.decoder import Decoder as AsyncDecoder
 from ibapi.decoder import Decoder as IbapiDecoder
 
 from daytrading.sim_gateway.cli import build_gateway
-from daytrading.sim_gateway.orders import Execution, SimOrder
+from daytrading.sim_gateway.engine.book import Execution, SimOrder
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.requests import decode_place_order
 from daytrading.sim_gateway.protocol.versions import negotiate
@@ -176,9 +176,9 @@ def test_error_contract_details_and_account_per_version(gw, caplog, version):
         assert float(cd.minTick) == info.min_tick and cd.stockType == "COMMON", client
         if version >= 164:
             assert Decimal(str(cd.sizeIncrement)) == Decimal("0.0001"), client
-        [(name, args)] = decode(client, version, acct.position_msg(p), caplog)
+        [(name, args)] = decode(client, version, gw.account_requests.position_msg(p), caplog)
         assert name == "position" and float(args[2]) == p.qty, client
-        [(name, args)] = decode(client, version, acct.portfolio_msg(p), caplog)
+        [(name, args)] = decode(client, version, gw.account_requests.portfolio_msg(p), caplog)
         assert name == "updatePortfolio" and float(args[1]) == p.qty, client
 
 

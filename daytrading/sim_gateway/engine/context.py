@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EngineContext", "OrderChanged"]
+__all__ = ["EngineContext", "FillReported", "OrderChanged", "OrderError", "PositionChanged"]
 
 
 @runtime_checkable
@@ -37,3 +37,29 @@ class OrderChanged:
 
     order: Any
     open_order: bool = True
+
+
+@dataclass(frozen=True)
+class OrderError:
+    """IB error ``code`` about ``order_id`` for client ``client_id`` (e.g. 201 rejected, 202 cancelled,
+    10147 not found)."""
+
+    client_id: int
+    order_id: int
+    code: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FillReported:
+    """One execution of ``execution.order``; ``complete`` when it filled the order."""
+
+    execution: Any
+    complete: bool
+
+
+@dataclass(frozen=True)
+class PositionChanged:
+    """The account's position in ``symbol`` changed (after a fill)."""
+
+    symbol: str

@@ -59,7 +59,7 @@ from daytrading.sim_gateway.engine.context import EngineContext, OrderChanged
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.engine.market import ReplayMarket
-    from daytrading.sim_gateway.orders import OrderBook, SimOrder
+    from daytrading.sim_gateway.engine.book import OrderBook, SimOrder
 
 __all__ = ["COMMISSION_TIERS", "FillEngine", "commission_for", "sell_fees"]
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from daytrading.clock import NY
+from daytrading.sim_gateway.engine.units import qty_field
 from daytrading.sim_gateway.protocol import versions as v
 from daytrading.sim_gateway.protocol.wire import UNSET_DOUBLE
 
@@ -45,11 +46,6 @@ CONTRACT_DATA_VERSION = 8
 def ib_time(ts: float) -> str:
     """POSIX seconds → IB's ``YYYYMMDD HH:MM:SS US/Eastern`` (New York time)."""
     return datetime.fromtimestamp(ts, tz=NY).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
-
-
-def qty_field(q: float) -> int | float:
-    """Quantities as IB sends them: an integer literal when whole."""
-    return int(q) if float(q).is_integer() else float(q)
 
 
 def money(x: float) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from daytrading.sim_gateway.engine.requests import PlaceOrder, RequestContract
 from daytrading.sim_gateway.protocol import versions as v
 from daytrading.sim_gateway.protocol.wire import UNSET_DOUBLE, parse_float, parse_int
 
@@ -95,24 +96,6 @@ class FieldReader:
         return len(self.fields) - self.pos
 
 
-@dataclass(frozen=True)
-class RequestContract:
-    """The 12-field contract block of a request (``conId|symbol|secType|lastTradeDateOrContractMonth|
-    strike|right|multiplier|exchange|primaryExchange|currency|localSymbol|tradingClass``)."""
-
-    con_id: int
-    symbol: str
-    sec_type: str
-    exchange: str
-    primary_exchange: str
-    currency: str
-    local_symbol: str
-    trading_class: str
-
-    def __repr__(self) -> str:
-        return f"{self.symbol or self.local_symbol or self.con_id}/{self.sec_type}/{self.exchange}/{self.currency}"
-
-
 def decode_contract(r: FieldReader) -> RequestContract:
     """Read the contract block at the reader's position."""
     con_id = r.int("conId")
@@ -127,34 +110,6 @@ def decode_contract(r: FieldReader) -> RequestContract:
     local = r.text("localSymbol")
     trading_class = r.text("tradingClass")
     return RequestContract(con_id, symbol, sec_type, exchange, primary, currency, local, trading_class)
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    """placeOrder (3): the fields the sim uses, named (prices dollars, quantity shares).
-
-    ``conditions`` counts order conditions (the sim supports none); ``unread`` counts fields
-    left after the layout of the negotiated version (0 for a well-formed message).
-    """
-
-    order_id: int
-    contract: RequestContract
-    action: str
-    total_qty: float
-    order_type: str
-    lmt_price: float | None
-    aux_price: float | None
-    tif: str
-    oca_group: str
-    account: str
-    order_ref: str
-    transmit: bool
-    parent_id: int
-    outside_rth: bool
-    good_till_date: str
-    oca_type: int
-    conditions: int = 0
-    unread: int = 0
 
 
 def decode_place_order(fields: list[str], version: int) -> PlaceOrder:

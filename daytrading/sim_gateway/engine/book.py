@@ -1,4 +1,9 @@
-"""The order book: placeOrder / cancelOrder / reqGlobalCancel, open orders, executions.
+"""The order book: placement, modification, cancels, fills, OCA and brackets, executions.
+
+The book takes typed requests (:class:`~.requests.PlaceOrder`, an order id to cancel) and reports
+what happened as events (:mod:`.context`); the message each event becomes is the protocol
+layer's business (:class:`daytrading.sim_gateway.handlers.OrderRequests`), noted below as the
+wire effect.
 
 One global book keyed by ``(clientId, orderId)`` survives disconnects (notes §4.4, pitfall 6):
 orders belong to the client id that placed them — only that client may modify or cancel
@@ -18,33 +23,32 @@ a fill that completes the order first makes the cancel answer 10148, S7).
 Supported: STK only; ``MKT``, ``LMT``, ``STP``; TIF ``DAY`` (∅), ``GTC``, ``IOC`` (``DTC`` = DAY);
 ``outsideRth``; OCA groups (``ocaType`` 1 cancels the others, 2/3 reduce them; 0 = 1);
 parent/child with ``transmit=0`` staging; modification by re-placing a working order.
-Short sales (rule of the issue): a SELL larger than the long position net of the other
+Short sales: a SELL larger than the long position net of the other
 working SELLs opens a short; for a non-shortable symbol it is rejected with 201, for a
 shortable one accepted — both recorded for the report.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.sim_gateway.protocol import messages
-from daytrading.sim_gateway.protocol.messages import qty_field
-from daytrading.sim_gateway.protocol.requests import (
-    PlaceOrder,
-    RequestError,
-    decode_cancel_order,
-    decode_executions,
-    decode_place_order,
-)
-from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION
 from daytrading.clock import NY, wall_time
+from daytrading.sim_gateway.engine.context import (
+    EngineContext,
+    FillReported,
+    OrderChanged,
+    OrderError,
+    PositionChanged,
+)
+from daytrading.sim_gateway.engine.fills import commission_for, sell_fees
+from daytrading.sim_gateway.engine.requests import PlaceOrder
+from daytrading.sim_gateway.engine.units import qty_field
 
 if TYPE_CHECKING:
-    from daytrading.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.engine.account import Account
 
 __all__ = ["Execution", "OrderBook", "SimOrder", "WORKING", "DONE"]
 
@@ -157,15 +161,33 @@ class SimOrder:
 
 
 class OrderBook:
-    """All orders of the run and their protocol messages.
+    """All orders of the run: placement, validation, cancels, fills, OCA and bracket rules.
+
+    The book never sees a connection: it reports what happened as events through ``ctx``
+    (:class:`~.context.OrderChanged`, :class:`~.context.OrderError`, :class:`~.context.FillReported`,
+    :class:`~.context.PositionChanged`).
 
     Args:
-        gateway: the owning gateway.
+        ctx: market time, event log and event sink.
+        market: the replayed market (last trades for margin checks).
+        account: the account (positions, buying power, booking of fills).
+        resolve: request contract → the market's contract, or None (error 200).
+        faults: injected faults (``take_reject``, ``take_partial``, ``cancel_delay``).
+        default_account: account id of orders that name none.
         perm_base: first permId; default ``(wall seconds mod 1e6) × 1000 + 1e8`` so runs differ.
+
+    ``matcher`` (the :class:`~.fills.FillEngine`) is attached after construction.
     """
 
-    def __init__(self, gateway: SimGateway, perm_base: int | None = None) -> None:
-        self.gw = gateway
+    def __init__(self, ctx: EngineContext, market: Any, account: Account, resolve: Callable[[Any], Any],
+                 faults: Any, *, default_account: str, perm_base: int | None = None) -> None:
+        self.ctx = ctx
+        self.market = market
+        self.account = account
+        self.resolve = resolve
+        self.faults = faults
+        self.default_account = default_account
+        self.matcher: Any = None
         self.orders: dict[tuple[int, int], SimOrder] = {}
         self.executions: list[Execution] = []
         self.short_sells: list[dict[str, Any]] = []
@@ -176,39 +198,6 @@ class OrderBook:
         self._exec_seq = 0
         self._exec_prefix = f"0000{base % 0xFFFF:04x}.{base & 0xFFFFFFFF:08x}"
         self._max_id: dict[int, int] = {}
-
-    def install(self) -> None:
-        """Register order request handlers (placeOrder, cancelOrder and reqGlobalCancel through
-        the ``order_ack_ms`` latency, :mod:`.latency`)."""
-        r = self.gw.register
-        r(3, self._after_ack_latency(self.place_order))
-        r(4, self._after_ack_latency(self.cancel_order))
-        r(58, self._after_ack_latency(self.global_cancel))
-        r(5, self.req_open_orders)
-        r(16, self.req_all_open_orders)
-        r(99, self.req_completed_orders)
-        r(7, self.req_executions)
-
-    def _after_ack_latency(self, handler: Callable[[Connection, list[str]], None]
-                           ) -> Callable[[Connection, list[str]], None]:
-        """``handler`` run ``order_ack_ms`` after the request arrived, requests kept in order."""
-
-        def delayed(conn: Connection, fields: list[str]) -> None:
-            if fields and fields[0] == "3" and conn.client_id is not None and len(fields) > 1:
-                with contextlib.suppress(ValueError):  # ids are used at once; a bad one is refused later
-                    order_id = int(float(fields[1]))
-                    self._max_id[conn.client_id] = max(self._max_id.get(conn.client_id, 0), order_id)
-            delay = self.gw.faults.latency.seconds("order_ack_ms")
-            self.gw.delays.submit("orders", delay, lambda: handler(conn, fields))
-
-        return delayed
-
-    def _send_later(self, conn: Connection, channel: str, delay: float, messages: list[list[Any]]) -> None:
-        def send() -> None:
-            for m in messages:
-                conn.send(*m)
-
-        self.gw.delays.submit(channel, delay, send)
 
     # ------------------------------------------------------------------ ids
 
@@ -231,55 +220,17 @@ class OrderBook:
         """Working orders in placement order."""
         return sorted((o for o in self.orders.values() if o.working), key=lambda o: o.seq)
 
-    def owner(self, order: SimOrder) -> Connection | None:
-        """The owner's live connection, if connected."""
-        return self.gw.connection_for(order.client_id)
-
     def working_sells(self, symbol: str, exclude: SimOrder | None = None) -> float:
         """Shares of working SELL orders in ``symbol`` still to fill."""
         return sum(o.remaining for o in self.orders.values()
                    if o.working and o is not exclude and o.action == "SELL" and o.info.symbol == symbol)
 
-    # ------------------------------------------------------------------ messages
-
-    @staticmethod
-    def open_order_msg(o: SimOrder, status: str | None = None, *, version: int = MAX_SERVER_VERSION) -> list[Any]:
-        """openOrder (5) at ``version`` (:func:`.protocol.messages.open_order`)."""
-        return messages.open_order(version, o, status)
-
-    @staticmethod
-    def status_msg(o: SimOrder, status: str | None = None) -> list[Any]:
-        """orderStatus (3) (:func:`.protocol.messages.order_status`)."""
-        return messages.order_status(o, status)
-
-    @staticmethod
-    def exec_msg(e: Execution, req_id: int = -1, *, version: int = MAX_SERVER_VERSION) -> list[Any]:
-        """execDetails (11) at ``version`` (:func:`.protocol.messages.exec_details`)."""
-        return messages.exec_details(version, e, req_id)
-
-    @staticmethod
-    def commission_msg(e: Execution) -> list[Any]:
-        """commissionReport (59) (:func:`.protocol.messages.commission_report`)."""
-        return messages.commission_report(e)
-
     def notify(self, o: SimOrder, *, open_order: bool = True) -> None:
-        """Send the order's openOrder (optional) and orderStatus to its owner, if connected."""
-        self.gw.fills.wake()
-        conn = self.owner(o)
-        if conn is None:
-            return
-        if open_order:
-            conn.send(*self.open_order_msg(o, version=conn.server_version))
-        conn.send(*self.status_msg(o))
+        """Report the order's state to its owner (openOrder when ``open_order``, and orderStatus)."""
+        self.matcher.wake()
+        self.ctx.emit(OrderChanged(o, open_order))
 
     # ------------------------------------------------------------------ placeOrder
-
-    def place_order(self, conn: Connection, fields: list[str]) -> None:
-        """placeOrder (3), decoded at the connection's version by :func:`.protocol.requests.decode_place_order`."""
-        assert conn.client_id is not None
-        req = self._decode_place(conn, fields)
-        if req is not None:
-            self.submit(conn.client_id, req)
 
     def submit(self, client_id: int, req: PlaceOrder) -> SimOrder | None:
         """Place (or modify) an order of ``client_id`` from a typed request; the engine's entry for
@@ -292,21 +243,21 @@ class OrderBook:
         if existing is not None and existing.status != "PendingSubmit":
             self._modify(existing, req)
             return existing
-        info = self.gw.contracts.resolve(rc)
+        info = self.resolve(rc)
         if info is None:
             self._error(client_id, order_id, 200, "No security definition has been found for the request")
-            self.gw.log("order_rejected", client_id=client_id, order_id=order_id, code=200, contract=repr(rc))
+            self.ctx.log("order_rejected", client_id=client_id, order_id=order_id, code=200, contract=repr(rc))
             return None
         if existing is not None:  # re-sent staged order
             del self.orders[(client_id, order_id)]
-        now = self.gw.now()
+        now = self.ctx.now()
         self._seq += 1
         o = SimOrder(
             client_id=client_id, order_id=order_id, perm_id=self._next_perm(), info=info,
             exchange=rc.exchange or "SMART", action=req.action, total_qty=req.total_qty,
             order_type=req.order_type, lmt_price=req.lmt_price, aux_price=req.aux_price,
             tif=req.tif, oca_group=req.oca_group, oca_type=req.oca_type,
-            account=req.account or self.gw.account_id, order_ref=req.order_ref,
+            account=req.account or self.default_account, order_ref=req.order_ref,
             transmit=req.transmit, parent_id=req.parent_id, outside_rth=req.outside_rth,
             placed_at=now, seq=self._seq, checked_until=now,
         )
@@ -317,12 +268,12 @@ class OrderBook:
         if problem is not None:
             self.reject(o, *problem)
             return o
-        fault = self.gw.faults.take_reject()
+        fault = self.faults.take_reject()
         if fault is not None:
             self.reject(o, *fault, injected=True)
             return o
         if not o.transmit:
-            self.gw.log("order_staged", client_id=client_id, order_id=order_id, symbol=info.symbol)
+            self.ctx.log("order_staged", client_id=client_id, order_id=order_id, symbol=info.symbol)
             return o
         group = [o]
         if o.parent_id:
@@ -337,20 +288,6 @@ class OrderBook:
                 g.checked_until = now
             self._accept(g)
         return o
-
-    def _decode_place(self, conn: Connection, fields: list[str]) -> PlaceOrder | None:
-        """The typed placeOrder, or None after answering a malformed one with error 321."""
-        try:
-            req = decode_place_order(fields, conn.server_version)
-        except RequestError as exc:
-            order_id = int(fields[1]) if len(fields) > 1 and fields[1].lstrip("-").isdigit() else -1
-            conn.send_error(order_id, 321, f"Error validating request:-'placeOrder' : cause - {exc}")
-            self.gw.log("order_rejected", client_id=conn.client_id, order_id=order_id, code=321, reason=str(exc))
-            return None
-        if req.unread:
-            self.gw.log("place_order_extra_fields", client_id=conn.client_id, order_id=req.order_id,
-                        unread=req.unread, version=conn.server_version)
-        return req
 
     def _validate(self, o: SimOrder, sec_type: str) -> tuple[int, str] | None:
         if sec_type not in ("", "STK"):
@@ -374,12 +311,12 @@ class OrderBook:
 
     def _margin_check(self, o: SimOrder) -> tuple[int, str] | None:
         """Reject orders whose value exceeds the day-trading buying power (4 × excess liquidity)."""
-        if o.action == "SELL" and self.gw.account.position(o.info.symbol) >= o.total_qty:
+        if o.action == "SELL" and self.account.position(o.info.symbol) >= o.total_qty:
             return None
-        last = self.gw.market.last_trade(o.info.symbol)
+        last = self.market.last_trade(o.info.symbol)
         price = o.lmt_price or o.aux_price or (last.price if last is not None else 0.0)
         value = o.total_qty * price
-        values = self.gw.account.values()
+        values = self.account.values()
         power = float(values["BuyingPower"][0])
         if value <= power:
             return None
@@ -391,53 +328,48 @@ class OrderBook:
     def _short_check(self, o: SimOrder) -> tuple[int, str] | None:
         if o.action != "SELL":
             return None
-        held = self.gw.account.position(o.info.symbol)
+        held = self.account.position(o.info.symbol)
         after = held - self.working_sells(o.info.symbol, exclude=o) - o.total_qty
         if after >= 0:
             return None
         rec = {"symbol": o.info.symbol, "order_id": o.order_id, "client_id": o.client_id, "perm_id": o.perm_id,
                "quantity": qty_field(o.total_qty), "position": qty_field(held), "projected": qty_field(after),
-               "shortable": o.info.shortable, "market_time": _iso(self.gw.now()), "order_ref": o.order_ref}
+               "shortable": o.info.shortable, "market_time": _iso(self.ctx.now()), "order_ref": o.order_ref}
         if not o.info.shortable:
             self.rejected_short_sells.append(rec)
-            self.gw.log("short_sale_rejected", **rec)
+            self.ctx.log("short_sale_rejected", **rec)
             return 201, (f"Order rejected - reason:{o.info.symbol} is not available for short sale "
                          f"(position {qty_field(held)}, order would leave {qty_field(after)})")
         o.short_sale = True
         self.short_sells.append(rec)
-        self.gw.log("short_sale_accepted", **rec)
+        self.ctx.log("short_sale_accepted", **rec)
         return None
 
     def reject(self, o: SimOrder, code: int, message: str, *, injected: bool = False) -> None:
         """S8: error, openOrder + orderStatus ``Inactive``."""
         o.status = "Inactive"
         o.reject_code, o.reject_reason = code, message
-        o.done_at = self.gw.now()
-        conn = self.owner(o)
-        if conn is not None:
-            conn.send_error(o.order_id, code, message)
-            conn.send(*self.open_order_msg(o, version=conn.server_version))
-            conn.send(*self.status_msg(o))
-        self.gw.log("order_rejected", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
+        o.done_at = self.ctx.now()
+        self.ctx.emit(OrderError(o.client_id, o.order_id, code, message))
+        self.ctx.emit(OrderChanged(o))
+        self.ctx.log("order_rejected", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
                     symbol=o.info.symbol, action=o.action, quantity=o.total_qty, code=code, reason=message,
                     injected=injected)
 
     def _accept(self, o: SimOrder) -> None:
         o.status = "PreSubmitted"
-        if self.gw.faults.take_partial(o):
-            self.gw.log("partial_fill_armed", order_id=o.order_id, client_id=o.client_id, cap=o.fill_cap)
+        if self.faults.take_partial(o):
+            self.ctx.log("partial_fill_armed", order_id=o.order_id, client_id=o.client_id, cap=o.fill_cap)
         self.notify(o)
-        self.gw.log("order_accepted", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
+        self.ctx.log("order_accepted", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
                     symbol=o.info.symbol, action=o.action, quantity=o.total_qty, type=o.order_type,
                     lmt=o.lmt_price, aux=o.aux_price, tif=o.tif, oca=o.oca_group, outside_rth=o.outside_rth,
                     parent_id=o.parent_id, ref=o.order_ref)
-        self.gw.fills.activate_if_eligible(o)
+        self.matcher.activate_if_eligible(o)
 
     def _error(self, client_id: int, order_id: int, code: int, text: str) -> None:
-        """IB error ``code`` about ``order_id`` to its client, if connected."""
-        conn = self.gw.connection_for(client_id)
-        if conn is not None:
-            conn.send_error(order_id, code, text)
+        """Report IB error ``code`` about ``order_id`` to its client."""
+        self.ctx.emit(OrderError(client_id, order_id, code, text))
 
     def _modify(self, o: SimOrder, req: PlaceOrder) -> None:
         """S4: re-placing a working order changes quantity / prices / flags."""
@@ -456,56 +388,52 @@ class OrderBook:
         o.aux_price = req.aux_price
         o.outside_rth = req.outside_rth
         o.order_ref = req.order_ref
-        o.checked_until = max(o.checked_until, self.gw.now())
-        self.gw.log("order_modified", client_id=o.client_id, order_id=o.order_id, quantity=new_qty,
+        o.checked_until = max(o.checked_until, self.ctx.now())
+        self.ctx.log("order_modified", client_id=o.client_id, order_id=o.order_id, quantity=new_qty,
                     lmt=o.lmt_price, aux=o.aux_price)
         self.notify(o)
 
     # ------------------------------------------------------------------ cancel
 
-    def cancel_order(self, conn: Connection, fields: list[str]) -> None:
-        """cancelOrder ``4|1|orderId|manualOrderCancelTime`` (S5/S6)."""
-        assert conn.client_id is not None
-        order_id = decode_cancel_order(fields, conn.server_version).order_id
-        o = self.orders.get((conn.client_id, order_id))
+    def cancel(self, client_id: int, order_id: int) -> None:
+        """cancelOrder of ``client_id`` (S5/S6): only the owner may cancel; 10147 / 10148 otherwise."""
+        o = self.orders.get((client_id, order_id))
         if o is None:
-            foreign = [x for x in self.orders.values() if x.order_id == order_id and x.client_id != conn.client_id]
-            conn.send_error(order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found.")
-            self.gw.log("cancel_not_found", client_id=conn.client_id, order_id=order_id,
-                        foreign_owner=[x.client_id for x in foreign])
+            foreign = [x for x in self.orders.values() if x.order_id == order_id and x.client_id != client_id]
+            self._error(client_id, order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found.")
+            self.ctx.log("cancel_not_found", client_id=client_id, order_id=order_id,
+                         foreign_owner=[x.client_id for x in foreign])
             return
         if o.status == "PendingSubmit":  # staged, never transmitted
             o.status = "Cancelled"
-            o.done_at = self.gw.now()
+            o.done_at = self.ctx.now()
             return
         if not o.working:
-            conn.send_error(order_id, 10148,
-                            f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {o.status}.")
+            self._error(client_id, order_id, 10148,
+                        f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {o.status}.")
             return
         if o.status == "PendingCancel":
             return
         self.request_cancel(o, reason="client")
 
-    def global_cancel(self, conn: Connection, fields: list[str]) -> None:
+    def global_cancel(self, client_id: int | None) -> None:
         """reqGlobalCancel (58): cancel every working order of every client (S12)."""
         orders = self.working_orders()
-        self.gw.log("global_cancel", client_id=conn.client_id, orders=len(orders))
+        self.ctx.log("global_cancel", client_id=client_id, orders=len(orders))
         for o in orders:
             if o.status != "PendingCancel":
                 self.request_cancel(o, reason="global")
 
     def request_cancel(self, o: SimOrder, reason: str) -> None:
         """Cancel now, or after the injected delay (``PendingCancel`` meanwhile)."""
-        self.gw.fills.wake()
-        delay = self.gw.faults.cancel_delay()
+        self.matcher.wake()
+        delay = self.faults.cancel_delay()
         if delay > 0 and reason in ("client", "global"):
             o.status = "PendingCancel"
-            o.cancel_due = self.gw.now() + delay
+            o.cancel_due = self.ctx.now() + delay
             o.cancel_reason = reason
-            conn = self.owner(o)
-            if conn is not None:
-                conn.send(*self.status_msg(o))
-            self.gw.log("cancel_delayed", client_id=o.client_id, order_id=o.order_id, seconds=delay)
+            self.ctx.emit(OrderChanged(o, open_order=False))
+            self.ctx.log("cancel_delayed", client_id=o.client_id, order_id=o.order_id, seconds=delay)
             return
         self.finish_cancel(o, reason)
 
@@ -515,13 +443,10 @@ class OrderBook:
             return
         o.status = "Cancelled"
         o.cancel_due = None
-        o.done_at = self.gw.now()
-        conn = self.owner(o)
-        if conn is not None:
-            conn.send(*self.open_order_msg(o, version=conn.server_version))
-            conn.send(*self.status_msg(o))
-            conn.send_error(o.order_id, 202, f"Order Canceled - reason:{text}")
-        self.gw.log("order_cancelled", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
+        o.done_at = self.ctx.now()
+        self.ctx.emit(OrderChanged(o))
+        self.ctx.emit(OrderError(o.client_id, o.order_id, 202, f"Order Canceled - reason:{text}"))
+        self.ctx.log("order_cancelled", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id,
                     symbol=o.info.symbol, reason=reason, filled=o.filled, remaining=o.remaining)
         for child in self.children(o):
             if child.working:
@@ -536,9 +461,7 @@ class OrderBook:
 
     def record_fill(self, o: SimOrder, ts: float, shares: float, price: float, liquidity: int) -> Execution:
         """Book one fill: account, commission, messages (S2/S3), pushes, OCA and bracket effects."""
-        from daytrading.sim_gateway.engine.fills import commission_for
-
-        month = self.gw.fills.month_shares
+        month = self.matcher.month_shares
         before = commission_for(o, o.filled, o.value, month_shares=month)
         o.value += shares * price
         o.filled += shares
@@ -547,39 +470,24 @@ class OrderBook:
         after = commission_for(o, o.filled, o.value, month_shares=month)
         fee = after - before
         if o.action == "SELL":
-            from daytrading.sim_gateway.engine.fills import sell_fees
-
             fee += sell_fees(shares, shares * price)
         o.commission += fee
         e = Execution(self.next_exec_id(), o, ts, shares, price, o.filled, o.avg_fill_price, liquidity, fee)
-        e.realized = self.gw.account.apply_fill(o.info, e.side, shares, price, fee, order=o)
+        e.realized = self.account.apply_fill(o.info, e.side, shares, price, fee, order=o)
         o.executions.append(e)
         self.executions.append(e)
         complete = o.remaining <= 1e-9
         if complete:
             o.status = "Filled"
             o.done_at = ts
-        conn = self.owner(o)
-        if conn is not None:
-            delay = self.gw.faults.latency.seconds("executions_ms")
-            if delay <= 0 and not self.gw.delays.pending("executions"):
-                conn.send(*self.exec_msg(e, version=conn.server_version))
-                if complete:
-                    conn.send(*self.open_order_msg(o, version=conn.server_version))
-                conn.send(*self.status_msg(o))
-                conn.send(*self.commission_msg(e))
-            else:  # orderStatus now, execDetails + commissionReport later (:mod:`.latency`)
-                if complete:
-                    conn.send(*self.open_order_msg(o, version=conn.server_version))
-                conn.send(*self.status_msg(o))
-                self._send_later(conn, "executions", delay, [self.exec_msg(e, version=conn.server_version), self.commission_msg(e)])
-        self.gw.log("fill", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id, exec_id=e.exec_id,
+        self.ctx.emit(FillReported(e, complete))
+        self.ctx.log("fill", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id, exec_id=e.exec_id,
                     symbol=o.info.symbol, side=e.side, shares=shares, price=price, cum=o.filled,
                     commission=round(fee, 6), fill_time=_iso(ts))
-        self.gw.account.push_position(o.info.symbol)
-        if complete and o.cancel_due is not None and conn is not None:
-            conn.send_error(o.order_id, 10148,
-                            f"OrderId {o.order_id} that needs to be cancelled cannot be cancelled, state: Filled.")
+        self.ctx.emit(PositionChanged(o.info.symbol))
+        if complete and o.cancel_due is not None:
+            self._error(o.client_id, o.order_id, 10148,
+                        f"OrderId {o.order_id} that needs to be cancelled cannot be cancelled, state: Filled.")
         self._after_fill(o, shares)
         return e
 
@@ -589,8 +497,8 @@ class OrderBook:
         if o.status == "Filled":
             for child in self.children(o):
                 if child.working:
-                    child.checked_until = max(child.checked_until, self.gw.now())
-                    self.gw.fills.activate_if_eligible(child)
+                    child.checked_until = max(child.checked_until, self.ctx.now())
+                    self.matcher.activate_if_eligible(child)
         if o.parent_id:
             parent = self.orders.get((o.client_id, o.parent_id))
             if parent is not None:
@@ -609,50 +517,6 @@ class OrderBook:
                     self.notify(other)
                     continue
             self.finish_cancel(other, "oca", text="OCA group filled")
-
-    # ------------------------------------------------------------------ queries from clients
-
-    def req_open_orders(self, conn: Connection, fields: list[str]) -> None:
-        """reqOpenOrders (5): this client's working orders (5 then 3 each), then 53."""
-        for o in self.working_orders():
-            if o.client_id == conn.client_id:
-                conn.send(*self.open_order_msg(o, version=conn.server_version))
-                conn.send(*self.status_msg(o))
-        conn.send(53, 1)
-
-    def req_all_open_orders(self, conn: Connection, fields: list[str]) -> None:
-        """reqAllOpenOrders (16): every client's working orders, then 53."""
-        for o in self.working_orders():
-            conn.send(*self.open_order_msg(o, version=conn.server_version))
-            conn.send(*self.status_msg(o))
-        conn.send(53, 1)
-
-    def req_completed_orders(self, conn: Connection, fields: list[str]) -> None:
-        """reqCompletedOrders (99): this client's done orders as completedOrder (101), then 102."""
-        for o in sorted(self.orders.values(), key=lambda x: x.seq):
-            if o.client_id == conn.client_id and o.status in DONE and o.perm_id:
-                conn.send(*messages.completed_order(conn.server_version, o))
-        conn.send(102)
-
-    def req_executions(self, conn: Connection, fields: list[str]) -> None:
-        """reqExecutions ``7|3|reqId|clientId|acct|time|symbol|secType|exchange|side`` → (11, 59)…, 55.
-
-        Only this client's executions (IB: non-master clients see their own); the filter's
-        symbol and side (``BUY``/``SELL``) are applied, the time filter is ignored.
-        """
-        req = decode_executions(fields, conn.server_version)
-        req_id, symbol, side = req.req_id, req.symbol, req.side
-        out: list[list[Any]] = []
-        for e in self.executions:
-            o = e.order
-            if o.client_id != conn.client_id:
-                continue
-            if symbol and o.info.symbol != symbol.replace(" ", "-"):
-                continue
-            if side and side != o.action and side != e.side:
-                continue
-            out += [self.exec_msg(e, req_id, version=conn.server_version), self.commission_msg(e)]
-        self._send_later(conn, "executions", 0.0, [*out, [55, 1, req_id]])
 
     # ------------------------------------------------------------------ report
 
