@@ -385,10 +385,14 @@ def load_settings(
         if file_data
         else "the DAYTRADING_* environment, .env or the command line"
     )
-    cli = _drop_none(overrides or {})
-    token = _toml_data.set(file_data)
+    return _build(_drop_none(overrides or {}), file_data, env_file, source)
+
+
+def _build(data: dict[str, Any], toml: dict[str, Any], env_file: str | Path | None, source: str) -> Settings:
+    """``Settings(**data)`` over the TOML data ``toml``; a validation error becomes one ConfigError."""
+    token = _toml_data.set(toml)
     try:
-        return Settings(_env_file=env_file, **cli)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **data)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
     finally:
@@ -411,14 +415,7 @@ def with_overrides(settings: Settings, overrides: dict[str, Any], source: str = 
             out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
         return out
 
-    data = merge(settings.model_dump(), _drop_none(overrides))
-    token = _toml_data.set({})
-    try:
-        return Settings(_env_file=None, **data)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
-    finally:
-        _toml_data.reset(token)
+    return _build(merge(settings.model_dump(), _drop_none(overrides)), {}, None, source)
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:

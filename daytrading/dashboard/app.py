@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from daytrading.clock import NY, Clock
 from daytrading.config import Settings
+from daytrading.coordination.api import TradeView
 from daytrading.dashboard import controls
 from daytrading.dashboard.metrics import metrics_text
 from daytrading.dashboard.reader import Cursor, Reader
@@ -157,26 +158,11 @@ class Positions(BaseModel):
     unrealized_pnl: float
 
 
-class TradeRow(BaseModel):
-    """A closed trade (``pnl`` dollars after commissions, ``pnl_pct`` percent)."""
-
-    symbol: str
-    session_date: date
-    quantity: float
-    entry_time: datetime | None
-    entry_price: float | None
-    exit_time: datetime
-    exit_price: float
-    pnl: float | None
-    pnl_pct: float | None
-    commission: float
-    exit_reason: str
-    bot: str
-
-
 class Trades(BaseModel):
+    """A session's trades (``pnl`` dollars after commissions, ``pnl_pct`` percent)."""
+
     session_date: date
-    trades: list[TradeRow]
+    trades: list[TradeView]
     realized_pnl: float
 
 
@@ -274,11 +260,27 @@ class Dashboard:
         self.env = _templates()
         self.controls = bool(settings.dashboard.token.get_secret_value())
         self.cursor: Cursor | None = None
+        self._responses: dict[Any, tuple[dict[str, Any], tuple[bytes, int, str]]] = {}
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients)
 
     async def snapshot(self, day: date | None = None) -> dict[str, Any]:
         """The snapshot of session ``day`` (shared by every request for one poll interval)."""
         return await self.cache.get(("snapshot", day), lambda: self.reader.snapshot(day))
+
+    async def respond(self, key: Any, day: date | None, build: Callable[[dict[str, Any]], tuple[bytes, int, str]]
+                      ) -> Response:
+        """A response built once per snapshot: ``build(snap)`` → (body, status, media type).
+
+        200 requests per second then cost one rendering (page, JSON, metrics) per poll interval.
+        """
+        snap = await self.snapshot(day)
+        hit = self._responses.get(key)
+        if hit is None or hit[0] is not snap:
+            if len(self._responses) > 256:
+                self._responses.clear()
+            hit = self._responses[key] = (snap, build(snap))
+        body, status, media = hit[1]
+        return Response(body, status_code=status, media_type=media)
 
     def fragments(self, snap: dict[str, Any], *names: str) -> dict[str, str]:
         """The page's partial templates rendered for ``snap``, keyed by element id."""
@@ -351,23 +353,30 @@ async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONRe
                                                   "detail": jsonable_encoder(exc.errors())})
 
 
+def _json(model: type[BaseModel], data: dict[str, Any], status: int = 200) -> tuple[bytes, int, str]:
+    """``data`` validated by its response model (the OpenAPI schema) and encoded once."""
+    return model.model_validate(data).model_dump_json().encode(), status, "application/json"
+
+
 def _add_pages(app: FastAPI, d: Dashboard) -> None:
     @app.get("/", response_class=HTMLResponse, summary="the dashboard page")
-    async def page(date: date | None = Query(None, description="session YYYY-MM-DD (default: current, else latest)")) -> HTMLResponse:  # noqa: B008
-        return HTMLResponse(d.page(await d.snapshot(date), date))
+    async def page(date: date | None = Query(None, description="session YYYY-MM-DD (default: current, else latest)")) -> Response:  # noqa: B008
+        return await d.respond(("page", date), date, lambda snap: (d.page(snap, date).encode(), 200, "text/html"))
 
     @app.get("/health", response_model=Health, summary="200 when healthy, 503 otherwise",
              responses={503: {"model": Health, "description": "a check failed"}})
-    async def health() -> JSONResponse:
-        snap = await d.snapshot()
-        body = {**snap["health"], "market_time": snap["market_time"], "session_date": snap["session_date"]}
-        return JSONResponse(jsonable_encoder(body), status_code=200 if body["ok"] else 503)
+    async def health() -> Response:
+        def build(snap: dict[str, Any]) -> tuple[bytes, int, str]:
+            body = {**snap["health"], "market_time": snap["market_time"], "session_date": snap["session_date"]}
+            return _json(Health, body, 200 if body["ok"] else 503)
+
+        return await d.respond("health", None, build)
 
     @app.get("/metrics", summary="Prometheus text format", response_class=Response)
     async def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(metrics_text(await d.snapshot()), media_type=CONTENT_TYPE_LATEST)
+        return await d.respond("metrics", None, lambda snap: (metrics_text(snap), 200, CONTENT_TYPE_LATEST))
 
     @app.get("/api/stream", summary="Server-Sent Events: status, positions, fill, exit, gate, critical",
              response_class=StreamingResponse)
@@ -381,46 +390,50 @@ def _add_pages(app: FastAPI, d: Dashboard) -> None:
 
 
 def _add_api(app: FastAPI, d: Dashboard) -> None:
-    async def readable(day: date | None = None) -> dict[str, Any]:
+    async def respond(key: Any, day: date | None, model: type[BaseModel],
+                      data: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
         snap = await d.snapshot(day)
         if snap.get("db_error") and not snap.get("status"):
             raise HTTPException(503, f"database not readable: {snap['db_error']}")
-        return snap
+        return await d.respond(key, day, lambda s: _json(model, data(s)))
 
     @app.get("/api/status", response_model=Status, summary="bots, the session's P&L and counts")
-    async def api_status(date: date | None = Query(None, description="session YYYY-MM-DD")) -> dict[str, Any]:  # noqa: B008
-        return _status_model(await readable(date))
+    async def api_status(date: date | None = Query(None, description="session YYYY-MM-DD")) -> Response:  # noqa: B008
+        return await respond(("status", date), date, Status, _status_model)
 
     @app.get("/api/positions", response_model=Positions, summary="active positions with distances to target and stop")
-    async def api_positions() -> dict[str, Any]:
-        snap = await readable()
-        return {"market_time": snap["market_time"], "positions": snap["positions"],
-                "unrealized_pnl": snap["unrealized_pnl"]}
+    async def api_positions() -> Response:
+        return await respond("positions", None, Positions, lambda snap: {
+            "market_time": snap["market_time"], "positions": snap["positions"], "unrealized_pnl": snap["unrealized_pnl"]})
 
     @app.get("/api/trades", response_model=Trades, summary="trades of a session")
-    async def api_trades(date: date | None = Query(None, description="session YYYY-MM-DD")) -> dict[str, Any]:  # noqa: B008
-        snap = await readable(date)
-        return {"session_date": snap["session_date"], "trades": [_plain(t) for t in snap["trades"]],
-                "realized_pnl": snap["status"]["realized_pnl"]}
+    async def api_trades(date: date | None = Query(None, description="session YYYY-MM-DD")) -> Response:  # noqa: B008
+        return await respond(("trades", date), date, Trades, lambda snap: {
+            "session_date": snap["session_date"], "trades": [_plain(t) for t in snap["trades"]],
+            "realized_pnl": snap["status"]["realized_pnl"]})
 
     @app.get("/api/gates", response_model=Gates, summary="gate rejections by gate; a symbol's latest decisions")
     async def api_gates(date: date | None = Query(None, description="session YYYY-MM-DD"),  # noqa: B008
                         symbol: str | None = Query(None, pattern=SYMBOL_PATTERN, description="e.g. TSLA"),
-                        limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
-        snap = await readable(date)
-        out = dict(snap["gates"])
+                        limit: int = Query(50, ge=1, le=1000)) -> Response:
+        decisions = None
         if symbol:
-            day = datetime.fromisoformat(snap["session_date"]).date()
-            out["decisions"] = await d.cache.get(("gates", symbol.upper(), day, limit),
-                                                 lambda: d.reader.coord.get_gate_decisions(symbol, day, limit))
-        return out
+            snap = await d.snapshot(date)
+            day = datetime.fromisoformat(snap["session_date"]).date() if snap.get("session_date") else date
+            decisions = await d.cache.get(("decisions", symbol.upper(), day, limit),
+                                          lambda: d.reader.coord.get_gate_decisions(symbol, day, limit))
+        return await respond(("gates", date, symbol and symbol.upper(), limit), date, Gates,
+                             lambda snap: {**snap["gates"], "decisions": decisions})
 
     @app.get("/api/events", response_model=Events, summary="events recorded after an id")
     async def api_events(since: int = Query(0, ge=0, description="only events with a larger id"),
                          level: Literal["INFO", "WARNING", "ERROR", "CRITICAL"] | None = Query(None),  # noqa: B008
-                         limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-        rows = await d.cache.get(("events", since, level, limit), lambda: d.reader.events_since(since, level, limit))
-        return {"events": rows, "next_since": max([since, *(r["id"] for r in rows)])}
+                         limit: int = Query(100, ge=1, le=1000)) -> Response:
+        def build() -> bytes:
+            rows = d.reader.events_since(since, level, limit)
+            return _json(Events, {"events": rows, "next_since": max([since, *(r["id"] for r in rows)])})[0]
+
+        return Response(await d.cache.get(("events", since, level, limit), build), media_type="application/json")
 
 
 def _add_controls(app: FastAPI, settings: Settings) -> None:

@@ -1,5 +1,6 @@
 """``daytrading dashboard [--host 127.0.0.1] [--port 8787]``: serve the dashboard with uvicorn.
 
+It runs below normal CPU priority (:func:`lower_priority`): the bots come first.
 Refused at start (exit 2) when the bind address is not loopback and ``dashboard.token`` is
 not set. Exit 3 when the port is already in use (the supervisor then does not restart it).
 The token is never logged: uvicorn's access log is off and control requests are logged by
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import socket
 import sys
 
@@ -40,6 +42,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def lower_priority() -> str:
+    """Run this process below normal CPU priority (nice 10 on POSIX, BELOW_NORMAL on Windows), so a
+    busy dashboard yields the CPU to the bots; returns what was done."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), 0x4000)  # BELOW_NORMAL_PRIORITY_CLASS
+            return "below normal"
+        return f"nice {os.nice(10)}"
+    except (OSError, AttributeError) as exc:
+        return f"unchanged ({exc})"
 
 
 def cli_args(parser: argparse.ArgumentParser) -> None:
@@ -74,10 +91,11 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
         log.error(message)
         print(f"daytrading dashboard: {message}", file=sys.stderr)
         return EXIT_PORT_IN_USE if in_use else 1
+    priority = lower_priority()
     app = create_app(settings, clock)
     url = f"http://{'[' + dash.host + ']' if ':' in dash.host else dash.host}:{dash.port}/"
     log.info("dashboard serving", extra={"url": url, "database": str(settings.paths.database),
-                                         "controls": bool(dash.token.get_secret_value())})
+                                         "controls": bool(dash.token.get_secret_value()), "priority": priority})
     print(f"daytrading dashboard: serving {url} (database {settings.paths.database}, read-only; controls "
           f"{'enabled' if dash.token.get_secret_value() else 'disabled: no dashboard.token'})", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio", http="h11",

@@ -30,7 +30,7 @@ import pytest
 from daytrading.sim_gateway.testing import free_port
 from tests.ops._util import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 TOKEN = "browser-test-token"
 
 
@@ -110,7 +110,7 @@ def run(tmp_path_factory, market_data_dir):
                             stderr=subprocess.STDOUT, text=True)
     r = Run(tmp, sim_port, dash_port, proc)
     try:
-        _wait(lambda: proc.poll() is None and r.health().status_code == 200, 120, "/health 200 (bots up)", step=0.2)
+        _wait(lambda: proc.poll() is None and r.health().status_code == 200, 180, "/health 200 (bots up)", step=0.2)
         yield r
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -163,8 +163,22 @@ def test_health_503_when_the_exit_manager_is_killed_and_200_after_the_restart(ru
     down = _wait(lambda: (lambda r: r if r.status_code == 503 else None)(run.health()), 30, "/health 503", step=0.02)
     failed = {c["name"] for c in down.json()["checks"] if not c["ok"]}
     assert failed & {"exit-manager heartbeat", "exit-manager connected"}, failed
-    _wait(lambda: run.health().status_code == 200, 90, "/health 200 after the restart", step=0.1)
+    _wait(lambda: run.health().status_code == 200, 120, "/health 200 after the restart", step=0.1)
     assert run.bots()["exit-manager"]["pid"] != pid and run.bots()["exit-manager"]["restarts"] >= 1
+
+
+def test_a_killed_dashboard_is_restarted_and_the_bots_are_untouched(run, page):
+    bots = run.bots()
+    os.kill(bots["dashboard"]["pid"], signal.SIGKILL)
+    _wait(lambda: run.bots()["dashboard"]["pid"] not in (None, bots["dashboard"]["pid"]), 120, "a new dashboard")
+    _wait(lambda: run.health().status_code == 200, 120, "the new dashboard to serve")
+    seen = int(page.evaluate("document.body.dataset.updates"))  # the old stream died with its process
+    page.wait_for_function(f"Number(document.body.dataset.updates) > {seen}")  # the page reconnected by itself
+    page.wait_for_selector("#live.on")
+    after = run.bots()
+    assert after["dashboard"]["restarts"] == 1
+    for name in ("exit-manager", "day-trader"):
+        assert after[name]["pid"] == bots[name]["pid"] and after[name]["restarts"] == bots[name]["restarts"]
 
 
 def test_controls_need_the_token_and_freeze_makes_the_day_trader_stand_down(run, page):

@@ -36,7 +36,7 @@ def _dashboard(tmp: Path, *args: str, **env: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_serving(proc: subprocess.Popen[str], port: int, timeout: float = 30.0) -> None:
+def _wait_serving(proc: subprocess.Popen[str], port: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
