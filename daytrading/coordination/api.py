@@ -355,7 +355,8 @@ class Coordinator:
         return None if deadline is None else deadline - time.monotonic()
 
     def _busy_error(self, seconds: float) -> DatabaseBusyError:
-        return DatabaseBusyError(f"database {self.engine.url.database} stayed locked for {seconds:.1f} s")
+        return DatabaseBusyError(f"database {self.engine.url.database} stayed locked for {seconds:.1f} s (another "
+                                 "program holds its write lock, e.g. a SQLite browser with unsaved changes)")
 
     @contextmanager
     def _busy_limit(self, dbapi: sqlite3.Connection) -> Iterator[None]:
