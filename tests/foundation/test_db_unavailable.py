@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from daytrading.bots.base import Bot  # imports ib_async (eventkit wants an event loop at import: before any test)
 from daytrading.clock import NY, ManualClock
+from daytrading.config import load_settings
 from daytrading.coordination import Coordinator
 from daytrading.coordination import freeze as side
 from daytrading.db import make_engine, upgrade
@@ -191,18 +193,15 @@ def test_heartbeat_files_are_atomic_and_survive_a_failed_replace(db: Path, monke
 
 
 def test_a_bot_heartbeats_through_its_file_while_the_database_is_locked(db: Path) -> None:
-    from daytrading.bots.base import Bot
-    from daytrading.config import load_settings
-
     settings = load_settings(None, {"mode": "sim", "paths": {"database": str(db)},
                                     "intervals": {"heartbeat": 0.05}}, env_file=None)
     coord = _coord(db)
-    bot = Bot(settings, coord, coord.clock, None)
-    bot.BOT = "exit-manager"
-    bot.state = "running"
     other = _lock(db)
 
     async def scenario() -> list[datetime]:
+        bot = Bot(settings, coord, coord.clock, None)  # inside the loop: ib_async's IB() wants one
+        bot.BOT = "exit-manager"
+        bot.state = "running"
         beats = asyncio.ensure_future(bot._heartbeat_loop())
         seen = []
         for _ in range(20):
