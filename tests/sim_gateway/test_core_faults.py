@@ -173,9 +173,10 @@ def test_scenario_file_ctl_and_cli_as_processes(tmp_path, minute_data_dir):
         faults = gw.report()["faults"]
         assert [(f["action"], f["scheduled_at"][11:19]) for f in faults] == [("reject", "10:01:00"),
                                                                              ("halt", "10:02:30")]
-        for f in faults:  # fired on time (one loop pass is 1.2 market seconds at speed 120)
+        for f in faults:  # fired on time: never early, and within 12 market s = 0.1 wall s at speed 120
+            # (one loop pass is 1.2 market s; the margin is for a loaded 2-core machine)
             lag = datetime.fromisoformat(f["market_time"]) - datetime.fromisoformat(f["scheduled_at"])
-            assert 0 <= lag.total_seconds() < 3
+            assert 0 <= lag.total_seconds() < 12, f
         res = subprocess.run([sys.executable, "-m", "daytrading", "sim-gateway-ctl", "--admin-port",
                               str(gw.admin_port), "delay_cancel", "seconds=30"], capture_output=True, text=True,
                              timeout=60)
