@@ -245,6 +245,18 @@ class Settings(BaseSettings):
     eod_flatten_minutes: float = Field(15.0, ge=0, description="flatten this many minutes before the close")
     entry_cutoff_minutes: float = Field(15.0, ge=0, description="no new entries this close to the flatten time")
     exit_max_retries: int = Field(5, ge=1, description="failed SELLs per symbol before a critical event")
+    disaster_stop_enabled: bool = Field(
+        True, description="rest a broker-side STP SELL (OCA with the target) under every position"
+    )
+    disaster_stop: float | None = Field(
+        None, gt=0, lt=1, description="fraction below entry of the broker-side stop (default 2 × stop_loss)"
+    )
+    stop_on_delayed_data: bool = Field(
+        False, description="paper/live: allow the bot-monitored stop to run on delayed (15–20 min old) prices"
+    )
+    max_price_age: float = Field(
+        60.0, gt=0, description="market seconds; an older price is not used for a stop decision"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     ib: IBSettings = IBSettings()
@@ -263,6 +275,11 @@ class Settings(BaseSettings):
         if self.stop_loss >= self.profit_target:
             raise ValueError(
                 f"stop_loss ({self.stop_loss!r}) must be smaller than profit_target ({self.profit_target!r})"
+            )
+        if self.disaster_stop is not None and self.disaster_stop <= self.stop_loss:
+            raise ValueError(
+                f"disaster_stop ({self.disaster_stop!r}) must be larger than stop_loss ({self.stop_loss!r}):"
+                " it is the net under the bot-monitored stop"
             )
         if self.mode == "live" and not self.live_trading_acknowledged:
             raise ValueError(

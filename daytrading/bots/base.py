@@ -1,4 +1,5 @@
-"""What both bots share: time scaling, stop signals, the heartbeat, the hang test hook.
+"""What both bots share: the run loop, time scaling, stop signals, the heartbeat, database
+calls off the event loop, the hang test hook.
 
 A bot's intervals are market seconds on its clock (a replay at speed 390 runs them
 390× faster); IB answers in wall time, so order waits have a wall-time floor.
@@ -20,6 +21,7 @@ from ib_async import IB
 from daytrading.clock import Clock
 from daytrading.config import Settings
 from daytrading.coordination import Coordinator
+from daytrading.errors import DaytradingError
 
 log = logging.getLogger("daytrading.bots")
 
@@ -27,8 +29,10 @@ log = logging.getLogger("daytrading.bots")
 class Bot:
     """Base of the exit-manager and the day-trader.
 
-    Subclasses set ``BOT`` (the heartbeat name) and ``client_id`` and may extend
-    :meth:`stop` and :meth:`heartbeat_detail`.
+    Subclasses set ``BOT`` (the heartbeat name) and ``client_id``, implement
+    :meth:`connect_cycle` (connect, then reconcile; return True when connected),
+    :meth:`process_once` and :meth:`idle`, and may extend :meth:`stop`,
+    :meth:`on_stopped` and :meth:`heartbeat_detail`.
     """
 
     BOT = "bot"
@@ -41,6 +45,69 @@ class Bot:
         self.state = "starting"
         self.connected = False
         self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ the run loop
+
+    async def run(self, *, install_signals: bool = True) -> None:
+        """Connect, reconcile, then ``process_once`` / ``idle`` until :meth:`stop`.
+
+        A failed step (broker or database trouble) is logged and retried on the next turn;
+        a lost connection goes back to :meth:`connect_cycle`.
+        """
+        if install_signals:
+            self._install_signal_handlers()
+        heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        try:
+            while not self._stopping.is_set():
+                if not self.connected:
+                    await self.connect_cycle()
+                    continue
+                started = self.clock.now()
+                try:
+                    await self.process_once()
+                except (DaytradingError, ConnectionError, TimeoutError) as exc:
+                    log.warning("step failed; will retry", extra={"bot": self.BOT, "error": str(exc)})
+                await self.idle((self.clock.now() - started).total_seconds())
+        finally:
+            heartbeat.cancel()
+            self.on_stopped()
+            self.state = "stopped"
+            try:
+                await asyncio.wait_for(self.db(self.coord.heartbeat, "stopped"), 5.0)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                log.debug("final heartbeat failed", exc_info=True)
+            if self.ib.isConnected():
+                self.ib.disconnect()
+            log.info(f"{self.BOT} stopped")
+
+    async def connect_cycle(self) -> None:
+        """Connect (and reconcile); on failure wait before the next attempt."""
+        raise NotImplementedError
+
+    async def process_once(self) -> Any:
+        """One sweep or cycle."""
+        raise NotImplementedError
+
+    async def idle(self, spent_market_s: float) -> None:
+        """Wait before the next :meth:`process_once` (``spent_market_s``: market seconds the last one took)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._wall(1.0))
+
+    def on_stopped(self) -> None:
+        """Cancel the bot's own tasks when :meth:`run` ends."""
+
+    async def db(self, fn: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Run a blocking coordination call off the event loop (the loop never runs SQLite code).
+
+        ``timeout`` (wall seconds) makes the call fail fast with
+        :class:`~daytrading.errors.DatabaseBusyError` where the Coordinator supports it.
+        """
+        run_async = getattr(self.coord, "run_async", None)
+        if run_async is not None:
+            return await run_async(fn, *args, timeout=timeout, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # ------------------------------------------------------------------ time
 
     def _wall(self, market_seconds: float, floor: float = 0.05) -> float:
         """Wall seconds for ``market_seconds`` of market time on this run's clock (at least ``floor``)."""

@@ -30,20 +30,21 @@ import logging
 import math
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ib_async import IB, Contract, LimitOrder, RealTimeBarList
+from ib_async import IB, Contract, Fill, LimitOrder, RealTimeBarList, Trade
 
 from daytrading.bots.base import Bot
 from daytrading.bots.gates import GateChain, GateContext, GateResult
+from daytrading.bots.journal import Journal
 from daytrading.broker.connection import connect, qualify_stocks
 from daytrading.broker.orders import (
     ENTRY_REF,
     average_fill_price,
+    execution_of,
     filled_quantity,
     fresh_positions,
     is_done,
@@ -135,7 +136,13 @@ class DayTrader(Bot):
         self._entry_tasks: dict[str, asyncio.Task[None]] = {}
         self._backfills: set[asyncio.Task[None]] = set()
         self.ib.disconnectedEvent += self._on_disconnected
-        self.ib.execDetailsEvent += lambda trade, fill: record_trade(self.coord, trade, "entry")
+        self.journal = Journal(self.db)
+        self.ib.execDetailsEvent += self._on_exec
+        self.ib.commissionReportEvent += lambda trade, fill, report: self._journal_fills([fill])
+
+    def _on_exec(self, trade: Trade, fill: Fill) -> None:
+        record_trade(self.coord, trade, "entry")
+        self._journal_fills([fill])
 
     # ------------------------------------------------------------------ helpers
 
@@ -146,38 +153,29 @@ class DayTrader(Bot):
 
     # ------------------------------------------------------------------ run loop
 
-    async def run(self, *, install_signals: bool = True) -> None:
-        """Connect, resolve leftover claims, then cycle until stopped."""
-        if install_signals:
-            self._install_signal_handlers()
-        heartbeat = asyncio.ensure_future(self._heartbeat_loop())
-        try:
-            while not self._stopping.is_set():
-                if not self.connected:
-                    if not await self._connect():
-                        continue
-                    await self.resolve_claims()
-                started = time.monotonic()
-                try:
-                    await self.process_once()
-                except (DaytradingError, ConnectionError, TimeoutError) as exc:
-                    log.warning("cycle failed; will retry", extra={"error": str(exc)})
-                spent = time.monotonic() - started
-                wait = max(0.0, self._wall(self.settings.intervals.cycle) - spent)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
-        finally:
-            heartbeat.cancel()
-            for t in [*self._entry_tasks.values(), *self._backfills]:
-                t.cancel()
-            self.state = "stopped"
-            try:
-                self.coord.heartbeat("stopped")
-            except Exception:  # noqa: BLE001
-                log.debug("final heartbeat failed")
-            if self.ib.isConnected():
-                self.ib.disconnect()
-            log.info("day-trader stopped")
+    async def connect_cycle(self) -> None:
+        """Connect, record the day's own executions in the ledger, resolve leftover claims."""
+        if await self._connect():
+            self._journal_fills(self.ib.fills())
+            await self.resolve_claims()
+
+    async def idle(self, spent_market_s: float) -> None:
+        """Wait out the rest of ``intervals.cycle`` market seconds (or until stopped)."""
+        wait = self._wall(max(0.0, self.settings.intervals.cycle - spent_market_s), floor=0.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), wait)
+
+    def on_stopped(self) -> None:
+        """Cancel entry and backfill tasks; close the journal."""
+        for t in [*self._entry_tasks.values(), *self._backfills]:
+            t.cancel()
+        self.journal.close()
+
+    def _journal_fills(self, fills: list[Fill]) -> None:
+        """Record this client's fills in the execution ledger (idempotent by execId)."""
+        execs = [execution_of(f) for f in fills if f.contract.secType == "STK" and f.execution.execId]
+        if execs:
+            self.journal.put("executions", self.coord.record_executions, execs)
 
     def heartbeat_detail(self) -> dict[str, Any]:
         """Connection and the number of symbols tracked."""

@@ -1,62 +1,76 @@
 """The exit-manager: the persistent bot (IB clientId 10) that owns every SELL.
 
+Each sweep takes a broker snapshot first (positions, this client's working orders, the
+latest quotes), reads the rows and the execution ledger, and lets the pure
+:func:`daytrading.bots.exit_plan.plan` decide; this module only carries the actions out.
+
 What it guarantees (architecture invariants 3–6):
 
 * **Reconcile first.** On start and after every reconnect it reads the broker's
   positions, open orders, completed orders and executions (ib_async's startup sync,
-  which includes ``reqExecutions``) and brings the database in line with the broker,
-  which is the truth: unknown broker positions are adopted, rows without a position
-  are closed (with the real fill when an execution explains it), claims whose entry
-  filled become ``OPEN``. Every correction is logged and stored as an event.
-* **One profit target per position.** Every ``OPEN`` position has exactly one working
-  ``SELL LMT`` at ``entry × (1 + profit_target)`` for the broker-reported quantity,
-  placed by this client (an IB client cannot cancel another client's orders), with
-  ``orderRef = dt-target:<SYMBOL>``.
-* **Bot-monitored stop.** Market data for every held symbol (delayed is fine) drives
-  the stop check on each price event, with a sweep every ``intervals.exit_poll``
-  seconds over the portfolio as a safety net. At or below ``entry × (1 − stop_loss)``:
-  take the exit lock in the database, cancel the target and wait for IB to confirm,
-  then sell the *fresh broker-reported* quantity at market (never more, so never
-  short); if the target filled meanwhile, that fill is the exit.
-* **Bounded failure.** Rejected sells (e.g. error 201, short-sale rules) are retried
-  with exponential back-off up to ``exit_max_retries`` times, then raised as a
-  CRITICAL event; never a tight loop. Target placement failures back off the same way.
+  which includes ``reqExecutions``), records its own executions in the ledger and brings
+  the database in line with the broker, which is the truth.
+* **Protected from the first fill.** Every long position in the account — a claim whose
+  entry is filling (whether its day-trader is alive or not), an OPEN row, or no row at all
+  (adopted) — gets, within a sweep (≤ 1 wall second), one ``SELL LMT`` at
+  ``entry × (1 + profit_target)`` for the shares held, with ``orderRef = dt-target:<SYMBOL>``,
+  a broker-side disaster ``STP SELL`` at ``entry × (1 − disaster_stop)`` in one OCA group
+  with it (``dt-disaster:<SYMBOL>``; off with ``disaster_stop_enabled = false``), and the
+  bot-monitored stop. Partial entries are resized as fills arrive.
+* **Never short.** Held shares come from the execution ledger and the broker together
+  (:func:`daytrading.bots.exit_plan.held`), never from the position stream alone, which
+  lags fills; a target is never enlarged above them. A short the system made anyway is
+  bought back at market at once, with a CRITICAL event.
+* **Bot-monitored stop.** Market data for every held symbol drives the stop check on each
+  price event, with a sweep as a safety net. A price older than ``max_price_age`` or a
+  delayed one (paper/live without ``stop_on_delayed_data``) is not used. At or below
+  ``entry × (1 − stop_loss)``: take the in-memory exit lock, cancel the target and the
+  disaster stop and wait for IB to confirm, then sell the held quantity at market; if the
+  target filled meanwhile, that fill is the exit. The database learns of it through the
+  journal (:mod:`daytrading.bots.journal`): a locked database never delays the SELL.
+* **Bounded failure.** Rejected sells (e.g. error 201) are retried with exponential
+  back-off up to ``exit_max_retries`` times, then raised as a CRITICAL event.
 * **End of day.** At ``close − eod_flatten_minutes`` (early closes from the XNYS
-  calendar) every target is cancelled and every position sold at market.
+  calendar) every position the system traded today is sold at market, targets cancelled
+  first; shorts are covered.
 * **Disconnects.** State is kept; reconnect every ``intervals.reconnect`` seconds with
   a log line per attempt, reconcile on reconnect, resubscribe after 1101; an outage
   longer than ``intervals.outage_critical`` is a CRITICAL event.
-* **Freeze.** While liquidate-all's global freeze is set, no order is placed.
+* **Freeze.** While liquidate-all's global freeze is set, no order is placed (the order
+  gate is HALTED); the freeze file is checked right before every order.
 
-Time: intervals are market seconds on the run's clock (so a replay at speed 390
-runs them 390× faster); order/cancel waits are wall seconds (IB answers in wall
-time) with a floor. Logs: ``logs/exit_manager.jsonl``, one record per decision.
+Time: every decision interval is market seconds on the run's clock (a replay at speed 390
+runs them 390× faster; a virtual clock runs them virtually); order/cancel waits are wall
+seconds (IB answers in wall time) with a floor. Latency figures in the log use
+``perf_counter``. Logs: ``logs/exit_manager.jsonl``, one record per decision.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from ib_async import IB, Contract, Fill, LimitOrder, MarketOrder, Ticker, Trade
+from ib_async import IB, Contract, Fill, LimitOrder, MarketOrder, StopOrder, Ticker, Trade
 
+from daytrading.bots import exit_plan as xp
 from daytrading.bots.base import Bot
+from daytrading.bots.journal import Journal
 from daytrading.broker.connection import connect, stock
 from daytrading.broker.orders import (
+    DISASTER_REF,
     EXIT_REF,
     LIQUIDATE_REF,
     TARGET_REF,
     average_fill_price,
-    commission,
+    execution_of,
     filled_quantity,
-    fill_commission,
     fresh_positions,
     is_done,
     order_ref,
@@ -66,30 +80,30 @@ from daytrading.broker.orders import (
     rejection_reason,
     wait_done,
 )
-from daytrading.clock import Clock, calendar
+from daytrading.clock import Clock
 from daytrading.config import Settings
-from daytrading.coordination import Coordinator
-from daytrading.db.models import PositionStatus
-from daytrading.errors import DaytradingError, TemporaryBrokerError
-import contextlib
+from daytrading.coordination import Coordinator, Execution
+from daytrading.errors import ConfigError, DaytradingError, TemporaryBrokerError
 
 log = logging.getLogger("daytrading.exit_manager")
 
 BOT = "exit-manager"
+#: wall seconds a database call on the exit path may take before it is left to the journal
+DB_FAST = 0.5
 
 
 @dataclass
 class _Backoff:
-    """Failure memory for one symbol: attempts so far and the wall time of the next try."""
+    """Failure memory for one symbol: attempts so far and the market time of the next try."""
 
     attempts: int = 0
-    next_try: float = 0.0
+    next_try: datetime | None = None
     gave_up: bool = False
 
 
 @dataclass
 class _Outage:
-    since_wall: float | None = None
+    since: datetime | None = None  # market time the connection was lost
     critical_sent: bool = False
     attempts: int = 0
 
@@ -100,8 +114,26 @@ class ExitStats:
 
     targets_placed: int = 0
     exits_sent: int = 0
+    covers_sent: int = 0
     reconciliations: int = 0
     corrections: list[str] = field(default_factory=list)
+
+
+def check_market_data(settings: Settings) -> None:
+    """Refuse to protect paper/live positions with delayed prices unless told to.
+
+    Raises:
+        ConfigError: ``ib.market_data_type`` is 3 or 4 (delayed) in paper/live mode without
+            ``stop_on_delayed_data = true``; the message says how to get live data or set the flag.
+    """
+    if settings.is_sim or settings.ib.market_data_type in (1, 2) or settings.stop_on_delayed_data:
+        return
+    raise ConfigError(
+        f"ib.market_data_type = {settings.ib.market_data_type} (delayed, 15-20 minutes old) in {settings.mode} mode: "
+        "the stop would run on old prices. Subscribe to live US equity data in IB Account Management "
+        "(Settings > Market Data Subscriptions) and set ib.market_data_type = 1, or accept delayed stops with "
+        "stop_on_delayed_data = true (the broker-side disaster stop still rests at IB)."
+    )
 
 
 class ExitManager(Bot):
@@ -110,7 +142,7 @@ class ExitManager(Bot):
     Args:
         settings: validated settings (profit target/stop as fractions, intervals in seconds).
         coord: the coordination API over the shared database (bot name ``exit-manager``).
-        clock: market time (live or replay).
+        clock: market time (live, replay or virtual).
         ib: an ``IB`` instance to use (tests may pass one); one is created otherwise.
     """
 
@@ -121,17 +153,25 @@ class ExitManager(Bot):
         self.client_id = settings.ib.exit_manager_client_id
         self.stats = ExitStats()
         self.reconciled = False
+        self.journal = Journal(self.db)
         self._wake = asyncio.Event()
         self._contracts: dict[str, Contract] = {}
         self._tickers: dict[str, Ticker] = {}
-        self._stops: dict[str, float] = {}  # symbol -> stop price (OPEN rows)
-        self._exit_tasks: dict[str, asyncio.Task[None]] = {}
-        self._exit_backoff: dict[str, _Backoff] = {}
-        self._target_backoff: dict[str, _Backoff] = {}
+        self._quotes: dict[str, xp.Quote] = {}
+        self._stops: dict[str, float] = {}  # symbol -> stop price of protected positions
+        self._exit_tasks: dict[str, asyncio.Task[None]] = {}  # the in-memory exit lock
+        self._backoff: dict[str, _Backoff] = {}  # targets (placement rejected)
+        self._exit_backoff: dict[str, _Backoff] = {}  # market exits (SELL rejected or unfilled)
+        self._bought_floor: dict[str, float] = {}
+        self._rows: dict[str, Any] = {}  # last rows read (kept while the database is unreadable)
+        self._ledger: dict[str, list[Execution]] = {}  # the database's executions, last read
+        self._traded: set[str] = set()
+        self._adopting: set[str] = set()
+        self._raised: dict[tuple[str, str], datetime] = {}
         self._positions_lock = asyncio.Lock()
         self._outage = _Outage()
-        self._eod_started: date | None = None
         self._frozen = False
+        self._gate = xp.order_gate(frozen=False, after_flatten=False)
         self._bind_events()
 
     # ------------------------------------------------------------------ events
@@ -139,6 +179,7 @@ class ExitManager(Bot):
     def _bind_events(self) -> None:
         self.ib.pendingTickersEvent += self._on_tickers
         self.ib.execDetailsEvent += self._on_exec
+        self.ib.commissionReportEvent += lambda trade, fill, report: self._journal_fills([fill])
         self.ib.orderStatusEvent += self._on_order_status
         # No wake-up on positionEvent: the sweep's own position requests would answer with
         # position messages and spin the loop at ib_async's 45 requests/s throttle, queueing
@@ -166,58 +207,110 @@ class ExitManager(Bot):
 
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         t_event = time.perf_counter()
+        now = self.clock.now()
         for ticker in tickers:
             price = _ticker_price(ticker)
-            if price is not None:
-                self.on_price(ticker.contract.symbol, price, t_event=t_event, source="tick")
+            if price is None:
+                continue
+            delayed = not self.settings.is_sim and ticker.marketDataType in (3, 4)
+            self._quotes[ticker.contract.symbol] = xp.Quote(price, now, delayed)
+            self.on_price(ticker.contract.symbol, price, t_event=t_event, source="tick")
 
     def _on_exec(self, trade: Trade, fill: Fill) -> None:
-        # the orders row is written by _on_order_status (every status change): no second write here
-        if trade.order.action == "SELL":
-            self._wake.set()
+        self._journal_fills([fill])
+        self._traded.add(fill.contract.symbol)
+        self._wake.set()  # held shares changed: the next sweep resizes or closes
+
+    def _journal_fills(self, fills: list[Fill]) -> None:
+        """Record this client's fills in the execution ledger (idempotent by execId)."""
+        execs = [execution_of(f) for f in fills if f.contract.secType == "STK" and f.execution.execId]
+        if execs:
+            self.journal.put("executions", self.coord.record_executions, execs)
 
     def _on_order_status(self, trade: Trade) -> None:
         parsed = parse_order_ref(trade.order.orderRef)
         if parsed is None or trade.order.clientId != self.client_id:
             return
-        record_trade(self.coord, trade, _purpose(trade))
-        if parsed[0] == TARGET_REF and trade.orderStatus.status == "Filled":
-            symbol = parsed[1]
-            if symbol not in self._exit_tasks:
-                self._spawn(symbol, self._handle_target_filled(symbol, trade))
-        elif is_done(trade) and trade.orderStatus.status != "Filled":
-            reason = rejection_reason(trade)
-            if reason:
-                log.warning(
-                    "order ended without fill",
-                    extra={"symbol": parsed[1], "order_id": trade.order.orderId, "reason": reason,
-                           "status": trade.orderStatus.status},
-                )
+        self.journal.put("order", record_trade, self.coord, trade, _purpose(trade))
+        kind, symbol = parsed[0], parsed[1]
+        if kind == TARGET_REF and trade.order.permId:
+            self.journal.put("target permId", self._store_target_perm, symbol, trade.order.orderId, trade.order.permId)
+        if kind in (TARGET_REF, DISASTER_REF) and is_done(trade):
+            if trade.orderStatus.status == "Filled":
+                self._wake.set()
+            elif (reason := rejection_reason(trade)) and symbol not in self._exit_tasks:
+                self._back_off(symbol, f"{kind} rejected: {reason}", kind="target_failed")
+        elif is_done(trade) and trade.orderStatus.status != "Filled" and (reason := rejection_reason(trade)):
+            log.warning("order ended without fill",
+                        extra={"symbol": symbol, "order_id": trade.order.orderId, "reason": reason,
+                               "status": trade.orderStatus.status})
+
+    def _store_target_perm(self, symbol: str, order_id: int, perm_id: int) -> None:
+        row = self.coord.get_position(symbol)
+        if row is not None and row.target_order_id == order_id and not row.target_perm_id:
+            self.coord.set_target_order(symbol, order_id, perm_id)
+
+    def _back_off(self, symbol: str, why: str, *, kind: str) -> None:
+        b = self._backoff.setdefault(symbol, _Backoff())
+        b.attempts += 1
+        delay = min(300.0, 5.0 * 2 ** (b.attempts - 1))
+        b.next_try = self.clock.now() + timedelta(seconds=delay)
+        log.warning("order rejected; backing off", extra={"symbol": symbol, "reason": why,
+                                                          "attempt": b.attempts, "retry_in_market_s": delay})
+        if b.attempts == self.settings.exit_max_retries:
+            self._event("CRITICAL", kind, f"{symbol}: {why} ({b.attempts} times)", symbol)
 
     # ------------------------------------------------------------------ price → stop
 
     def on_price(self, symbol: str, price: float, *, t_event: float | None = None, source: str = "tick") -> None:
         """React to a price for ``symbol`` (dollars): start the stop exit when it is at or below the stop.
 
-        Called for every market-data tick and by the sweep; never blocks.
+        Called for every market-data tick; never blocks. The decision is
+        :func:`daytrading.bots.exit_plan.stop_decision` through the order gate.
         """
         stop = self._stops.get(symbol)
-        if stop is None or price > stop or symbol in self._exit_tasks or self._frozen:
+        if stop is None or symbol in self._exit_tasks or not self.connected:
             return
-        if not self.connected:
+        now = self.clock.now()
+        quote = self._quotes.get(symbol)
+        if quote is None or quote.price != price:
+            quote = xp.Quote(price, now, quote.delayed if quote else False)
+        if xp.stop_decision(stop, quote, now, self.settings) is None:
             return
-        if self._now_after_flatten():
-            return  # the EOD flatten owns every exit now
-        backoff = self._exit_backoff.get(symbol)
-        if backoff and (backoff.gave_up or time.monotonic() < backoff.next_try):
+        if not self._gate_allows(symbol, now):
             return
         t_event = t_event if t_event is not None else time.perf_counter()
         log.info(
             "stop triggered",
             extra={"symbol": symbol, "price": price, "stop": stop, "trigger": source,
-                   "market_time": self.clock.now().isoformat()},
+                   "market_time": now.isoformat()},
         )
-        self._spawn(symbol, self._exit(symbol, "stop", trigger_price=price, t_event=t_event, take_lock=True))
+        self._spawn(symbol, self._exit(symbol, "stop", trigger_price=price, t_event=t_event))
+
+    def _gate_allows(self, symbol: str, now: datetime) -> bool:
+        """The order gate for a reducing order now, with the freeze file read at this moment."""
+        if self._frozen_now():
+            return False
+        b = self._exit_backoff.get(symbol)
+        if b is not None and b.gave_up:
+            return False
+        gate = xp.order_gate(frozen=False, after_flatten=self._gate.state is xp.TradingState.REDUCING)
+        return gate.allows(symbol, reducing=True, now=now)
+
+    def _frozen_now(self) -> bool:
+        """The freeze, checked in one place: the freeze file (no database read) when the
+        Coordinator offers it, or the flag read by the last sweep."""
+        return self._freeze_file_set() or self._frozen
+
+    def _freeze_file_set(self) -> bool:
+        file_check = getattr(self.coord, "is_frozen_file", None)
+        if file_check is None:
+            return False
+        try:
+            return bool(file_check())
+        except Exception:  # noqa: BLE001 - a broken check must not block a stop; the database flag stays
+            log.debug("freeze file check failed", exc_info=True)
+            return False
 
     def _spawn(self, symbol: str, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -234,95 +327,75 @@ class ExitManager(Bot):
 
     # ------------------------------------------------------------------ the loop
 
-    async def run(self, *, install_signals: bool = True) -> None:
-        """Connect, reconcile, and keep every position protected until :meth:`stop`.
-
-        Positions and working targets stay at the broker when it stops.
-        """
-        if install_signals:
-            self._install_signal_handlers()
-        heartbeat = asyncio.ensure_future(self._heartbeat_loop())
-        try:
-            while not self._stopping.is_set():
-                if not self.connected:
-                    await self._connect_and_reconcile()
-                    continue
-                try:
-                    await self.process_once()
-                except (DaytradingError, ConnectionError, TimeoutError) as exc:
-                    log.warning("sweep failed; will retry", extra={"error": str(exc)})
-                await self._idle()
-        finally:
-            heartbeat.cancel()
-            for task in list(self._exit_tasks.values()):
-                task.cancel()
-            self.state = "stopped"
-            try:
-                self.coord.heartbeat("stopped")
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                log.debug("final heartbeat failed", exc_info=True)
-            if self.ib.isConnected():
-                self.ib.disconnect()
-            log.info("exit-manager stopped; positions and targets stay at the broker")
-
     def stop(self) -> None:
         """Ask :meth:`run` to finish (safe from signal handlers); wakes the idle loop."""
         super().stop()
         self._wake.set()
 
-    async def _idle(self) -> None:
-        """Wait for an event (fill, position change, disconnect) or the next poll."""
-        # The database is polled at least once per wall second so that new OPEN rows
-        # (the day-trader's confirmed entries) get their target within seconds.
+    async def idle(self, spent_market_s: float) -> None:
+        """Wait for an event (fill, exit done, disconnect) or the next poll."""
+        # At least once per wall second, so that a new position gets its target within seconds.
         timeout = min(1.0, self._wall(self.settings.intervals.exit_poll))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
+    def on_stopped(self) -> None:
+        """Cancel exits in flight (positions and targets stay at the broker); close the journal."""
+        for task in list(self._exit_tasks.values()):
+            task.cancel()
+        self.journal.close()
+        log.info("exit-manager stopping; positions and targets stay at the broker")
+
     def heartbeat_detail(self) -> dict[str, Any]:
-        """Connection, reconcile state, watched and exiting symbols, and the last price of each
-        watched symbol (``prices``: ``{symbol: {"last": $, "at": ISO wall time received}}``),
-        which is how the dashboard knows prices without a broker connection of its own."""
+        """Connection, reconcile state, order gate, watched and exiting symbols, the last price of
+        each watched symbol (``prices``: ``{symbol: {"last": $, "at": ISO wall time received}}``,
+        how the dashboard knows prices without a broker connection of its own), market data
+        types and what the stop runs on, journal backlog."""
         prices = {}
         for symbol, ticker in self._tickers.items():
             price = _ticker_price(ticker)
             if price is not None:
                 prices[symbol] = {"last": price, "at": ticker.time.isoformat() if ticker.time else None}
-        return {"connected": self.connected, "reconciled": self.reconciled,
-                "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks), "prices": prices}
+        return {"connected": self.connected, "reconciled": self.reconciled, "gate": self._gate.state.value,
+                "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks), "prices": prices,
+                "market_data": {s: t.marketDataType for s, t in sorted(self._tickers.items())},
+                "stop_on_delayed_data": self.settings.stop_on_delayed_data, "journal_pending": len(self.journal)}
 
-    async def _connect_and_reconcile(self) -> None:
-        self.state = "connecting" if self._outage.since_wall is None else "disconnected"
-        if self._outage.since_wall is None:
-            self._outage.since_wall = time.monotonic()
+    async def connect_cycle(self) -> None:
+        """Connect, record the day's own executions, reconcile; on failure wait ``intervals.reconnect``."""
+        now = self.clock.now()
+        self.state = "connecting" if self._outage.since is None else "disconnected"
+        if self._outage.since is None:
+            self._outage.since = now
         self._outage.attempts += 1
         self.ib.wrapper.reset()  # no stale trades/tickers from a dropped socket
         self._tickers.clear()
+        self._quotes.clear()
         try:
             await connect(self.settings, self.client_id, ib=self.ib)
         except TemporaryBrokerError as exc:
-            down = time.monotonic() - self._outage.since_wall
-            log.warning(
-                "connect attempt failed",
-                extra={"attempt": self._outage.attempts, "error": str(exc), "down_wall_s": round(down, 1)},
-            )
-            if not self._outage.critical_sent and down * self.clock.speed >= self.settings.intervals.outage_critical:
+            down = (self.clock.now() - self._outage.since).total_seconds()
+            log.warning("connect attempt failed",
+                        extra={"attempt": self._outage.attempts, "error": str(exc), "down_market_s": round(down, 1)})
+            if not self._outage.critical_sent and down >= self.settings.intervals.outage_critical:
                 self._outage.critical_sent = True
-                self._event("CRITICAL", "outage", f"broker unreachable for {down * self.clock.speed:.0f} market s: {exc}")
+                self._event("CRITICAL", "outage", f"broker unreachable for {down:.0f} market s: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._wall(self.settings.intervals.reconnect))
             return
         self.connected = True
         self._outage = _Outage()
         self.state = "reconciling"
+        self._journal_fills(self.ib.fills())  # the startup sync's reqExecutions: today's own fills
         try:
             await self.reconcile()
-        except (ConnectionError, TimeoutError) as exc:
+        except (ConnectionError, TimeoutError, DaytradingError) as exc:
             log.warning("reconcile interrupted", extra={"error": str(exc)})
-            return
+            if not self.ib.isConnected():
+                return
         self.reconciled = True
         self.state = "frozen" if self._frozen else "running"
-        self.coord.heartbeat(self.state, json.dumps({"connected": True, "reconciled": True}))
 
     # ------------------------------------------------------------------ reconcile / sweep
 
@@ -338,266 +411,268 @@ class ExitManager(Bot):
         log.info("reconciling with the broker", extra={"event": "reconcile"})
         await self.process_once(reconcile=True)
 
-    async def process_once(self, *, reconcile: bool = False) -> None:  # noqa: C901 - one sweep, in order
-        """One sweep: freeze, EOD, adopt/close/confirm rows, targets, stops.
+    async def process_once(self, *, reconcile: bool = False) -> list[xp.Action]:
+        """One sweep: snapshot, :func:`~daytrading.bots.exit_plan.plan`, carry out. Returns the actions.
 
         Raises:
             ConnectionError, TimeoutError: the broker stopped answering (the loop reconnects).
         """
-        self._frozen = self.coord.is_frozen()
-        if self._frozen:
+        await self._read_database()
+        snapshot = await self.snapshot(reconcile=reconcile)
+        now = self.clock.now()
+        self._gate = xp.order_gate(frozen=snapshot.frozen, after_flatten=xp.after_flatten(now, self.settings))
+        if snapshot.frozen:
             if self.state != "frozen":
                 log.warning("global freeze is set: standing down (no orders)", extra={"event": "frozen"})
             self.state = "frozen"
             self._stops.clear()
-            return
+            return []
         if self.state == "frozen":
             self.state = "running"
             log.info("freeze cleared: resuming", extra={"event": "unfrozen"})
-        rows = {r.symbol: r for r in self.coord.get_active_positions()}
-        broker = self._streamed_positions()
-        if reconcile or self._disagrees(rows, broker):
-            # ask the broker (the truth) only when the streamed view disagrees with the database
+        ledger = self._merged_ledger(snapshot)
+        for symbol in snapshot.positions:
+            self._bought_floor[symbol] = xp.held(symbol, self._rows.get(symbol), snapshot,
+                                                 ledger.get(symbol, ()), now).bought
+        actions = xp.plan(self._rows, snapshot, ledger, now, self.settings, speed=self.clock.speed)
+        await self._carry_out(actions, reconcile=reconcile)
+        return actions
+
+    async def _read_database(self) -> None:
+        """Rows, today's ledger, closed-today and the freeze flag; the last values stay when the database is busy."""
+        known = set(self._stops) | set(self._traded) | {
+            p.contract.symbol for p in self.ib.positions(self.settings.ib.account)}
+
+        def read() -> tuple[dict[str, Any], dict[str, list[Execution]], set[str], bool]:
+            rows = {r.symbol: r for r in self.coord.get_active_positions()}
+            closed = {c["symbol"] for c in self.coord.get_closed_today()}
+            ledger = self.coord.get_executions_of(sorted(known | set(rows) | closed))
+            return rows, ledger, closed, self.coord.is_frozen()
+
+        try:
+            rows, ledger, closed, frozen = await self.db(read, timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - a locked, full or damaged database: keep protecting from memory
+            log.warning("database unreadable; sweeping with the last rows read", extra={"error": str(exc)})
+            self._frozen = self._frozen or self._freeze_file_set()
+            return
+        self._rows, self._ledger, self._frozen = rows, ledger, frozen or self._freeze_file_set()
+        self._adopting -= set(rows)
+        self._traded |= set(rows) | closed | {s for s, execs in ledger.items() if execs}
+
+    async def snapshot(self, *, reconcile: bool = False) -> xp.Snapshot:
+        """The broker's state now: positions (asked afresh when the stream disagrees with the
+        rows, and on reconcile), this client's working SELLs, quotes; plus what this process knows."""
+        broker = positions_by_symbol(self.ib.positions(self.settings.ib.account))
+        if reconcile or self._disagrees(broker):
             async with self._positions_lock:
                 broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
-            rows = {r.symbol: r for r in self.coord.get_active_positions()}
-        now = self.clock.now()
-        after_flatten = self._now_after_flatten(now)
+        return xp.Snapshot(
+            positions=broker, orders=self._working_orders(), quotes=dict(self._quotes),
+            exiting=frozenset(self._exit_tasks), bought_floor=dict(self._bought_floor),
+            traded_today=frozenset(self._traded), frozen=self._frozen, reconcile=reconcile,
+            backoff_until={s: b.next_try for s, b in self._backoff.items() if b.next_try is not None},
+        )
 
-        # 1. broker positions the database does not know: adopt (a hand-opened position)
-        for symbol, (qty, avg_cost) in broker.items():
-            if qty < 0:
-                self._event("CRITICAL", "short_position", f"{symbol}: broker shows a SHORT position of {qty}", symbol)
-                continue
-            if symbol not in rows:
-                price = avg_cost  # IB average cost per share for stocks
-                view = self.coord.adopt_position(symbol, qty, price, reason=f"broker position {qty} @ {price:.4f} had no row")
-                rows[symbol] = view
-                self._correction(f"{symbol}: adopted broker position {qty} @ {price:.4f}")
-
-        # 2. each row against the broker
-        watched: dict[str, float] = {}
-        for symbol, row in rows.items():
-            held = broker.get(symbol, (0.0, 0.0))[0]
-            if row.status == PositionStatus.PENDING_ENTRY:
-                self._check_claim(row, held, broker.get(symbol, (0.0, 0.0))[1], now)
-                continue
-            if held <= 0:
-                if symbol not in self._exit_tasks:
-                    await self._close_vanished(row, reconcile=reconcile)
-                continue
-            if row.quantity != held and row.status == PositionStatus.OPEN:
-                self.coord.set_quantity(symbol, held)
-                self._correction(f"{symbol}: quantity {row.quantity} → broker {held}")
-            await self._subscribe(symbol)
-            if row.status == PositionStatus.EXITING:
-                if symbol not in self._exit_tasks:
-                    reason = row.exit_reason or "stop"
-                    log.info("resuming exit in progress", extra={"symbol": symbol, "reason": reason})
-                    self._spawn(symbol, self._exit(symbol, reason, take_lock=False))
-                continue
-            if after_flatten:
-                continue
-            if row.stop_loss_price is not None:
-                watched[symbol] = row.stop_loss_price
-            if symbol not in self._exit_tasks:
-                await self._ensure_target(symbol, row.profit_target_price, held)
-        self._stops = watched
-        self._cancel_orphan_targets(set(watched))
-
-        # 3. EOD flatten
-        if after_flatten:
-            self._flatten(rows, broker)
-            return
-
-        # 4. stop safety net: the portfolio's last prices
-        for symbol in list(watched):
-            price = self._last_price(symbol)
-            if price is not None:
-                self.on_price(symbol, price, source="sweep")
-
-    def _streamed_positions(self) -> dict[str, tuple[float, float]]:
-        """Positions as ib_async keeps them from IB's position stream: ``{symbol: (shares, avg cost $)}``."""
-        return positions_by_symbol(self.ib.positions(self.settings.ib.account))
-
-    def _disagrees(self, rows: dict[str, Any], broker: dict[str, tuple[float, float]]) -> bool:
-        """True when a held symbol has no row, or a row's quantity differs from the stream."""
-        if any(symbol not in rows for symbol in broker):
+    def _disagrees(self, broker: dict[str, tuple[float, float]]) -> bool:
+        """True when a held symbol has no row, or a settled row's quantity differs from the stream."""
+        if any(symbol not in self._rows for symbol in broker):
             return True
-        for symbol, row in rows.items():
-            if row.status == PositionStatus.PENDING_ENTRY or symbol in self._exit_tasks:
+        for symbol, row in self._rows.items():
+            if row.status != "OPEN" or symbol in self._exit_tasks:
                 continue
             if broker.get(symbol, (0.0, 0.0))[0] != row.quantity:
                 return True
         return False
 
-    def _check_claim(self, row: Any, held: float, avg_cost: float, now: datetime) -> None:
-        """A ``PENDING_ENTRY`` claim: confirm it when the entry filled, release it when long dead."""
-        age = (now - (row.claimed_at or now)).total_seconds()
-        # The day-trader confirms its own fills; step in only when it has clearly not (it died):
-        # 2 × its order timeout, at least 60 market s and at least 10 s of wall time (replays).
-        grace = max(60.0, 2 * self.settings.entry.order_timeout, 10.0 * self.clock.speed)
-        if held > 0 and age >= grace:
-            self.coord.confirm_entry(row.symbol, held, avg_cost)
-            self._correction(f"{row.symbol}: claim's entry filled ({held} @ {avg_cost:.4f}); confirmed OPEN")
-        elif held <= 0 and age >= 10 * grace and self.coord.release_claim(
-            row.symbol, "no broker position long after the claim"
-        ):
-            self._correction(f"{row.symbol}: stale claim with no position released")
-
-    async def _close_vanished(self, row: Any, *, reconcile: bool) -> None:
-        """A row whose broker position is gone: close it with the fill that explains it."""
-        # A row that changed a moment ago may be ahead of the broker's position stream.
-        updated = row.last_updated or row.entry_timestamp
-        if (not reconcile and updated is not None
-                and (self.clock.now() - updated).total_seconds() < max(5.0, 5 * self.clock.speed)):
-            return
-        self._close_from_fills(row, row.exit_reason, correction=True)
-
-    def _reason_from_fills(self, sells: list[Fill], exit_reason: str | None) -> str:
-        """Exit reason explained by the SELL fills: all targets → ``target``; our exit
-        orders → the reason in their orderRef; liquidate-all → ``liquidate_all``;
-        anything else (a sell from TWS or another client) → ``manual``."""
-        kinds = [parse_order_ref(ref) for ref in self._fill_refs(sells)]
-        if kinds and all(k and k[0] == TARGET_REF for k in kinds):
-            return "target"
-        for k in kinds:
-            if k and k[0] == EXIT_REF and k[2] in ("stop", "eod"):
-                return k[2]
-            if k and k[0] == LIQUIDATE_REF:
-                return "liquidate_all"
-        if exit_reason in ("stop", "eod"):
-            return exit_reason
-        return "manual"
-
-    def _sell_fills(self, symbol: str, since: datetime | None) -> list[Fill]:
-        out = []
+    def _merged_ledger(self, snapshot: xp.Snapshot) -> dict[str, list[Execution]]:
+        """The database's executions and this process's own fills (which may not be journalled yet)."""
+        merged: dict[str, dict[str, Execution]] = {}
+        for symbol, execs in self._ledger.items():
+            merged.setdefault(symbol, {}).update((e.exec_id, e) for e in execs)
         for f in self.ib.fills():
-            if f.contract.symbol != symbol or f.execution.side != "SLD":
-                continue
-            if since is not None and f.execution.time < since - timedelta(seconds=1):
-                continue
-            out.append(f)
-        return out
+            if f.contract.secType == "STK" and f.execution.execId:
+                merged.setdefault(f.contract.symbol, {})[f.execution.execId] = execution_of(f)
+        return {s: list(d.values()) for s, d in merged.items()}
 
-    def _fill_refs(self, fills: list[Fill]) -> list[str]:
-        refs = []
-        for f in fills:
-            ref = getattr(f.execution, "orderRef", "") or ""
-            if not ref:
-                for t in self.ib.trades():
-                    if t.order.permId and t.order.permId == f.execution.permId:
-                        ref = t.order.orderRef
-            refs.append(ref or "")
-        return refs
-
-    # ------------------------------------------------------------------ targets
-
-    def _my_orders(self, symbol: str, kind: str | None = None) -> list[Trade]:
+    def _working_orders(self) -> list[xp.WorkingOrder]:
+        """This client's working SELL orders with our order references."""
         out = []
         for t in self.ib.openTrades():
             parsed = parse_order_ref(t.order.orderRef)
-            if t.contract.symbol != symbol or t.order.action != "SELL" or parsed is None:
+            if parsed is None or t.order.action != "SELL" or is_done(t):
                 continue
             if t.order.clientId not in (self.client_id, 0) and t.order.clientId:
                 continue
-            if kind is None or parsed[0] == kind:
-                out.append(t)
+            kind = {TARGET_REF: "target", DISASTER_REF: "disaster", EXIT_REF: "exit"}.get(parsed[0])
+            if kind is None:
+                continue
+            price = t.order.auxPrice if kind == "disaster" else t.order.lmtPrice
+            out.append(xp.WorkingOrder(t.order.orderId, t.contract.symbol, kind, float(t.order.totalQuantity),
+                                       filled_quantity(t), float(price) if price and price < 1e300 else None,
+                                       t.orderStatus.status == "PendingCancel"))
         return out
 
-    async def _ensure_target(self, symbol: str, target_price: float | None, held: float) -> None:
-        """Exactly one working SELL LMT for ``held`` shares at ``target_price``."""
-        if target_price is None:
+    # ------------------------------------------------------------------ carrying out
+
+    async def _carry_out(self, actions: list[xp.Action], *, reconcile: bool) -> None:  # noqa: C901 - a dispatch
+        stops: dict[str, float] = {}
+        for a in actions:
+            if isinstance(a, xp.Watch):
+                stops[a.symbol] = a.stop
+                await self._subscribe(a.symbol)
+            elif isinstance(a, xp.Adopt):
+                if a.symbol in self._adopting:
+                    continue  # queued already; the row appears once the journal has written it
+                self._adopting.add(a.symbol)
+                self._correction(f"{a.symbol}: adopted broker position {a.quantity:g} @ {a.avg_cost:.4f}")
+                self.journal.put("adopt", self.coord.adopt_position, a.symbol, a.quantity, a.avg_cost,
+                                 reason=f"broker position {a.quantity:g} @ {a.avg_cost:.4f} had no row")
+                self._traded.add(a.symbol)
+            elif isinstance(a, xp.Confirm):
+                self._correction(f"{a.symbol}: claim's entry filled ({a.quantity:g} @ {a.price:.4f}); confirmed OPEN")
+                self.journal.put("confirm", self.coord.confirm_entry, a.symbol, a.quantity, a.price)
+            elif isinstance(a, xp.ReleaseClaim):
+                self.journal.put("release", self._release, a.symbol, a.reason)
+            elif isinstance(a, xp.SetQuantity):
+                self._correction(f"{a.symbol}: quantity → broker {a.quantity:g}")
+                self.journal.put("quantity", self.coord.set_quantity, a.symbol, a.quantity)
+            elif isinstance(a, xp.PlaceProtection):
+                await self._place_protection(a)
+            elif isinstance(a, xp.Resize):
+                self._resize(a)
+            elif isinstance(a, xp.Cancel):
+                self._cancel(a)
+            elif isinstance(a, xp.Exit):
+                if a.symbol not in self._exit_tasks and self._may_retry_exit(a):
+                    if a.resume:
+                        log.info("resuming exit in progress", extra={"symbol": a.symbol, "reason": a.reason})
+                    self._spawn(a.symbol, self._exit(a.symbol, a.reason, trigger_price=a.trigger_price,
+                                                     resume=a.resume))
+            elif isinstance(a, xp.Cover):
+                if a.symbol not in self._exit_tasks:
+                    self._spawn(a.symbol, self._cover(a.symbol, a.quantity))
+            elif isinstance(a, xp.Close):
+                row = self._rows.get(a.symbol)
+                if row is not None and self._recently_updated(row) and not reconcile:
+                    continue  # the position stream may be behind a row that changed a moment ago
+                if a.symbol not in self._exit_tasks:
+                    self._close_from_fills(a.symbol, a.reason, correction=True)
+            elif isinstance(a, xp.Raise):
+                self._raise_once(a)
+        self._stops = stops
+        for symbol in list(self._tickers):
+            if symbol not in stops and symbol not in self._exit_tasks:
+                self._unsubscribe(symbol)
+
+    def _may_retry_exit(self, a: xp.Exit) -> bool:
+        """A stop exit that gave up stays given up (CRITICAL raised); the EOD flatten tries
+        up to twice ``exit_max_retries`` times in all."""
+        b = self._exit_backoff.get(a.symbol)
+        if b is None:
+            return True
+        if a.reason == "eod":
+            b.gave_up = False
+            return b.attempts < 2 * max(1, self.settings.exit_max_retries)
+        return not b.gave_up
+
+    def _release(self, symbol: str, reason: str) -> None:
+        if self.coord.release_claim(symbol, reason):
+            self._correction(f"{symbol}: stale claim with no position released")
+
+    def _recently_updated(self, row: Any) -> bool:
+        updated = row.last_updated or row.entry_timestamp
+        return updated is not None and (self.clock.now() - updated).total_seconds() < max(5.0, 5 * self.clock.speed)
+
+    def _raise_once(self, a: xp.Raise) -> None:
+        """An event, at most once per symbol and kind every 10 market minutes (no flood)."""
+        key, now = (a.symbol, a.kind), self.clock.now()
+        last = self._raised.get(key)
+        if last is not None and (now - last).total_seconds() < 600:
             return
-        targets = self._my_orders(symbol, TARGET_REF)
-        # duplicates: keep the first (oldest order id), cancel the rest
-        targets.sort(key=lambda t: t.order.orderId)
-        for extra in targets[1:]:
-            log.warning("duplicate target cancelled", extra={"symbol": symbol, "order_id": extra.order.orderId})
-            self.ib.cancelOrder(extra.order)
-        backoff = self._target_backoff.get(symbol)
-        if targets:
-            trade = targets[0]
-            want_total = filled_quantity(trade) + held
-            price = round(target_price, 2)
-            if not math.isclose(trade.order.totalQuantity, want_total) or not math.isclose(trade.order.lmtPrice, price):
-                log.info(
-                    "target resized",
-                    extra={"symbol": symbol, "order_id": trade.order.orderId,
-                           "from_qty": trade.order.totalQuantity, "to_qty": want_total, "price": price},
-                )
-                trade.order.totalQuantity = want_total
-                trade.order.lmtPrice = price
-                self.ib.placeOrder(trade.contract, trade.order)
+        self._raised[key] = now
+        self._event(a.level, a.kind, a.message, a.symbol)
+
+    async def _place_protection(self, a: xp.PlaceProtection) -> None:
+        """The target SELL LMT and (unless off) the disaster STP SELL, one OCA group (reduce on fill)."""
+        if self._frozen_now():
             return
-        if backoff and time.monotonic() < backoff.next_try:
-            return
-        contract = await self._contract(symbol)
+        contract = await self._contract(a.symbol)
         if contract is None:
             return
-        order = LimitOrder("SELL", held, round(target_price, 2), tif="DAY", orderRef=order_ref(TARGET_REF, symbol))
-        order.account = self.settings.ib.account
-        trade = self.ib.placeOrder(contract, order)
+        target = LimitOrder("SELL", a.quantity, a.target_price, tif="DAY", orderRef=order_ref(TARGET_REF, a.symbol))
+        target.account = self.settings.ib.account
+        disaster = None
+        if a.disaster_price is not None:
+            group = f"dt-oca:{a.symbol}:{self.clock.now():%H%M%S%f}"
+            disaster = StopOrder("SELL", a.quantity, a.disaster_price, tif="DAY",
+                                 orderRef=order_ref(DISASTER_REF, a.symbol))
+            disaster.account = self.settings.ib.account
+            for o in (target, disaster):
+                o.ocaGroup, o.ocaType = group, 3  # 3: a fill reduces the other order, no block
+        trade = self.ib.placeOrder(contract, target)
+        if disaster is not None:
+            self.ib.placeOrder(contract, disaster)
         self.stats.targets_placed += 1
-        record_trade(self.coord, trade, "target")
-        self.coord.set_target_order(symbol, trade.order.orderId, trade.order.permId or None)
-        log.info(
-            "target placed",
-            extra={"symbol": symbol, "qty": held, "price": round(target_price, 2), "order_id": trade.order.orderId},
-        )
-        trade.statusEvent += lambda t: self._target_status(symbol, t)
+        self.journal.put("target", self.coord.set_target_order, a.symbol, trade.order.orderId,
+                         trade.order.permId or None)
+        log.info("target placed", extra={"symbol": a.symbol, "qty": a.quantity, "price": a.target_price,
+                                         "disaster_stop": a.disaster_price, "order_id": trade.order.orderId})
 
-    def _target_status(self, symbol: str, trade: Trade) -> None:
-        if trade.order.permId:
-            try:
-                row = self.coord.get_position(symbol)
-                if row is not None and row.target_order_id == trade.order.orderId and not row.target_perm_id:
-                    self.coord.set_target_order(symbol, trade.order.orderId, trade.order.permId)
-            except DaytradingError:
-                pass
-        if trade.orderStatus.status in ("Cancelled", "ApiCancelled", "Inactive") and symbol not in self._exit_tasks:
-            reason = rejection_reason(trade)
-            if reason:  # a rejection, not our own cancel: back off before re-placing
-                b = self._target_backoff.setdefault(symbol, _Backoff())
-                b.attempts += 1
-                delay = min(300.0, 5.0 * 2 ** (b.attempts - 1))
-                b.next_try = time.monotonic() + self._wall(delay)
-                log.warning("target rejected; backing off", extra={"symbol": symbol, "reason": reason,
-                                                                  "attempt": b.attempts, "retry_in_market_s": delay})
-                if b.attempts == self.settings.exit_max_retries:
-                    self._event("CRITICAL", "target_failed", f"{symbol}: target rejected {b.attempts} times: {reason}", symbol)
+    def _trade_of(self, order_id: int) -> Trade | None:
+        return next((t for t in self.ib.openTrades() if t.order.orderId == order_id
+                     and t.order.clientId == self.client_id), None)
 
-    def _cancel_orphan_targets(self, keep: set[str]) -> None:
-        """Cancel our targets for symbols that are no longer OPEN positions."""
-        for t in self.ib.openTrades():
-            parsed = parse_order_ref(t.order.orderRef)
-            if (parsed and parsed[0] == TARGET_REF and parsed[1] not in keep and parsed[1] not in self._exit_tasks
-                    and t.order.clientId == self.client_id and t.orderStatus.status != "PendingCancel"):
-                    log.info("orphan target cancelled", extra={"symbol": parsed[1], "order_id": t.order.orderId})
-                    self.ib.cancelOrder(t.order)
-
-    async def _handle_target_filled(self, symbol: str, trade: Trade) -> None:
-        """The target filled completely: record the exit (if the position is gone)."""
-        async with self._positions_lock:
-            broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
-        held = broker.get(symbol, (0.0, 0.0))[0]
-        if held > 0:
-            self.coord.set_quantity(symbol, held)
-            self._wake.set()
+    def _resize(self, a: xp.Resize) -> None:
+        trade = self._trade_of(a.order_id)
+        if trade is None or self._frozen_now():
             return
-        price = average_fill_price(trade) or trade.order.lmtPrice
-        view = self.coord.close_position(
-            symbol, price, "target", quantity=filled_quantity(trade), commission=commission(trade),
-            exit_perm_id=trade.order.permId or None,
-        )
-        if view is not None:
-            log.info("target filled; position closed",
-                     extra={"symbol": symbol, "price": price, "qty": filled_quantity(trade),
-                            "order_id": trade.order.orderId, "pnl": view.pnl})
-        self._stops.pop(symbol, None)
-        self._unsubscribe(symbol)
+        log.info("target resized" if trade.order.orderType == "LMT" else "disaster stop resized",
+                 extra={"symbol": a.symbol, "order_id": a.order_id, "from_qty": trade.order.totalQuantity,
+                        "to_qty": a.quantity, "price": a.price})
+        trade.order.totalQuantity = a.quantity
+        if trade.order.orderType == "STP":
+            trade.order.auxPrice = a.price
+        else:
+            trade.order.lmtPrice = a.price
+        self.ib.placeOrder(trade.contract, trade.order)
+
+    def _cancel(self, a: xp.Cancel) -> None:
+        trade = self._trade_of(a.order_id)
+        if trade is not None and not is_done(trade) and trade.orderStatus.status != "PendingCancel":
+            log.info("order cancelled", extra={"symbol": a.symbol, "order_id": a.order_id, "why": a.why})
+            self.ib.cancelOrder(trade.order)
 
     # ------------------------------------------------------------------ exits
+
+    def _my_orders(self, symbol: str) -> list[Trade]:
+        """This client's working SELLs (targets, disaster stops, exits) for ``symbol``."""
+        out = []
+        for t in self.ib.openTrades():
+            parsed = parse_order_ref(t.order.orderRef)
+            if t.contract.symbol != symbol or t.order.action != "SELL" or parsed is None or parsed[0] == LIQUIDATE_REF:
+                continue
+            if t.order.clientId not in (self.client_id, 0) and t.order.clientId:
+                continue
+            out.append(t)
+        return out
+
+    def _own_lot(self, symbol: str) -> list[Execution]:
+        """This symbol's executions known now: the database's (last read) and this process's fills."""
+        merged = {e.exec_id: e for e in self._ledger.get(symbol, ())}
+        for f in self.ib.fills():
+            if f.contract.symbol == symbol and f.execution.execId:
+                merged[f.execution.execId] = execution_of(f)
+        return list(merged.values())
+
+    async def _held_now(self, symbol: str) -> float:
+        """Shares that may be sold now: a fresh broker position bounded by the ledger."""
+        async with self._positions_lock:
+            broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
+        snap = xp.Snapshot(positions=broker, bought_floor=dict(self._bought_floor))
+        h = xp.held(symbol, self._rows.get(symbol), snap, self._own_lot(symbol), self.clock.now())
+        if broker.get(symbol, (0.0, 0.0))[0] < 0:
+            return broker[symbol][0]
+        return h.quantity
 
     async def _exit(  # noqa: C901 - the exit protocol reads best as one sequence
         self,
@@ -606,44 +681,40 @@ class ExitManager(Bot):
         *,
         trigger_price: float | None = None,
         t_event: float | None = None,
-        take_lock: bool = True,
+        resume: bool = False,
     ) -> None:
-        """Exit ``symbol`` at market: lock, cancel target, confirm, sell broker qty, record.
+        """Exit ``symbol`` at market: (in-memory lock held) cancel our SELLs, confirm, sell held, journal.
 
-        Never sends a SELL while a target for the symbol may still fill, and never for
-        more than the fresh broker-reported long quantity.
+        Never sends a SELL while a target or disaster stop for the symbol may still fill, and
+        never for more than :meth:`_held_now`. The database's exit lock is journalled, not
+        awaited: a locked database does not delay the SELL.
         """
-        if take_lock and not self.coord.take_exit_lock(symbol, reason):
-            return  # not OPEN: someone else is exiting it, or it is gone
         self._stops.pop(symbol, None)
+        if not resume:
+            self.journal.put("exit lock", self.coord.take_exit_lock, symbol, reason)
         backoff = self._exit_backoff.setdefault(symbol, _Backoff())
         max_tries = max(1, self.settings.exit_max_retries)
         while True:
-            # 1. cancel every working target (and any stale exit of ours) and wait for IB
+            # 1. cancel every working SELL of ours (an exit from before a restart may finish first)
             for t in self._my_orders(symbol):
-                # an exit from before a restart may still be working: let it finish first
                 if (parse_order_ref(t.order.orderRef)[0] == EXIT_REF and not is_done(t)
                         and await wait_done(t, self._order_wait(self.settings.intervals.exit_fill_timeout))):
                     continue
-                self.ib.cancelOrder(t.order)
+                if not is_done(t):
+                    self.ib.cancelOrder(t.order)
             for t in self._my_orders(symbol):
                 while not await wait_done(t, self._order_wait(10)):
                     log.warning("cancel not confirmed yet; waiting (no SELL while a target may fill)",
                                 extra={"symbol": symbol, "order_id": t.order.orderId})
                     if not self.connected:
                         return  # resumed after reconnect (row stays EXITING)
-            # 2. the broker's quantity now that no sell of ours is working
-            async with self._positions_lock:
-                broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
-            held = broker.get(symbol, (0.0, 0.0))[0]
-            row = self.coord.get_position(symbol)
-            if row is None:
-                return
+            # 2. what is held now that no sell of ours is working
+            held = await self._held_now(symbol)
             if held <= 0:
-                self._close_from_fills(row, reason, correction=False)
+                self._close_from_fills(symbol, reason, correction=False)
                 return
-            # 3. sell the broker-reported quantity at market (unless liquidate-all took over)
-            if self.coord.is_frozen():
+            # 3. sell it at market (unless liquidate-all took over)
+            if self._frozen_now():
                 log.warning("freeze set during the exit: standing down (liquidate-all owns it)",
                             extra={"symbol": symbol, "reason": reason})
                 return
@@ -655,8 +726,8 @@ class ExitManager(Bot):
             trade = self.ib.placeOrder(contract, order)
             sent = time.perf_counter()
             self.stats.exits_sent += 1
-            record_trade(self.coord, trade, reason)
-            self.coord.set_exit_order(symbol, trade.order.orderId, trade.order.permId or None)
+            self.journal.put("exit order", self.coord.set_exit_order, symbol, trade.order.orderId,
+                             trade.order.permId or None)
             log.info(
                 "exit sent",
                 extra={"symbol": symbol, "reason": reason, "qty": held, "price": trigger_price,
@@ -666,14 +737,7 @@ class ExitManager(Bot):
             t_event = None
             filled = await wait_done(trade, self._order_wait(self.settings.intervals.exit_fill_timeout))
             if filled and trade.orderStatus.status == "Filled":
-                price = average_fill_price(trade) or trigger_price or 0.0
-                view = self.coord.close_position(
-                    symbol, price, reason, quantity=filled_quantity(trade), commission=commission(trade),
-                    exit_perm_id=trade.order.permId or None,
-                )
-                log.info("exit filled; position closed",
-                         extra={"symbol": symbol, "reason": reason, "price": price,
-                                "pnl": view.pnl if view else None})
+                self._close_from_fills(symbol, reason, correction=False, fallback=trade)
                 self._exit_backoff.pop(symbol, None)
                 self._unsubscribe(symbol)
                 return
@@ -690,72 +754,104 @@ class ExitManager(Bot):
                 self._event("CRITICAL", "exit_failed",
                             f"{symbol}: {reason} exit failed {backoff.attempts} times ({why}); "
                             "position left to its target; manual action may be needed", symbol)
-                self.coord.release_exit_lock(symbol)
+                self.journal.put("release exit lock", self.coord.release_exit_lock, symbol)
                 return
             delay = min(300.0, 5.0 * 2 ** (backoff.attempts - 1))
             await asyncio.sleep(self._wall(delay))
             if not self.connected:
                 return
 
-    def _close_from_fills(self, row: Any, exit_reason: str | None, *, correction: bool) -> None:
-        """Close a row whose broker position is gone, at the SELL fills that explain it.
+    async def _cover(self, symbol: str, quantity: float) -> None:
+        """BUY back a short the system made, at market, for the short quantity (checked afresh)."""
+        for t in self._my_orders(symbol):
+            if not is_done(t):
+                self.ib.cancelOrder(t.order)
+        for t in self._my_orders(symbol):
+            await wait_done(t, self._order_wait(10))
+        held = await self._held_now(symbol)
+        if held >= 0 or self._frozen_now():
+            return
+        contract = await self._contract(symbol)
+        if contract is None:
+            return
+        order = MarketOrder("BUY", -held, tif="DAY", orderRef=order_ref(EXIT_REF, symbol, "cover"))
+        order.account = self.settings.ib.account
+        trade = self.ib.placeOrder(contract, order)
+        self.stats.covers_sent += 1
+        log.critical("short covered at market", extra={"symbol": symbol, "qty": -held, "order_id": trade.order.orderId})
+        await wait_done(trade, self._order_wait(self.settings.intervals.exit_fill_timeout))
 
-        The reason comes from the fills (:meth:`_reason_from_fills`); without any fill the
+    def _close_from_fills(self, symbol: str, exit_reason: str | None, *, correction: bool,
+                          fallback: Trade | None = None) -> None:
+        """Journal the close of ``symbol``'s row; the trade row comes from the ledger's fills.
+
+        The reason comes from the SELL fills (:meth:`_reason_from_fills`); without any fill the
         row is closed as ``reconciled`` at the last price. ``correction`` records the close
         as a reconcile correction (event) rather than an ordinary log line.
         """
-        sells = self._sell_fills(row.symbol, row.entry_timestamp)
-        if sells:
-            qty = sum(f.execution.shares for f in sells)
-            price = sum(f.execution.shares * f.execution.price for f in sells) / qty
-            reason = self._reason_from_fills(sells, exit_reason)
-            fee = sum(fill_commission(f) for f in sells)
-            self.coord.close_position(row.symbol, price, reason, quantity=qty, commission=fee)
-            message = f"{row.symbol}: position gone at the broker; closed with {qty} sold @ {price:.4f} ({reason})"
-            if correction:
-                self._correction(message)
-            else:
-                log.info(message, extra={"symbol": row.symbol, "reason": reason, "price": price})
+        row = self._rows.get(symbol)
+        since = (row.claimed_at or row.entry_timestamp) if row is not None else None
+        execs = self._own_lot(symbol)
+        sells = [f for f in self.ib.fills() if f.contract.symbol == symbol and f.execution.side == "SLD"
+                 and (since is None or f.execution.time >= since - timedelta(seconds=1))]
+        if sells or fallback is not None:
+            fills = sells or list(fallback.fills) if fallback is not None else sells
+            qty = sum(f.execution.shares for f in fills) or (filled_quantity(fallback) if fallback else 0.0)
+            price = (sum(f.execution.shares * f.execution.price for f in fills) / qty if fills and qty
+                     else (average_fill_price(fallback) if fallback else None) or 0.0)
+            reason = self._reason_from_fills(fills, exit_reason)
+            message = f"{symbol}: position gone at the broker; closed with {qty:g} sold @ {price:.4f} ({reason})"
+            self.journal.put("close", self._close, symbol, price, reason, qty, execs, message if correction else None)
+            if not correction:
+                log.info("exit filled; position closed" if fallback else message,
+                         extra={"symbol": symbol, "reason": reason, "price": price})
         else:
-            last = self._last_price(row.symbol) or row.entry_price or 0.0
-            self.coord.close_position(row.symbol, last, "reconciled")
-            self._correction(f"{row.symbol}: position gone at the broker, no execution explains it; closed as reconciled")
-        self._exit_backoff.pop(row.symbol, None)
-        self._unsubscribe(row.symbol)
+            last = self._last_price(symbol) or (row.entry_price if row is not None else None) or 0.0
+            self.journal.put("close", self._close, symbol, last, "reconciled", None, execs,
+                             f"{symbol}: position gone at the broker, no execution explains it; closed as reconciled")
+        self._stops.pop(symbol, None)
+        self._unsubscribe(symbol)
 
-    # ------------------------------------------------------------------ end of day
+    def _close(self, symbol: str, price: float, reason: str, qty: float | None, execs: list[Execution],
+               correction: str | None) -> None:
+        """(Journal, off the loop) close the row with the ledger; a correction is also an event."""
+        view = self.coord.close_position(symbol, price, reason, quantity=qty, executions=execs)
+        if view is not None and correction:
+            self.stats.corrections.append(correction)
+            log.warning("reconcile correction: " + correction, extra={"event": "correction"})
+            self.coord.record_event("WARNING", "reconcile", correction)
+        if view is not None:
+            log.info("trade recorded", extra={"symbol": symbol, "qty": view.quantity, "pnl": view.pnl,
+                                              "commission": view.commission, "reason": view.exit_reason})
 
-    def _now_after_flatten(self, now: datetime | None = None) -> bool:
-        now = now or self.clock.now()
-        cal = calendar()
-        day = now.date()
-        if not cal.is_session(day):
-            return False
-        flatten = cal.flatten_time(day, self.settings.eod_flatten_minutes)
-        return now >= flatten
+    def _reason_from_fills(self, sells: list[Fill], exit_reason: str | None) -> str:
+        """Exit reason explained by the SELL fills: all targets → ``target``; our exit orders or
+        the disaster stop → the reason (``stop`` for the disaster stop); liquidate-all →
+        ``liquidate_all``; anything else (a sell from TWS or another client) → ``manual``."""
+        kinds = [parse_order_ref(ref) for ref in self._fill_refs(sells)]
+        if kinds and all(k and k[0] == TARGET_REF for k in kinds):
+            return "target"
+        for k in kinds:
+            if k and k[0] == EXIT_REF and k[2] in ("stop", "eod"):
+                return k[2]
+            if k and k[0] == DISASTER_REF:
+                return "stop"
+            if k and k[0] == LIQUIDATE_REF:
+                return "liquidate_all"
+        if exit_reason in ("stop", "eod"):
+            return exit_reason
+        return "manual"
 
-    def _flatten(self, rows: dict[str, Any], broker: dict[str, tuple[float, float]]) -> None:
-        """Sell every position at market (targets cancelled first, inside each exit)."""
-        day = self.clock.now().date()
-        if self._eod_started != day:
-            self._eod_started = day
-            log.warning("EOD flatten: cancelling targets and selling every position",
-                        extra={"event": "eod", "positions": sorted(rows)})
-            self._event("INFO", "eod_flatten", f"flattening {len(rows)} positions")
-        for symbol, row in rows.items():
-            if row.status == PositionStatus.PENDING_ENTRY or symbol in self._exit_tasks:
-                continue
-            if broker.get(symbol, (0.0, 0.0))[0] <= 0:
-                continue
-            b = self._exit_backoff.get(symbol)
-            if b and b.attempts >= 2 * max(1, self.settings.exit_max_retries):
-                continue
-            if b and time.monotonic() < b.next_try:
-                continue
-            if b:
-                b.gave_up = False
-            take = row.status == PositionStatus.OPEN
-            self._spawn(symbol, self._exit(symbol, "eod", take_lock=take))
+    def _fill_refs(self, fills: list[Fill]) -> list[str]:
+        refs = []
+        for f in fills:
+            ref = getattr(f.execution, "orderRef", "") or ""
+            if not ref:
+                for t in self.ib.trades():
+                    if t.order.permId and t.order.permId == f.execution.permId:
+                        ref = t.order.orderRef
+            refs.append(ref or "")
+        return refs
 
     # ------------------------------------------------------------------ market data
 
@@ -819,14 +915,12 @@ class ExitManager(Bot):
     def _correction(self, message: str) -> None:
         self.stats.corrections.append(message)
         log.warning("reconcile correction: " + message, extra={"event": "correction"})
-        with contextlib.suppress(DaytradingError):
-            self.coord.record_event("WARNING", "reconcile", message)
+        self.journal.put("event", self.coord.record_event, "WARNING", "reconcile", message)
 
     def _event(self, level: str, kind: str, message: str, symbol: str | None = None) -> None:
         log.log(logging.CRITICAL if level == "CRITICAL" else logging.WARNING, message,
                 extra={"event": kind, "symbol": symbol})
-        with contextlib.suppress(DaytradingError):
-            self.coord.record_event(level, kind, message, symbol=symbol)
+        self.journal.put("event", self.coord.record_event, level, kind, message, symbol=symbol)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -868,6 +962,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.client_id is not None:  # validated like any setting (range, distinct ids)
         settings = with_overrides(settings, {"ib": {"exit_manager_client_id": args.client_id}}, "--client-id")
+    check_market_data(settings)
     clock = build_clock(settings)
     setup_logging(settings, BOT, clock)
     coord = open_coordinator(settings, BOT, clock)

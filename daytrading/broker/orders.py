@@ -5,7 +5,8 @@ so a restarted bot (or a human in TWS) can tell a profit target from a stop exit
 
 * ``dt-entry:<SYMBOL>`` — the day-trader's marketable limit BUY,
 * ``dt-target:<SYMBOL>`` — the exit-manager's profit-target SELL LMT,
-* ``dt-exit:<SYMBOL>:<reason>`` — the exit-manager's SELL MKT (stop, eod, …),
+* ``dt-disaster:<SYMBOL>`` — the exit-manager's broker-side disaster STP SELL (OCA with the target),
+* ``dt-exit:<SYMBOL>:<reason>`` — the exit-manager's SELL MKT (stop, eod, …) or cover BUY MKT,
 * ``dt-liquidate:<SYMBOL>`` — liquidate-all.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from ib_async import IB, Fill, Position, Trade
 
 from daytrading.coordination import Coordinator
+from daytrading.coordination.ledger import Execution
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 ENTRY_REF = "dt-entry"
 TARGET_REF = "dt-target"
 EXIT_REF = "dt-exit"
+DISASTER_REF = "dt-disaster"
 LIQUIDATE_REF = "dt-liquidate"
 
 
@@ -72,6 +75,21 @@ def fill_commission(fill: Fill) -> float:
     ``1.7976931348623157e308``, its "unset" double, before that)."""
     c = fill.commissionReport.commission if fill.commissionReport else 0.0
     return float(c) if c and not math.isnan(c) and c < 1e9 else 0.0
+
+
+def execution_of(fill: Fill) -> Execution:
+    """A fill as a ledger :class:`~daytrading.coordination.ledger.Execution` (commission ``None``
+    until IB's commission report for its execId has arrived)."""
+    e, report = fill.execution, fill.commissionReport
+    fee = fill_commission(fill) if report is not None and report.execId else None
+    realized = report.realizedPNL if report is not None and report.execId else None
+    if realized is not None and (math.isnan(realized) or abs(realized) > 1e9):
+        realized = None
+    return Execution(
+        exec_id=e.execId, symbol=fill.contract.symbol, side=e.side, shares=float(e.shares), price=float(e.price),
+        time=e.time, commission=fee, realized_pnl=realized, perm_id=e.permId or None, order_id=e.orderId,
+        client_id=e.clientId, order_ref=e.orderRef or None, account=e.acctNumber or None,
+    )
 
 
 def commission(trade: Trade) -> float:

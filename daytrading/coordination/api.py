@@ -93,6 +93,7 @@ from daytrading.db.models import (
     ActivePosition,
     ClosedPositionToday,
     Event,
+    ExecutionRecord,
     Flag,
     GateDecision,
     Heartbeat,
@@ -826,9 +827,29 @@ class Coordinator:
         """The ledger's executions of ``symbol`` in session ``day`` (default: current), by time;
         with ``since``, only the position's lot (:func:`daytrading.coordination.ledger.lot`)."""
         symbol = symbol.upper()
-        day = day or self.session_date()
-        rows = self._run_core(lambda c: self._executions(c, symbol, day))
+        rows = self.get_executions_of([symbol], day)[symbol]
         return ledger.lot(rows, symbol, since) if since is not None else rows
+
+    def get_executions_of(self, symbols: Sequence[str], day: date | None = None) -> dict[str, list[Execution]]:
+        """The ledger's executions of each of ``symbols`` in session ``day`` (default: current), by time;
+        one read transaction (no write lock)."""
+        day = day or self.session_date()
+        wanted = sorted({s.upper() for s in symbols})
+
+        def tx(s: Session) -> dict[str, list[Execution]]:
+            out: dict[str, list[Execution]] = {sym: [] for sym in wanted}
+            if not wanted:
+                return out
+            q = (select(ExecutionRecord)
+                 .where(ExecutionRecord.session_date == day, ExecutionRecord.symbol.in_(wanted))
+                 .order_by(ExecutionRecord.time, ExecutionRecord.exec_id))
+            for r in s.scalars(q):
+                out[r.symbol].append(Execution(r.exec_id, r.symbol, r.side, r.shares, r.price, r.time, r.commission,
+                                               r.realized_pnl, r.perm_id, r.order_id, r.client_id, r.order_ref,
+                                               r.account))
+            return out
+
+        return self._run(tx, read_only=True)
 
     def _upsert_executions(self, c: sqlite3.Connection, executions: Sequence[Execution], now: datetime) -> None:
         now_text = utc_text(now)

@@ -29,6 +29,9 @@ from tests.bots._harness import bot_env, bot_settings, buy_at_market, coordinato
 pytestmark = pytest.mark.timeout(180)
 
 DAY = date(2020, 11, 17)
+# Tests that put the entry above the market (so the bot-monitored stop trades at once) keep the
+# broker-side disaster stop below the market, so that the bot's own exit is what they watch.
+WIDE_NET = {"disaster_stop": 0.05}
 
 
 def at(hh: int, mm: int, day: date = DAY) -> datetime:
@@ -85,7 +88,7 @@ async def test_target_fill_closes_position_once(tmp_path, minute_data_dir):
 
 async def test_stop_sells_at_market_after_target_cancel(tmp_path, minute_data_dir):
     with gw_at(minute_data_dir, at(10, 0)) as gw:
-        settings = bot_settings(tmp_path, gw)
+        settings = bot_settings(tmp_path, gw, **WIDE_NET)
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 12)
         open_row(coord, "AAPL", 12, price * 1.02)  # stop 1.0108 × price: trading through now
@@ -149,10 +152,15 @@ async def test_hand_opened_position_is_adopted_and_protected(tmp_path, minute_da
             assert row.agent_name == "adopted" and row.quantity == 7 and row.status == "OPEN"
             assert row.entry_price == pytest.approx(price, rel=1e-3)
 
-            def target():
-                return [o for o in gw.report()["open_orders"] if o["symbol"] == "AMD" and o["action"] == "SELL"]
-            [order] = await wait_for(target, what="AMD target")
+            def protection():
+                orders = [o for o in gw.report()["open_orders"] if o["symbol"] == "AMD" and o["action"] == "SELL"]
+                return orders if len(orders) == 2 else None
+            orders = await wait_for(protection, what="AMD target and disaster stop")
+            [order] = [o for o in orders if o["order_type"] == "LMT"]
+            [disaster] = [o for o in orders if o["order_type"] == "STP"]
             assert order["quantity"] == 7 and order["client_id"] == settings.ib.exit_manager_client_id
+            assert disaster["quantity"] == 7 and disaster["oca_group"] and disaster["oca_group"] == order["oca_group"]
+            assert disaster["aux_price"] == pytest.approx(round(row.entry_price * (1 - 2 * settings.stop_loss), 2))
         assert any(e["kind"] == "adopted" for e in coord.get_events())
 
 
@@ -170,7 +178,7 @@ async def test_row_without_broker_position_is_closed_reconciled(tmp_path, minute
 
 async def test_freeze_is_respected(tmp_path, minute_data_dir):
     with gw_at(minute_data_dir, at(10, 0)) as gw:
-        settings = bot_settings(tmp_path, gw)
+        settings = bot_settings(tmp_path, gw, **WIDE_NET)
         coord = coordinator(settings, "liquidate-all")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         open_row(coord, "AAPL", 10, price * 1.02)  # would stop out at once
@@ -190,7 +198,7 @@ async def test_freeze_is_respected(tmp_path, minute_data_dir):
 
 async def test_short_sale_rejections_are_bounded(tmp_path, minute_data_dir):
     with gw_at(minute_data_dir, at(10, 0)) as gw:
-        settings = bot_settings(tmp_path, gw, exit_max_retries=3)
+        settings = bot_settings(tmp_path, gw, **WIDE_NET, exit_max_retries=3)
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         gw.ctl("reject", count=1000, code=201)
@@ -233,7 +241,7 @@ async def test_eod_flatten(tmp_path, minute_data_dir, start, flatten):
 
 async def test_outage_in_the_middle_of_a_stop(tmp_path, minute_data_dir):
     with gw_at(minute_data_dir, at(10, 0)) as gw:
-        settings = bot_settings(tmp_path, gw, intervals={"reconnect": 10})
+        settings = bot_settings(tmp_path, gw, **WIDE_NET, intervals={"reconnect": 10})
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         async with exit_manager(settings) as bot:
@@ -255,12 +263,12 @@ async def test_outage_in_the_middle_of_a_stop(tmp_path, minute_data_dir):
 
 async def test_sigkill_while_exiting_then_restart_sells_once(tmp_path, minute_data_dir):
     with gw_at(minute_data_dir, at(10, 0)) as gw:
-        settings = bot_settings(tmp_path, gw)
+        settings = bot_settings(tmp_path, gw, **WIDE_NET)
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         gw.ctl("delay_cancel", seconds=600)  # keep the exit in flight
         open_row(coord, "AAPL", 10, price * 1.02)
-        env = bot_env(settings, gw)
+        env = bot_env(settings, gw, DAYTRADING_DISASTER_STOP=str(WIDE_NET["disaster_stop"]))
         argv = [sys.executable, "-m", "daytrading", "exit-manager"]
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
