@@ -89,7 +89,7 @@ log = logging.getLogger("daytrading.exit_manager")
 
 BOT = "exit-manager"
 #: wall seconds a database call on the exit path may take before it is left to the journal
-DB_FAST = 0.5
+DB_FAST = 2.0
 
 
 @dataclass
@@ -153,7 +153,8 @@ class ExitManager(Bot):
         self.client_id = settings.ib.exit_manager_client_id
         self.stats = ExitStats()
         self.reconciled = False
-        self.journal = Journal(self.db)
+        # journal writes fail fast and retry: a locked database never ties up the worker threads
+        self.journal = Journal(lambda fn, *a, **kw: self.db(fn, *a, timeout=DB_FAST, **kw))
         self._wake = asyncio.Event()
         self._contracts: dict[str, Contract] = {}
         self._tickers: dict[str, Ticker] = {}
@@ -167,6 +168,7 @@ class ExitManager(Bot):
         self._ledger: dict[str, list[Execution]] = {}  # the database's executions, last read
         self._traded: set[str] = set()
         self._adopting: set[str] = set()
+        self._perm_stored: set[int] = set()
         self._raised: dict[tuple[str, str], datetime] = {}
         self._positions_lock = asyncio.Lock()
         self._outage = _Outage()
@@ -233,8 +235,14 @@ class ExitManager(Bot):
             return
         self.journal.put("order", record_trade, self.coord, trade, _purpose(trade))
         kind, symbol = parsed[0], parsed[1]
-        if kind == TARGET_REF and trade.order.permId:
-            self.journal.put("target permId", self._store_target_perm, symbol, trade.order.orderId, trade.order.permId)
+        perm_id = trade.order.permId or trade.orderStatus.permId
+        if perm_id and trade.order.orderId not in self._perm_stored:
+            # IB assigns the permId after placement: stored as soon as it is known, never None
+            self._perm_stored.add(trade.order.orderId)
+            if kind == TARGET_REF:
+                self.journal.put("target permId", self._store_perm, symbol, "target", trade.order.orderId, perm_id)
+            elif kind == EXIT_REF and trade.order.action == "SELL":
+                self.journal.put("exit permId", self._store_perm, symbol, "exit", trade.order.orderId, perm_id)
         if kind in (TARGET_REF, DISASTER_REF) and is_done(trade):
             if trade.orderStatus.status == "Filled":
                 self._wake.set()
@@ -245,10 +253,15 @@ class ExitManager(Bot):
                         extra={"symbol": symbol, "order_id": trade.order.orderId, "reason": reason,
                                "status": trade.orderStatus.status})
 
-    def _store_target_perm(self, symbol: str, order_id: int, perm_id: int) -> None:
+    def _store_perm(self, symbol: str, kind: str, order_id: int, perm_id: int) -> None:
+        """(Journal) the target's or exit's permId on the row, once IB has assigned it."""
         row = self.coord.get_position(symbol)
-        if row is not None and row.target_order_id == order_id and not row.target_perm_id:
+        if row is None:
+            return
+        if kind == "target" and row.target_order_id in (order_id, None):
             self.coord.set_target_order(symbol, order_id, perm_id)
+        elif kind == "exit":
+            self.coord.set_exit_order(symbol, order_id, perm_id)
 
     def _back_off(self, symbol: str, why: str, *, kind: str) -> None:
         b = self._backoff.setdefault(symbol, _Backoff())
@@ -801,7 +814,9 @@ class ExitManager(Bot):
                      else (average_fill_price(fallback) if fallback else None) or 0.0)
             reason = self._reason_from_fills(fills, exit_reason)
             message = f"{symbol}: position gone at the broker; closed with {qty:g} sold @ {price:.4f} ({reason})"
-            self.journal.put("close", self._close, symbol, price, reason, qty, execs, message if correction else None)
+            perm = (fallback.order.permId or None) if fallback is not None else None
+            self.journal.put("close", self._close, symbol, price, reason, qty, execs, message if correction else None,
+                             perm)
             if not correction:
                 log.info("exit filled; position closed" if fallback else message,
                          extra={"symbol": symbol, "reason": reason, "price": price})
@@ -813,9 +828,10 @@ class ExitManager(Bot):
         self._unsubscribe(symbol)
 
     def _close(self, symbol: str, price: float, reason: str, qty: float | None, execs: list[Execution],
-               correction: str | None) -> None:
+               correction: str | None, exit_perm_id: int | None = None) -> None:
         """(Journal, off the loop) close the row with the ledger; a correction is also an event."""
-        view = self.coord.close_position(symbol, price, reason, quantity=qty, executions=execs)
+        view = self.coord.close_position(symbol, price, reason, quantity=qty, executions=execs,
+                                         exit_perm_id=exit_perm_id)
         if view is not None and correction:
             self.stats.corrections.append(correction)
             log.warning("reconcile correction: " + correction, extra={"event": "correction"})

@@ -406,12 +406,13 @@ def plan(  # noqa: C901 - one decision table, case by case as the docstring list
         if target_price is None or row is None or row.status == PositionStatus.PENDING_ENTRY:
             target_price = round(entry * (1 + settings.profit_target), 2)
             stop_price = round(entry * (1 - settings.stop_loss), 2)
+        why = stop_decision(stop_price, snapshot.quotes.get(symbol), now, settings)
+        if why and gate.allows(symbol, reducing=True, now=now):
+            actions.append(Exit(symbol, why, trigger_price=snapshot.quotes[symbol].price))
+            continue  # the exit cancels the target and the disaster stop first
         actions += _protection(symbol, h, entry, target_price, orders.get(symbol, []), gate, now, settings)
         if stop_price is not None:
             actions.append(Watch(symbol, stop_price))
-            why = stop_decision(stop_price, snapshot.quotes.get(symbol), now, settings)
-            if why and gate.allows(symbol, reducing=True, now=now):
-                actions.append(Exit(symbol, why, trigger_price=snapshot.quotes[symbol].price))
     # our orders for symbols no longer protected (closed, short, gone)
     for symbol, working in orders.items():
         if symbol in protected or symbol in snapshot.exiting:
