@@ -373,7 +373,17 @@ class ExitManager(Bot):
         return {"connected": self.connected, "reconciled": self.reconciled, "gate": self._gate.state.value,
                 "watching": sorted(self._stops), "exiting": sorted(self._exit_tasks), "prices": prices,
                 "market_data": {s: t.marketDataType for s, t in sorted(self._tickers.items())},
-                "stop_on_delayed_data": self.settings.stop_on_delayed_data, "journal_pending": len(self.journal)}
+                "stop_prices": self._stop_prices(), "journal_pending": len(self.journal)}
+
+    def _stop_prices(self) -> str:
+        """What the stop runs on, for ``status``/``monitor``: replay, live, or delayed (allowed or not)."""
+        if self.settings.is_sim:
+            return "replay"
+        types = {t.marketDataType for t in self._tickers.values()} or {self.settings.ib.market_data_type}
+        if types & {3, 4}:
+            return ("delayed (stop_on_delayed_data = true)" if self.settings.stop_on_delayed_data
+                    else "delayed: not used for stops")
+        return "live"
 
     async def connect_cycle(self) -> None:
         """Connect, record the day's own executions, reconcile; on failure wait ``intervals.reconnect``."""
@@ -569,7 +579,7 @@ class ExitManager(Bot):
                 if row is not None and self._recently_updated(row) and not reconcile:
                     continue  # the position stream may be behind a row that changed a moment ago
                 if a.symbol not in self._exit_tasks:
-                    self._close_from_fills(a.symbol, a.reason, correction=True)
+                    self._close_from_fills(a.symbol, a.reason, correction=None)
             elif isinstance(a, xp.Raise):
                 self._raise_once(a)
         self._stops = stops
@@ -794,13 +804,14 @@ class ExitManager(Bot):
         log.critical("short covered at market", extra={"symbol": symbol, "qty": -held, "order_id": trade.order.orderId})
         await wait_done(trade, self._order_wait(self.settings.intervals.exit_fill_timeout))
 
-    def _close_from_fills(self, symbol: str, exit_reason: str | None, *, correction: bool,
+    def _close_from_fills(self, symbol: str, exit_reason: str | None, *, correction: bool | None,
                           fallback: Trade | None = None) -> None:
         """Journal the close of ``symbol``'s row; the trade row comes from the ledger's fills.
 
         The reason comes from the SELL fills (:meth:`_reason_from_fills`); without any fill the
         row is closed as ``reconciled`` at the last price. ``correction`` records the close
-        as a reconcile correction (event) rather than an ordinary log line.
+        as a reconcile correction (event) rather than an ordinary log line; ``None``: a
+        correction unless our own target, stop or EOD exit explains it.
         """
         row = self._rows.get(symbol)
         since = (row.claimed_at or row.entry_timestamp) if row is not None else None
@@ -813,6 +824,8 @@ class ExitManager(Bot):
             price = (sum(f.execution.shares * f.execution.price for f in fills) / qty if fills and qty
                      else (average_fill_price(fallback) if fallback else None) or 0.0)
             reason = self._reason_from_fills(fills, exit_reason)
+            if correction is None:
+                correction = reason not in ("target", "stop", "eod")
             message = f"{symbol}: position gone at the broker; closed with {qty:g} sold @ {price:.4f} ({reason})"
             perm = (fallback.order.permId or None) if fallback is not None else None
             self.journal.put("close", self._close, symbol, price, reason, qty, execs, message if correction else None,

@@ -10,8 +10,9 @@
   - **no re-entry** (invariant 2): no symbol has a trade entered at or after an earlier
     trade's exit, and no filled BUY order was created after the symbol's first close;
   - **every position protected** (invariant 5): every entry has a SELL LMT profit target
-    recorded within ``protect_within_s`` market seconds of its entry time, unless the
-    position was already closed by then;
+    recorded within ``protect_within_s`` market seconds of its entry time (either side: the
+    exit-manager protects a fill before the day-trader confirms it), unless the position was
+    already closed by then;
   - **flat at end**: no active row in the database and (with a gateway report) no
     position at the gateway;
   - **database matches gateway**: per symbol, shares sold at the gateway (its
@@ -127,10 +128,10 @@ def check_protected(trades: list[TradeView], open_rows: list[Any], orders: list[
     ]
     entries += [(r.symbol, r.entry_timestamp, None) for r in open_rows
                 if r.status in ("OPEN", "EXITING") and r.entry_timestamp is not None]
-    slack = timedelta(seconds=5)
     bad = []
     for symbol, entered, exited in entries:
-        placed = any(entered - slack <= ts <= entered + within for ts in targets.get(symbol, []))
+        # the target may precede the entry's confirmation: it is placed at the first fill
+        placed = any(entered - within <= ts <= entered + within for ts in targets.get(symbol, []))
         if placed or (exited is not None and exited - entered <= within):
             continue
         bad.append(f"{symbol} entered {entered.astimezone(NY):%H:%M:%S} without a target within "

@@ -58,7 +58,8 @@ def bot_rows(beats: dict[str, dict[str, Any]], now_wall: float, health_check: fl
     """One row per bot: state (RUNNING/STOPPED/RESTARTING/CRASH_LOOP), pid, uptime, restarts, heartbeat.
 
     ``now_wall`` is wall POSIX seconds (heartbeats are wall time); ages and uptime are
-    wall seconds. ``heartbeat_state`` is the bot's own state string.
+    wall seconds. ``heartbeat_state`` is the bot's own state string; ``stop_prices`` what the
+    exit-manager's stop runs on (``replay``, ``live``, ``delayed ...``), from its heartbeat.
     """
     sup = _supervisor_view(beats, now_wall, health_check)
     rows = []
@@ -80,10 +81,15 @@ def bot_rows(beats: dict[str, dict[str, Any]], now_wall: float, health_check: fl
             pid = hb.get("pid") if fresh else None
             uptime = _age(hb.get("started_at"), now_wall) if fresh else None
             restarts, last_exit = None, None
+        try:
+            own = json.loads(hb.get("detail") or "{}")
+        except (TypeError, ValueError):
+            own = {}
         rows.append({
             "bot": name, "state": state, "pid": pid, "uptime_s": uptime, "restarts": restarts,
             "last_exit_code": last_exit, "heartbeat_state": hb.get("state"), "heartbeat_age_s": age,
             "stale": bool(hb) and not fresh,
+            "stop_prices": own.get("stop_prices") if isinstance(own, dict) else None,
         })
     return rows
 
@@ -194,6 +200,9 @@ def render_rows(data: dict[str, Any]) -> Any:
     summary.add_row("closed today", str(data["closed_today"]))
     summary.add_row("trades (wins / losses)", f"{data['trades']} ({data['wins']} / {data['losses']})")
     summary.add_row("realised P&L", f"{_money(data['realized_pnl'])}" + ("" if pct is None else f" ({pct:+.2f} %)"))
+    stop_prices = next((b.get("stop_prices") for b in data["bots"] if b.get("stop_prices")), None)
+    if stop_prices:  # what the exit-manager's stop runs on (delayed data must be allowed explicitly)
+        summary.add_row("stop prices", stop_prices)
     rej = data["gate_rejections"]
     summary.add_row("gate rejections", ", ".join(f"{g}={n}" for g, n in rej.items()) or "none")
     parts.append(summary)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from ib_async import IB, MarketOrder, Stock
 
+from daytrading.broker.orders import execution_of
 from daytrading.config import Settings, load_settings
 from daytrading.coordination import Coordinator
 from daytrading.runtime import build_clock, open_coordinator
@@ -74,8 +76,13 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: st
         await asyncio.sleep(0.02)
 
 
-async def buy_at_market(port: int, symbol: str, qty: int, client_id: int = 2) -> tuple[float, Any]:
-    """Buy ``qty`` shares through a separate ib_async client; returns (avg fill price, perm id)."""
+async def buy_at_market(port: int, symbol: str, qty: int, client_id: int = 2,
+                        journal: Coordinator | None = None) -> tuple[float, Any]:
+    """Buy ``qty`` shares through a separate ib_async client; returns (avg fill price, perm id).
+
+    With ``journal``, the fills (with their commissions) are recorded in the execution
+    ledger, as the day-trader records its own.
+    """
     ib = IB()
     await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=10)
     try:
@@ -84,9 +91,38 @@ async def buy_at_market(port: int, symbol: str, qty: int, client_id: int = 2) ->
         while not trade.isDone():
             await trade.statusEvent
         assert trade.orderStatus.status == "Filled", trade.log
+        if journal is not None:
+            await wait_for(lambda: all(f.commissionReport.execId for f in trade.fills), what="commission reports")
+            journal.record_executions([execution_of(f) for f in trade.fills])
         return trade.orderStatus.avgFillPrice, trade.order.permId
     finally:
         ib.disconnect()
+
+
+@asynccontextmanager
+async def running(bot: Any) -> AsyncIterator[Any]:
+    """Run ``bot`` (its real ``run()`` loop) for the ``async with`` block, then stop it."""
+    task = asyncio.create_task(bot.run(install_signals=False))
+    try:
+        yield bot
+    finally:
+        bot.stop()
+        await asyncio.wait_for(task, 30)
+
+
+def running_exit_manager(settings: Settings) -> Any:
+    """``async with running_exit_manager(settings) as bot``: an in-process exit-manager."""
+    from daytrading.bots.exit_manager import ExitManager
+
+    clock = build_clock(settings)
+    return running(ExitManager(settings, open_coordinator(settings, "exit-manager", clock), clock))
+
+
+def never_short(report: dict[str, Any]) -> None:
+    """Fail when a gateway report shows a short sale or a position that went below zero."""
+    assert not report.get("shorts"), report.get("shorts")
+    for symbol, qty in report.get("min_position", {}).items():
+        assert qty >= 0, f"{symbol} went short: {qty}"
 
 
 async def last_price(port: int, symbol: str, client_id: int = 77) -> float:

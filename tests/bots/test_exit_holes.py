@@ -8,23 +8,20 @@ in the execution ledger the way the day-trader journals its own fills.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
 from datetime import date, datetime
 
 import pytest
 from ib_async import IB, MarketOrder, Stock
 
-from daytrading.bots.exit_manager import ExitManager
-from daytrading.broker.orders import execution_of
 from daytrading.clock import NY
-from daytrading.runtime import build_clock, open_coordinator
 from daytrading.sim_gateway.testing import GatewayProcess
-from tests.bots._harness import bot_settings, coordinator, sells, wait_for
+from tests.bots._harness import (
+    bot_settings, buy_at_market, coordinator, never_short, running_exit_manager, sells, wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,35 +30,9 @@ def at(day: date, hh: int, mm: int) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY)
 
 
-@asynccontextmanager
-async def exit_manager(settings):
-    clock = build_clock(settings)
-    bot = ExitManager(settings, open_coordinator(settings, "exit-manager", clock), clock)
-    task = asyncio.create_task(bot.run(install_signals=False))
-    try:
-        yield bot
-    finally:
-        bot.stop()
-        await asyncio.wait_for(task, 30)
-
-
 async def buy(port: int, symbol: str, qty: int, coord=None, client_id: int = 2) -> float:
-    """BUY ``qty`` at market through another client; journal its fills (with their commissions)
-    in the ledger as the day-trader does when ``coord`` is given. Returns the average fill price."""
-    ib = IB()
-    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=10)
-    try:
-        [contract] = await ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
-        trade = ib.placeOrder(contract, MarketOrder("BUY", qty, orderRef=f"dt-entry:{symbol}"))
-        while not trade.isDone():
-            await trade.statusEvent
-        assert trade.orderStatus.status == "Filled", trade.log
-        if coord is not None:
-            await wait_for(lambda: all(f.commissionReport.execId for f in trade.fills), what="commission reports")
-            coord.record_executions([execution_of(f) for f in trade.fills])
-        return trade.orderStatus.avgFillPrice
-    finally:
-        ib.disconnect()
+    """BUY at market through another client (journalled in the ledger when ``coord`` is given)."""
+    return (await buy_at_market(port, symbol, qty, client_id=client_id, journal=coord))[0]
 
 
 class _Resized(logging.Handler):
@@ -74,12 +45,6 @@ class _Resized(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage() == "target resized":
             self.sizes.append(record.to_qty)  # type: ignore[attr-defined]
-
-
-def never_short(report: dict) -> None:
-    assert not report.get("shorts"), report.get("shorts")
-    for symbol, qty in report.get("min_position", {}).items():
-        assert qty >= 0, f"{symbol} went short: {qty}"
 
 
 def protection(report: dict, symbol: str) -> dict[str, dict]:
@@ -107,7 +72,7 @@ async def test_partial_target_with_lagging_position_stream_never_goes_short_and_
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         try:
-            async with exit_manager(settings):
+            async with running_exit_manager(settings):
                 await wait_for(lambda: coord.get_position("MKSI") is None, timeout=120, what="MKSI closed")
         finally:
             logger.removeHandler(handler)
@@ -138,7 +103,7 @@ async def test_target_4_of_10_then_stop_6_trade_row_has_10_shares_and_both_legs_
         price = await buy(gw.port, "AAPL", 10, coord)
         gw.ctl("partial", quantity=4)
         coord.confirm_entry("AAPL", 10, price * 0.98)  # marketable target; the partial fault caps it at 4
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             await wait_for(lambda: sum(e["shares"] for e in sells(gw.report(), "AAPL")) >= 4, what="4 sold")
             gw.ctl("halt", symbol="AAPL")  # no more trades: the target's other 6 cannot fill
             coord.confirm_entry("AAPL", 10, price)  # target 1.8 % above the market, stop still below it
@@ -165,7 +130,7 @@ async def test_day_trader_killed_right_after_its_buy_position_protected_within_2
     with GatewayProcess(data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             await wait_for(lambda: bot.reconciled, what="exit-manager reconciled")
             assert coord.claim_entry("TSLA", 5).ok  # the day-trader claims, buys, and dies: nobody confirms
             await buy(gw.port, "TSLA", 5, client_id=11)
@@ -185,7 +150,7 @@ async def test_partial_entry_protected_for_what_is_filled_and_resized_never_abov
     with GatewayProcess(data=minute_data_dir, session_date=day, speed=10.0, start=at(day, 10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             await wait_for(lambda: bot.reconciled, what="exit-manager reconciled")
             assert coord.claim_entry("LI", 100).ok
             gw.ctl("halt", symbol="LI")
@@ -238,7 +203,7 @@ async def test_stop_crossed_while_another_process_holds_the_write_lock_sells_wit
         assert coord.claim_entry("AAPL", 10).ok
         price = await buy(gw.port, "AAPL", 10, coord)
         coord.confirm_entry("AAPL", 10, price)
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             await wait_for(lambda: bot.stats.targets_placed == 1, what="target placed")
             # another process moves the stop above the market and keeps the write lock (60 s at most)
             holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(settings.paths.database),

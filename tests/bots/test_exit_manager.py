@@ -11,20 +11,19 @@ marketable, so each test is about the exit-manager, not about waiting for the ta
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
-from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 
 import pytest
 
-from daytrading.bots.exit_manager import ExitManager
 from daytrading.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
-from daytrading.runtime import build_clock, open_coordinator
-from tests.bots._harness import bot_env, bot_settings, buy_at_market, coordinator, sells, wait_for
+from daytrading.runtime import build_clock
+from tests.bots._harness import (
+    bot_env, bot_settings, buy_at_market, coordinator, never_short, running_exit_manager, sells, wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,29 +37,10 @@ def at(hh: int, mm: int, day: date = DAY) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY)
 
 
-@asynccontextmanager
-async def exit_manager(settings):
-    clock = build_clock(settings)
-    coord = open_coordinator(settings, "exit-manager", clock)
-    bot = ExitManager(settings, coord, clock)
-    task = asyncio.create_task(bot.run(install_signals=False))
-    try:
-        yield bot
-    finally:
-        bot.stop()
-        await asyncio.wait_for(task, 30)
-
-
 def open_row(coord, symbol: str, qty: float, entry: float) -> None:
     """What the day-trader does: claim, then confirm the fill."""
     assert coord.claim_entry(symbol, qty).ok
     coord.confirm_entry(symbol, qty, entry)
-
-
-def never_short(report: dict) -> None:
-    assert not report.get("shorts"), report.get("shorts")
-    for symbol, qty in report.get("min_position", {}).items():
-        assert qty >= 0, f"{symbol} went short: {qty}"
 
 
 def gw_at(data, start, speed=60.0, **kw):
@@ -73,7 +53,7 @@ async def test_target_fill_closes_position_once(tmp_path, minute_data_dir):
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         open_row(coord, "AAPL", 10, price * 0.98)  # target 0.9976 × price: marketable
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             await wait_for(lambda: coord.get_position("AAPL") is None, what="AAPL closed")
             assert bot.stats.targets_placed == 1
         [trade] = coord.get_trades_by_date(DAY)
@@ -92,7 +72,7 @@ async def test_stop_sells_at_market_after_target_cancel(tmp_path, minute_data_di
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 12)
         open_row(coord, "AAPL", 12, price * 1.02)  # stop 1.0108 × price: trading through now
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             await wait_for(lambda: coord.get_position("AAPL") is None, what="AAPL stopped out")
         [trade] = coord.get_trades_by_date(DAY)
         assert trade.exit_reason == "stop" and trade.quantity == 12
@@ -115,7 +95,7 @@ async def test_target_fills_while_stop_waits_for_cancel(tmp_path, minute_data_di
         entry = price / 0.991 * 1.001  # stop just above the market, target ≈ +2.9 %
         gw.ctl("delay_cancel", seconds=1800)
         open_row(coord, "TSLA", 5, entry)
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             await wait_for(lambda: coord.get_position("TSLA") is None, timeout=90, what="TSLA closed")
             assert bot.stats.exits_sent == 0, "a SELL MKT was sent although the target filled"
         [trade] = coord.get_trades_by_date(DAY)
@@ -132,7 +112,7 @@ async def test_partial_entry_target_sized_to_broker_quantity(tmp_path, minute_da
         price, _ = await buy_at_market(gw.port, "MSFT", 4)
         assert coord.claim_entry("MSFT", 10).ok
         coord.confirm_entry("MSFT", 10, price)  # the row says 10, the broker holds 4
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             def target():
                 return [o for o in gw.report()["open_orders"]
                         if o["symbol"] == "MSFT" and o["action"] == "SELL" and o["order_type"] == "LMT"]
@@ -147,7 +127,7 @@ async def test_hand_opened_position_is_adopted_and_protected(tmp_path, minute_da
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "test")
         price, _ = await buy_at_market(gw.port, "AMD", 7, client_id=5)  # bought in "TWS", no row
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             row = await wait_for(lambda: coord.get_position("AMD"), what="AMD adopted")
             assert row.agent_name == "adopted" and row.quantity == 7 and row.status == "OPEN"
             assert row.entry_price == pytest.approx(price, rel=1e-3)
@@ -169,7 +149,7 @@ async def test_row_without_broker_position_is_closed_reconciled(tmp_path, minute
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         open_row(coord, "INTC", 50, 45.0)  # nothing at the broker
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             await wait_for(lambda: coord.get_position("INTC") is None, what="INTC closed")
         [trade] = coord.get_trades_by_date(DAY)
         assert trade.exit_reason == "reconciled"
@@ -183,7 +163,7 @@ async def test_freeze_is_respected(tmp_path, minute_data_dir):
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         open_row(coord, "AAPL", 10, price * 1.02)  # would stop out at once
         coord.freeze("test freeze")
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             await wait_for(lambda: coord.get_heartbeats().get("exit-manager", {}).get("state") == "frozen",
                            what="exit-manager frozen")
             clock = build_clock(settings)
@@ -203,7 +183,7 @@ async def test_short_sale_rejections_are_bounded(tmp_path, minute_data_dir):
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         gw.ctl("reject", count=1000, code=201)
         open_row(coord, "AAPL", 10, price * 1.02)
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             await wait_for(lambda: [e for e in coord.get_events(level="CRITICAL") if e["kind"] == "exit_failed"],
                            what="critical exit_failed event")
             clock = build_clock(settings)
@@ -227,7 +207,7 @@ async def test_eod_flatten(tmp_path, minute_data_dir, start, flatten):
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
         open_row(coord, "AAPL", 10, price)
-        async with exit_manager(settings):
+        async with running_exit_manager(settings):
             await wait_for(lambda: coord.get_position("AAPL") is None, what="EOD flatten")
         [trade] = coord.get_trades_by_date(start.date())
         assert trade.exit_reason in ("eod", "target", "stop")
@@ -244,7 +224,7 @@ async def test_outage_in_the_middle_of_a_stop(tmp_path, minute_data_dir):
         settings = bot_settings(tmp_path, gw, **WIDE_NET, intervals={"reconnect": 10})
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
-        async with exit_manager(settings) as bot:
+        async with running_exit_manager(settings) as bot:
             # protected first (target working), then the stop and an outage during its cancel
             open_row(coord, "AAPL", 10, price * 0.999)
             await wait_for(lambda: bot.stats.targets_placed == 1, what="target placed")

@@ -181,3 +181,24 @@ def test_disaster_stop_can_be_switched_off():
     settings = SETTINGS.model_copy(update={"disaster_stop_enabled": False})
     [place] = kinds(plan({}, Snapshot(positions={"AMD": (7.0, 80.0)}), {}, NOW, settings), PlaceProtection)
     assert place.disaster_price is None
+
+
+def test_exit_manager_refuses_delayed_stop_prices_in_paper_unless_allowed():
+    from daytrading.bots.exit_manager import check_market_data
+    from daytrading.errors import ConfigError
+
+    paper = load_settings(None, {"mode": "paper"}, env_file=None)
+    assert paper.ib.market_data_type == 3
+    with pytest.raises(ConfigError, match="stop_on_delayed_data = true") as err:
+        check_market_data(paper)
+    assert "market_data_type = 1" in str(err.value) and "Market Data Subscriptions" in str(err.value)
+    check_market_data(load_settings(None, {"mode": "paper", "stop_on_delayed_data": True}, env_file=None))
+    check_market_data(load_settings(None, {"mode": "paper", "ib": {"market_data_type": 1}}, env_file=None))
+    check_market_data(SETTINGS)  # sim: the replay's prices are current
+
+
+def test_disaster_stop_must_sit_below_the_bot_stop():
+    from daytrading.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="disaster_stop"):
+        load_settings(None, {"mode": "sim", "disaster_stop": 0.005}, env_file=None)
