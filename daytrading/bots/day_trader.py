@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
