@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "SweepRunner",
     "check_workers",
     "combine",
+    "data_benchmark",
     "open_client",
     "run_task",
 ]
@@ -50,20 +51,53 @@ __all__ = [
 # --------------------------------------------------------------------------- worker side
 
 
-def run_task(data: str, session: date, settings: Any, seed: int, symbols: tuple[str, ...] | None) -> Any:
+def run_task(
+    data: str,
+    session: date,
+    settings: Any,
+    seed: int,
+    symbols: tuple[str, ...] | None,
+    window: tuple[time, time] | None = None,
+) -> Any:
     """One backtest session on a worker (the task function; importable by every worker).
+
+    ``window`` = (start, end) times of day, New York, to replay only that part of the session
+    (``run_session``'s ``start``/``end``); None = the whole session.
 
     Returns the :class:`~daytrading.backtest.SessionResult` of ``run_session``.
 
     Raises:
         DataError: the data folder is missing on this worker (names the worker's host and path).
     """
+    _thread_event_loop()
     from daytrading.backtest import run_session
 
     path = Path(data)
     if not path.exists():
         raise DataError(f"data folder {data} does not exist on worker host {os.uname().nodename}")
-    return run_session(path, session, settings, seed=seed, symbols=list(symbols) if symbols else None)
+    span: dict[str, Any] = {}
+    if window:
+        from daytrading.clock import NY
+
+        span = {"start": datetime.combine(session, window[0], NY), "end": datetime.combine(session, window[1], NY)}
+    return run_session(path, session, settings, seed=seed, symbols=list(symbols) if symbols else None, **span)
+
+
+def _thread_event_loop() -> None:
+    """Give a Dask worker thread the default event loop a main thread has.
+
+    Dask runs tasks in worker threads, which have no event loop; ``eventkit`` (under
+    ib_async) asks for one when it is imported and for timers. The backtest itself runs on
+    its own looptime loop either way, so a run on a worker is the run made alone.
+    """
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _check_data(data: str) -> str | None:
@@ -179,20 +213,40 @@ def check_workers(client: Any, data: Path, *, timeout: float = 60.0) -> int:
     return len(answers)
 
 
-def combine(results: Sequence[Any], settings: Any) -> tuple[dict[str, Any], str]:
+#: ``sessions -> benchmark daily returns or None``: ``backtest.metrics.benchmark_returns`` bound
+#: to the data folder (and cached), so a cell's metrics match ``daytrading backtest`` alone.
+Benchmark = Callable[[tuple[date, ...]], Any]
+
+
+def combine(results: Sequence[Any], settings: Any, benchmark: Benchmark | None = None) -> tuple[dict[str, Any], str]:
     """Metrics and fingerprint of one cell from its sessions' results (in the client).
 
-    ``results`` are :class:`SessionResult` objects in session order; the metrics are
-    ``compute_metrics`` over all their trades with ``settings.sim.cash`` dollars of starting
-    capital, the fingerprint is ``fingerprint(results)``, the same as a run made alone.
+    ``results`` are :class:`SessionResult` objects; the metrics are ``compute_metrics`` over
+    all their trades (in session order) with ``settings.sim.cash`` dollars of starting
+    capital and the benchmark of those sessions, the fingerprint is ``fingerprint(results)``:
+    the same as ``daytrading backtest --set`` gives for the same settings alone.
     """
     from daytrading.backtest import fingerprint
     from daytrading.backtest.metrics import compute_metrics
 
     ordered = sorted(results, key=lambda r: r.date)
     trades = [t for r in ordered for t in r.trades]
-    metrics = compute_metrics(trades, ordered, settings.sim.cash)
+    bench = benchmark(tuple(r.date for r in ordered)) if benchmark else None
+    metrics = compute_metrics(trades, ordered, settings.sim.cash, benchmark=bench)
     return dict(metrics), fingerprint(ordered)
+
+
+def data_benchmark(data: Path) -> Benchmark:
+    """The benchmark returns of ``data`` (SPY, else QQQ buy-and-hold) per tuple of sessions, cached."""
+    import functools
+
+    from daytrading.backtest.metrics import benchmark_returns
+
+    @functools.lru_cache(maxsize=256)
+    def bench(days: tuple[date, ...]) -> Any:
+        return benchmark_returns(data, list(days))
+
+    return bench
 
 
 @dataclass
@@ -211,9 +265,17 @@ class CellRun:
         return self.error is not None or len(self.results) == len(self.sessions)
 
 
-def task_key(data: str, session: date, settings: Any, seed: int, symbols: tuple[str, ...] | None) -> str:
-    """Dask key of a run: the same inputs give the same key (runs are deterministic)."""
-    blob = "\0".join([data, session.isoformat(), settings.model_dump_json(), str(seed), ",".join(symbols or ())])
+def task_key(
+    data: str,
+    session: date,
+    settings: Any,
+    seed: int,
+    symbols: tuple[str, ...] | None,
+    window: tuple[time, time] | None = None,
+) -> str:
+    """Identity of a run: the same inputs give the same key (runs are deterministic)."""
+    span = f"{window[0].isoformat()}-{window[1].isoformat()}" if window else ""
+    blob = "\0".join([data, session.isoformat(), settings.model_dump_json(), str(seed), ",".join(symbols or ()), span])
     return f"backtest-{session.isoformat()}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
 
 
@@ -225,6 +287,7 @@ class SweepRunner:
         data: recorded data folder (absolute; the same path must exist on the workers).
         seed: the backtest seed of every run.
         symbols: restrict the runs to these symbols (None = every symbol in the data).
+        window: replay only (start, end) times of day, New York, of each session (None = all of it).
         on_run: called in the client after each session-run is back, with ``(done, total)``.
     """
 
@@ -235,6 +298,7 @@ class SweepRunner:
         *,
         seed: int = 0,
         symbols: Sequence[str] | None = None,
+        window: tuple[time, time] | None = None,
         on_run: Callable[[int, int], None] | None = None,
     ) -> None:
         from distributed import as_completed
@@ -243,6 +307,7 @@ class SweepRunner:
         self.data = str(Path(data).resolve())
         self.seed = seed
         self.symbols = tuple(symbols) if symbols else None
+        self.window = window
         self.on_run = on_run
         self.done = 0
         self.total = 0
@@ -261,7 +326,7 @@ class SweepRunner:
         self._cells[cell_id] = cell
         self.total += len(cell.sessions)
         for session in cell.sessions:
-            key = task_key(self.data, session, settings, self.seed, self.symbols)
+            key = task_key(self.data, session, settings, self.seed, self.symbols, self.window)
             if key in self._finished:
                 cell.results[session] = self._finished[key]
                 self._count()
@@ -269,7 +334,7 @@ class SweepRunner:
             self._waiting.setdefault(key, []).append((cell_id, session))
             if key not in self._futures:
                 future = self.client.submit(
-                    run_task, self.data, session, settings, self.seed, self.symbols,
+                    run_task, self.data, session, settings, self.seed, self.symbols, self.window,
                     key=f"{key}-{self._nonce}", pure=False,
                 )
                 self._keys[future.key] = key
@@ -407,12 +472,12 @@ def effective_value(settings: Any, key: str) -> Any:
     return obj if isinstance(obj, int | float | str | bool) or obj is None else str(obj)
 
 
-def finish_cell(run: CellRun, index: int, keys: Sequence[str]) -> CellOutcome:
+def finish_cell(run: CellRun, index: int, keys: Sequence[str], benchmark: Benchmark | None = None) -> CellOutcome:
     """Combine a complete :class:`CellRun` into a :class:`CellOutcome` (in the client)."""
     values = {k: effective_value(run.settings, k) for k in keys}
     if run.error:
         return CellOutcome(index, values, run.settings, None, None, run.error, dict(run.results))
-    metrics, fp = combine(list(run.results.values()), run.settings)
+    metrics, fp = combine(list(run.results.values()), run.settings, benchmark)
     return CellOutcome(index, values, run.settings, metrics, fp, None, dict(run.results))
 
 
@@ -443,6 +508,7 @@ def run_grid(
     metric: str,
     *,
     windows: Sequence[Any] = (),
+    benchmark: Benchmark | None = None,
     on_cell: Callable[[CellOutcome, CellOutcome | None], None] | None = None,
 ) -> SweepOutcome:
     """Run every (cell, session) on the runner's cluster and rank the cells.
@@ -453,6 +519,7 @@ def run_grid(
         sessions: the sessions every cell runs.
         metric: the ranking metric (``sweep_grid.metric_direction`` knows its sign).
         windows: walk-forward windows (``walk_forward_windows``); empty = no walk-forward.
+        benchmark: benchmark returns per set of sessions (:func:`data_benchmark`); None = none.
         on_cell: called in the client after each finished cell with it and the best so far.
 
     Ctrl+C cancels the pending runs and returns the cells already complete
@@ -466,7 +533,7 @@ def run_grid(
     interrupted = False
     try:
         for run in runner.cells():
-            outcome = finish_cell(run, run.cell_id, keys)
+            outcome = finish_cell(run, run.cell_id, keys, benchmark)
             done.append(outcome)
             best = best_of([c for c in (best, outcome) if c is not None], metric)
             if on_cell:
@@ -474,11 +541,13 @@ def run_grid(
     except KeyboardInterrupt:
         interrupted = True
     done.sort(key=lambda c: c.index)
-    table = [] if interrupted or not windows else walk_forward(done, windows, metric)
+    table = [] if interrupted or not windows else walk_forward(done, windows, metric, benchmark)
     return SweepOutcome(metric, keys, done, best_of(done, metric), table, interrupted, runner.done, runner.total)
 
 
-def walk_forward(cells: Sequence[CellOutcome], windows: Sequence[Any], metric: str) -> list[dict[str, Any]]:
+def walk_forward(
+    cells: Sequence[CellOutcome], windows: Sequence[Any], metric: str, benchmark: Benchmark | None = None
+) -> list[dict[str, Any]]:
     """The walk-forward table: per window, the best cell on its training sessions, scored on its test sessions.
 
     Returns one row per window: ``window``, ``train_from``/``train_to``/``test_from``/``test_to``
@@ -495,10 +564,10 @@ def walk_forward(cells: Sequence[CellOutcome], windows: Sequence[Any], metric: s
             break
         scored = []
         for cell in ok:
-            metrics, _ = combine(sessions_of(cell.results, window.train), cell.settings)
+            metrics, _ = combine(sessions_of(cell.results, window.train), cell.settings, benchmark)
             scored.append((score(metrics, metric), -cell.index, cell, metrics))
         _, _, chosen, train_metrics = max(scored, key=lambda s: s[:2])
-        test_metrics, _ = combine(sessions_of(chosen.results, window.test), chosen.settings)
+        test_metrics, _ = combine(sessions_of(chosen.results, window.test), chosen.settings, benchmark)
         rows.append({
             "window": window.index + 1,
             "train_from": window.train[0].isoformat(),

@@ -84,11 +84,16 @@ def _check_combination(args: argparse.Namespace) -> str:
     return metric
 
 
+def _data(args: argparse.Namespace, settings: Any) -> Path:
+    """``--data``, else the settings' ``sim.data``, absolute (the path the workers must read)."""
+    return Path(getattr(args, "data", None) or settings.sim.data).resolve()
+
+
 def _definition(args: argparse.Namespace, settings: Any, sessions: Sequence[date], metric: str) -> dict[str, Any]:
     return {
         "metric": metric, "sweep": list(args.sweep), "sessions": [d.isoformat() for d in sessions],
         "seed": getattr(args, "seed", 0) or 0, "symbols": list(_symbols(args) or ()),
-        "data": str(Path(args.data).resolve()), "settings": settings.model_dump_json(),
+        "data": str(_data(args, settings)), "settings": settings.model_dump_json(),
     }
 
 
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace, settings: Any, sessions: Sequence[date]) -> in
         OperationalError: no cluster, or a worker that cannot read the data folder.
     """
     from daytrading.backtest import settings_with
-    from daytrading.backtest.sweep import SweepRunner, check_workers, open_client, run_grid
+    from daytrading.backtest.sweep import SweepRunner, check_workers, data_benchmark, open_client, run_grid
     from daytrading.backtest.sweep_grid import (
         build_grid,
         parse_sweep,
@@ -134,7 +139,8 @@ def run(args: argparse.Namespace, settings: Any, sessions: Sequence[date]) -> in
     if args.optimize:  # every value of every key must at least be valid on its own
         validate_cells([{s.key: v} for s in specs for v in s.values], make_settings)
     out = Path(args.out) if getattr(args, "out", None) else Path(settings.paths.report_dir) / "sweep"
-    data = Path(args.data).resolve()
+    data = _data(args, settings)
+    benchmark = data_benchmark(data)
     trials = args.trials if args.trials is not None else DEFAULT_TRIALS
     total = (trials if args.optimize else len(cells)) * len(sessions)
     with open_client(args.workers, args.scheduler) as client, _Progress(args, total, metric) as progress:
@@ -144,9 +150,11 @@ def run(args: argparse.Namespace, settings: Any, sessions: Sequence[date]) -> in
         if args.optimize:
             outcome = run_search(runner, specs, make_settings, sessions, metric, trials, out,
                                  name=study_name(_definition(args, settings, sessions, metric)),
-                                 seed=getattr(args, "seed", 0) or 0, parallel=nworkers, on_cell=progress.cell_done)
+                                 seed=getattr(args, "seed", 0) or 0, parallel=nworkers, benchmark=benchmark,
+                                 on_cell=progress.cell_done)
         else:
-            outcome = run_grid(runner, cells, sessions, metric, windows=windows, on_cell=progress.cell_done)
+            outcome = run_grid(runner, cells, sessions, metric, windows=windows, benchmark=benchmark,
+                               on_cell=progress.cell_done)
     paths = write_outputs(outcome, out)
     if getattr(args, "json", False):
         print(json.dumps(to_json(outcome), indent=2, default=str))

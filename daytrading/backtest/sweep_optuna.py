@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from daytrading.backtest.sweep import CellOutcome, SweepOutcome, SweepRunner, best_of, finish_cell
+from daytrading.backtest.sweep import Benchmark, CellOutcome, SweepOutcome, SweepRunner, best_of, finish_cell
 from daytrading.backtest.sweep_grid import SweepSpec, metric_direction
 from daytrading.errors import ConfigError
 
@@ -65,6 +65,7 @@ def run_search(
     name: str,
     seed: int = 0,
     parallel: int = 1,
+    benchmark: Benchmark | None = None,
     on_cell: Callable[[CellOutcome, CellOutcome | None], None] | None = None,
 ) -> SweepOutcome:
     """Run (or resume) the search until the study holds ``trials`` finished trials.
@@ -81,6 +82,7 @@ def run_search(
         seed: seeds TPE (mixed with the number of trials already stored, so a resumed search
             does not replay its first random suggestions).
         parallel: trials in flight at once (the number of workers).
+        benchmark: benchmark returns per set of sessions (``sweep.data_benchmark``); None = none.
         on_cell: called after each finished trial with its outcome and the best so far.
 
     Returns:
@@ -133,7 +135,7 @@ def run_search(
                 break
             for run in runner.cells():
                 trial = inflight.pop(run.cell_id)
-                outcome = finish_cell(run, run.cell_id, keys)
+                outcome = finish_cell(run, run.cell_id, keys, benchmark)
                 _tell(study, trial, outcome, metric)
                 if outcome.metrics is not None:
                     best = best_of([c for c in (best, outcome) if c is not None], metric)

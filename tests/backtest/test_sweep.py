@@ -1,0 +1,78 @@
+"""Sweeps on a real Dask LocalCluster with the real backtest, and the checks made before any run.
+
+The run is kept to seconds: one recorded session, two symbols and a 20-minute window around
+the open (NIO is entered at 09:35 on 2020-11-18 and exits before 09:40). The reference is
+``run_session`` called in this process, as ``daytrading backtest --set`` calls it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from datetime import time as dtime
+
+import pytest
+
+from daytrading.backtest import run_session, settings_with
+from daytrading.backtest.sweep import SweepRunner, check_workers, combine, data_benchmark, open_client, run_grid
+from daytrading.cli import main as cli_main
+from daytrading.clock import NY
+from daytrading.config import load_settings
+from daytrading.errors import OperationalError
+from tests.conftest import market_data_root
+
+DATA = market_data_root() / "alphavantage_1min"
+SESSION = date(2020, 11, 18)
+SYMBOLS = ["TSLA", "NIO"]
+WINDOW = (dtime(9, 20), dtime(9, 40))
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_client(workers=1) as c:
+        yield c
+
+
+def test_a_cell_on_a_worker_equals_the_run_made_alone(client):
+    """Dask runs tasks in worker threads (no event loop there); the run must still be the same."""
+    settings = settings_with(load_settings(env_file=None), {"profit_target": "0.02", "stop_loss": "0.009"})
+    alone = run_session(DATA, SESSION, settings, symbols=SYMBOLS,
+                        start=datetime.combine(SESSION, WINDOW[0], NY), end=datetime.combine(SESSION, WINDOW[1], NY))
+    assert alone.fills, "the window must trade for the comparison to mean something"
+    bench = data_benchmark(DATA)
+    runner = SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW)
+    outcome = run_grid(runner, [({"profit_target": "0.02"}, settings)], [SESSION], "total_pnl", benchmark=bench)
+    (cell,) = outcome.cells
+    assert cell.error is None
+    assert cell.values == {"profit_target": 0.02}
+    assert cell.results[SESSION].fills == alone.fills
+    metrics, fp = combine([alone], settings, bench)
+    assert cell.fingerprint == fp
+    assert cell.metrics == metrics
+    assert outcome.best is cell and (outcome.runs_done, outcome.runs_total) == (1, 1)
+
+
+def test_worker_that_cannot_read_the_data_folder_is_named(client, tmp_path):
+    missing = tmp_path / "not-there"
+    with pytest.raises(OperationalError) as err:
+        check_workers(client, missing)
+    text = str(err.value)
+    assert "readable at the same path by every Dask worker" in text
+    assert str(missing) in text and "tcp://127.0.0.1:" in text
+
+
+def test_unknown_key_bad_syntax_and_invalid_cells_are_named_before_anything_runs(capsys):
+    args = ["backtest", "--data", str(DATA), "--dates", SESSION.isoformat()]
+    assert cli_main([*args, "--sweep", "profit_targt=0.02,0.03"]) == 2
+    assert "profit_targt" in capsys.readouterr().err
+    assert cli_main([*args, "--sweep", "stop_loss=0.01:0.005:0.001"]) == 2
+    assert "START 0.01 is above STOP 0.005" in capsys.readouterr().err
+    assert cli_main([*args, "--sweep", "entry.rsi_max=50,abc"]) == 2
+    err = capsys.readouterr().err
+    assert "entry.rsi_max=abc" in err and "rsi_max" in err
+    # a cell the settings model refuses: stop_loss must stay below profit_target
+    assert cli_main([*args, "--sweep", "profit_target=0.01,0.02", "--sweep", "stop_loss=0.015"]) == 2
+    assert "profit_target=0.01, stop_loss=0.015" in capsys.readouterr().err
+    assert cli_main([*args, "--sweep", "profit_target=0.02", "--optimize", "trades"]) == 2
+    assert "'trades': not a metric that ranks" in capsys.readouterr().err
+    assert cli_main([*args, "--sweep", "profit_target=0.02", "--walk-forward", "5:2"]) == 2
+    assert "needs at least 7 sessions, the selection has 1" in capsys.readouterr().err
