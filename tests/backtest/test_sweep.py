@@ -76,3 +76,35 @@ def test_unknown_key_bad_syntax_and_invalid_cells_are_named_before_anything_runs
     assert "'trades': not a metric that ranks" in capsys.readouterr().err
     assert cli_main([*args, "--sweep", "profit_target=0.02", "--walk-forward", "5:2"]) == 2
     assert "needs at least 7 sessions, the selection has 1" in capsys.readouterr().err
+
+
+def test_optuna_search_of_4_trials_resumed_from_its_storage_for_2_more(client, tmp_path):
+    from daytrading.backtest.sweep_grid import parse_sweep
+    from daytrading.backtest.sweep_optuna import run_search, study_name
+
+    specs = [parse_sweep("profit_target=0.012:0.024:0.004"), parse_sweep("stop_loss=0.006,0.009")]
+    base = load_settings(env_file=None)
+
+    def make(overrides):
+        return settings_with(base, overrides)
+
+    name = study_name({"test": "resume"})
+    first = run_search(SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW), specs, make, [SESSION],
+                       "max_drawdown", 4, tmp_path, name=name, seed=3)
+    assert len(first.cells) == 4
+    assert (tmp_path / "optuna.db").is_file()
+    runner = SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW)
+    second = run_search(runner, specs, make, [SESSION], "max_drawdown", 6, tmp_path, name=name, seed=3)
+    assert len(second.cells) == 6
+    # the first four trials come back from the SQLite storage unchanged; at most two new runs
+    assert [(c.index, c.values, c.fingerprint) for c in second.cells[:4]] == [
+        (c.index, c.values, c.fingerprint) for c in first.cells
+    ]
+    assert runner.total <= 2
+    # drawdown is a positive number of dollars: the best trial has the smallest one
+    done = [c for c in second.cells if c.metrics is not None]
+    assert second.best.metrics["max_drawdown"] == min(c.metrics["max_drawdown"] for c in done)
+    # the same command again runs nothing
+    again = SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW)
+    run_search(again, specs, make, [SESSION], "max_drawdown", 6, tmp_path, name=name, seed=3)
+    assert again.total == 0
