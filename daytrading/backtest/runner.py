@@ -261,8 +261,9 @@ def _trades(coord: Any, day: date, settings: Settings) -> list[TradeRecord]:
             target, stop = target_and_stop(t.entry_price, settings.profit_target, settings.stop_loss)
         out.append(TradeRecord(
             symbol=t.symbol, entry_time=_second(t.entry_time) if t.entry_time else None,
-            exit_time=_second(t.exit_time), quantity=t.quantity, entry_price=t.entry_price,
-            exit_price=t.exit_price, stop_price=stop, target_price=target, exit_reason=t.exit_reason,
+            exit_time=_second(t.exit_time), quantity=t.quantity,
+            entry_price=round(t.entry_price, 4) if t.entry_price is not None else None,
+            exit_price=round(t.exit_price, 4), stop_price=stop, target_price=target, exit_reason=t.exit_reason,
             pnl=float(t.pnl or 0.0), commission=float(t.commission or 0.0),
         ))
     return out
