@@ -64,10 +64,10 @@ def test_entry_stop_exit_pnl_and_metrics_by_hand(tsla_window, path):
     # P&L: shares x (exit - entry) minus both orders' commissions
     gross = trade.quantity * (sell.price - buy.price)
     assert trade.pnl == pytest.approx(gross - trade.commission, abs=0.01)
-    # IBKR tiered: 0.35 $ minimum per order at this size, plus the sell's SEC fee (0.0000207 x value) and
-    # FINRA TAF; the trade row carries the exit order's commission (the entry's is booked on the entry)
+    # IBKR tiered: 0.35 $ minimum per order at this size (buy and sell), plus the sell's SEC fee
+    # (0.0000207 x value) and FINRA TAF (0.000119 x shares)
     sell_fees = 0.0000207 * trade.quantity * sell.price + 0.000119 * trade.quantity
-    assert trade.commission == pytest.approx(0.35 + sell_fees, abs=0.01)
+    assert trade.commission == pytest.approx(0.35 + 0.35 + sell_fees, abs=0.01)
     # metrics of that one trade on 100,000 $
     m = compute_metrics(result.trades, [result], 100_000.0)
     assert m["total_pnl"] == round(trade.pnl, 2) and m["total_return"] == pytest.approx(trade.pnl / 100_000, abs=1e-6)
