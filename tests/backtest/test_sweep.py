@@ -7,8 +7,16 @@ the open (NIO is entered at 09:35 on 2020-11-18 and exits before 09:40). The ref
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from datetime import date, datetime
 from datetime import time as dtime
+from pathlib import Path
 
 import pytest
 
@@ -26,29 +34,105 @@ SYMBOLS = ["TSLA", "NIO"]
 WINDOW = (dtime(9, 20), dtime(9, 40))
 
 
+CELL = {"profit_target": "0.02", "stop_loss": "0.009"}
+
+
+def _settings():
+    return settings_with(load_settings(env_file=None), CELL)
+
+
+@pytest.fixture(scope="module")
+def alone():
+    """The cell's session run in this process, as ``daytrading backtest --set`` runs it."""
+    result = run_session(DATA, SESSION, _settings(), symbols=SYMBOLS,
+                         start=datetime.combine(SESSION, WINDOW[0], NY), end=datetime.combine(SESSION, WINDOW[1], NY))
+    assert result.fills, "the window must trade for the comparison to mean something"
+    return result
+
+
+def _assert_same(outcome, alone, bench):
+    (cell,) = outcome.cells
+    assert cell.error is None
+    assert cell.results[SESSION].fills == alone.fills
+    metrics, fp = combine([alone], _settings(), bench)
+    assert cell.fingerprint == fp
+    assert cell.metrics == metrics
+
+
 @pytest.fixture(scope="module")
 def client():
     with open_client(workers=1) as c:
         yield c
 
 
-def test_a_cell_on_a_worker_equals_the_run_made_alone(client):
+def test_a_cell_on_a_worker_equals_the_run_made_alone(client, alone):
     """Dask runs tasks in worker threads (no event loop there); the run must still be the same."""
-    settings = settings_with(load_settings(env_file=None), {"profit_target": "0.02", "stop_loss": "0.009"})
-    alone = run_session(DATA, SESSION, settings, symbols=SYMBOLS,
-                        start=datetime.combine(SESSION, WINDOW[0], NY), end=datetime.combine(SESSION, WINDOW[1], NY))
-    assert alone.fills, "the window must trade for the comparison to mean something"
     bench = data_benchmark(DATA)
     runner = SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW)
-    outcome = run_grid(runner, [({"profit_target": "0.02"}, settings)], [SESSION], "total_pnl", benchmark=bench)
-    (cell,) = outcome.cells
-    assert cell.error is None
-    assert cell.values == {"profit_target": 0.02}
-    assert cell.results[SESSION].fills == alone.fills
-    metrics, fp = combine([alone], settings, bench)
-    assert cell.fingerprint == fp
-    assert cell.metrics == metrics
-    assert outcome.best is cell and (outcome.runs_done, outcome.runs_total) == (1, 1)
+    outcome = run_grid(runner, [({"profit_target": "0.02"}, _settings())], [SESSION], "total_pnl", benchmark=bench)
+    assert outcome.cells[0].values == {"profit_target": 0.02}
+    _assert_same(outcome, alone, bench)
+    assert outcome.best is outcome.cells[0] and (outcome.runs_done, outcome.runs_total) == (1, 1)
+
+
+def test_worker_killed_mid_run_is_retried_with_the_same_result(client, alone):
+    killed = []
+
+    def kill_when_busy():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)  # polling the scheduler's state: there is no event to await
+
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
+    runner = SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW)
+    killer.start()
+    outcome = run_grid(runner, [({"profit_target": "0.02"}, _settings())], [SESSION], "total_pnl",
+                       benchmark=data_benchmark(DATA))
+    killer.join(timeout=5)
+    assert killed, "the worker was never seen busy"
+    _assert_same(outcome, alone, data_benchmark(DATA))
+    client.wait_for_workers(1, timeout=120)  # the nanny restarted it
+
+
+def test_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path, alone):
+    bindir = Path(sys.executable).parent
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen(
+        [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)]
+    try:
+        deadline = time.monotonic() + 120
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+            assert time.monotonic() < deadline, "the dask scheduler did not write its address"
+            assert procs[0].poll() is None, "the dask scheduler exited"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs.append(subprocess.Popen(
+            [str(bindir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+        # the path `daytrading backtest --sweep ... --scheduler ADDRESS` takes
+        with open_client(scheduler=address) as remote:
+            assert check_workers(remote, DATA) == 1
+            bench = data_benchmark(DATA)
+            outcome = run_grid(SweepRunner(remote, DATA, symbols=SYMBOLS, window=WINDOW),
+                               [({"profit_target": "0.02"}, _settings())], [SESSION], "total_pnl", benchmark=bench)
+        _assert_same(outcome, alone, bench)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def test_worker_that_cannot_read_the_data_folder_is_named(client, tmp_path):
