@@ -14,12 +14,12 @@ from datetime import date, datetime
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.sim_gateway.admin import request
 from daytrading.sim_gateway.engine.market import ReplayMarket
 from daytrading.sim_gateway.server import SimGateway
 from daytrading.sim_gateway.testing import GatewayProcess, running_gateway, wait_until
-from daytrading.clock import NY, ManualClock
+from daytrading.clock import ManualClock
 from daytrading.marketdata import load_session
+from tests.sim_gateway._util import at, ctl
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -27,19 +27,10 @@ DAY = date(2020, 11, 17)
 SYMBOLS = ["AAPL", "NIO", "TSLA"]
 
 
-def at(hh: int, mm: int, ss: int = 0) -> datetime:
-    return datetime(2020, 11, 17, hh, mm, ss, tzinfo=NY)
-
-
 def gateway(minute_data_dir, **kw):
     kw.setdefault("speed", 60)
     kw.setdefault("start", at(10, 0))
     return running_gateway(data=minute_data_dir, session_date=DAY, symbols=SYMBOLS, **kw)
-
-
-async def ctl(gw, command: str, **params):
-    """The real admin path (socket, JSON line) without blocking the gateway's loop."""
-    return await asyncio.to_thread(request, gw.admin_port, command, **params)
 
 
 async def connect(gw, client_id: int) -> tuple[IB, list[tuple[int, int]]]:

@@ -5,7 +5,7 @@ wrapper call with the intended values — no "Error handling fields", exact fiel
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date
+from datetime import date
 from typing import Any
 
 import pytest
@@ -15,31 +15,10 @@ from daytrading.sim_gateway.cli import build_gateway
 from daytrading.sim_gateway.engine.book import Execution, SimOrder
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.wire import encode_message
+from tests.sim_gateway._util import Recorder
 
 DAY = date(2020, 11, 17)
 
-
-class Recorder:
-    """Stands in for ib_async's Wrapper: records every call the Decoder makes."""
-
-    defaultTimezone = UTC
-
-    class _IB:
-        TimezoneTWS = None
-
-    ib = _IB()
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def record(*args: Any) -> None:
-            self.calls.append((name, args))
-
-        return record
 
 
 def roundtrip(fields: list[Any], caplog: pytest.LogCaptureFixture) -> tuple[Recorder, list[str]]:

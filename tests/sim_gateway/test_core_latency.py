@@ -7,16 +7,15 @@ sent before its due market time), so a loaded machine cannot make them fail."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.sim_gateway.admin import request
 from daytrading.sim_gateway.latency import Latency
 from daytrading.sim_gateway.testing import running_gateway, wait_until
-from daytrading.clock import NY
 from daytrading.errors import ConfigError
+from tests.sim_gateway._util import at, ctl
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -24,18 +23,10 @@ DAY = date(2020, 11, 17)
 SYMBOLS = ["AAPL", "NIO"]
 
 
-def at(hh: int, mm: int, ss: int = 0) -> datetime:
-    return datetime(2020, 11, 17, hh, mm, ss, tzinfo=NY)
-
-
 def gateway(minute_data_dir, **kw):
     kw.setdefault("speed", 60)
     kw.setdefault("start", at(10, 0))
     return running_gateway(data=minute_data_dir, session_date=DAY, symbols=SYMBOLS, **kw)
-
-
-async def ctl(gw, command: str, **params):
-    return await asyncio.to_thread(request, gw.admin_port, command, **params)
 
 
 async def connect(gw, client_id: int = 3) -> IB:

@@ -10,7 +10,7 @@ give. A message one field short must make the decoders fail, so a count that mat
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -25,33 +25,12 @@ from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.requests import decode_place_order
 from daytrading.sim_gateway.protocol.versions import negotiate
 from daytrading.sim_gateway.protocol.wire import encode_message
+from tests.sim_gateway._util import Recorder
 
 DAY = date(2020, 11, 17)
 #: every gate boundary from 157 to 178 (158 is never negotiated with a client that accepts 157)
 VERSIONS = [157, 159, 160, 162, 163, 164, 166, 169, 170, 176, 177, 178]
 
-
-class Recorder:
-    """Stands in for a client's wrapper: records every call its decoder makes."""
-
-    defaultTimezone = UTC
-
-    class _IB:
-        TimezoneTWS = None
-
-    ib = _IB()
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def record(*args: Any) -> None:
-            self.calls.append((name, args))
-
-        return record
 
 
 def wire_fields(fields: list[Any]) -> list[str]:
