@@ -37,7 +37,8 @@ def _env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
         "DAYTRADING_PATHS__WATCHLIST": str(tmp / "watchlist.json"),
         "DAYTRADING_SIM__PORT": str(port),
         "DAYTRADING_SCANNER__IB_SCAN_CODES": '["TOP_PERC_GAIN"]',
-        "DAYTRADING_INTERVALS__HEALTH_CHECK": "8",
+        # a hung bot is found within 20 s; shorter limits kill bots that a loaded CI machine merely slows down
+        "DAYTRADING_INTERVALS__HEALTH_CHECK": "20",
         **extra,
     })
     return env
