@@ -18,8 +18,7 @@ Held shares (what a SELL may be sized to) never come from the position stream al
 :func:`held` takes the smaller of the broker's position and the ledger's
 ``bought − sold`` (:func:`daytrading.coordination.ledger.held_estimate`). ``bought`` is the
 ledger's BUYs or, when those are missing (a hand-opened position, a day-trader that died
-before journalling), the last broker position known to include every SELL of the lot:
-one seen at least :data:`SETTLE_SECONDS` after the lot's last SELL.
+before journalling), the largest broker position seen before the lot's first SELL.
 
 Units: shares, dollars per share; ``stop_loss`` / ``profit_target`` / ``disaster_stop`` are
 fractions of the entry price; times are tz-aware (market clock), durations market seconds.
@@ -38,10 +37,6 @@ from daytrading.clock import calendar
 from daytrading.config import Settings
 from daytrading.coordination.ledger import BOUGHT, SOLD, Execution, held_estimate, lot
 from daytrading.db.models import PositionStatus
-
-#: market seconds after a lot's last SELL before a broker position is trusted to include it
-SETTLE_SECONDS = 3.0
-
 
 class TradingState(StrEnum):
     """What the order gate lets through (see the module docstring)."""
@@ -283,9 +278,10 @@ def held(symbol: str, row: Any, snapshot: Snapshot, executions: Sequence[Executi
     sold = sum(e.shares for e in sells)
     broker = snapshot.positions.get(symbol, (0.0, 0.0))[0]
     floor = snapshot.bought_floor.get(symbol, 0.0)
-    last_sell = max((e.time for e in sells), default=None)
-    if last_sell is None or (now - last_sell).total_seconds() >= SETTLE_SECONDS:
-        floor = max(floor, broker + sold)
+    if not sells:
+        # before any SELL a broker position can only lag BUYs (under-state): safe to trust. After
+        # one, a position push may lag it by any time on a loaded machine: the floor stays put.
+        floor = max(floor, broker)
     bought = max(ledger_bought, floor)
     entry = sum(e.shares * e.price for e in buys) / ledger_bought if ledger_bought > 0 else None
     return Held(bought, sold, broker, held_estimate(bought, sold, broker), entry)
