@@ -21,8 +21,9 @@ process exit *and* by database heartbeat, restarts them, resets the day, shows s
   :data:`DB_TROUBLE_REPEAT` seconds), events are kept in memory and written when the
   database works again, and the bots keep running. The watchdog then judges a bot by
   its process and its heartbeat file (:mod:`daytrading.coordination.freeze`), whichever
-  heartbeat is fresher. Any other error in one watch pass is logged CRITICAL and the
-  next pass runs.
+  heartbeat is fresher, and a late heartbeat does not get a bot killed while the
+  database fails (its loop may be waiting on it). Any other error in one watch pass is
+  logged CRITICAL and the next pass runs.
 * **Children die with the supervisor** (even SIGKILL): one process group plus a
   parent-death signal on POSIX, a kill-on-close job object on Windows
   (:mod:`daytrading.bots.lifeline`); the sim-gateway is stopped however ``run()`` ends.
@@ -380,6 +381,11 @@ class Supervisor:
                 hung, age = hung_verdict(freshest_beat(child.proc.pid, beats.get(child.name)),
                                          now - child.started_wall, self.settings.intervals.health_check,
                                          datetime.now(tz=UTC))
+                if hung and self._db_down_since is not None:
+                    # its loop may be waiting on the failing database: not hung, and killing it stops nothing
+                    log.warning("bot's heartbeat is late while the database fails; not killed",
+                                extra={"bot": child.name, "pid": child.proc.pid, "heartbeat_age_s": age})
+                    hung = False
                 if hung:
                     log.error("bot hung (no heartbeat); killing", extra={"bot": child.name, "pid": child.proc.pid,
                                                                           "heartbeat_age_s": age})

@@ -11,8 +11,8 @@ In order, in one session to keep the suite short:
    ``unshare -rm``, which mounts it; see ``tests._dbtrouble.SmallDisk``);
 3. the database file is damaged in place (everything after its first page overwritten);
 
-after each the supervisor is alive, logged CRITICAL, restarted nobody (same pids), and
-every heartbeat file beside the database stays fresh. Then:
+after each the supervisor is alive, logged CRITICAL, killed and restarted nobody (same
+pids), and its heartbeat file beside the database stays fresh. Then:
 
 4. SIGKILL the supervisor: the bots and the sim-gateway (the children's process group)
    are gone within seconds.
@@ -42,10 +42,8 @@ BOTS = ("exit-manager", "day-trader")
 LOCK_SECONDS = 90.0
 #: the supervisor's heartbeat file must stay younger than this (wall seconds; it beats 5 times a second)
 FRESH_SUPERVISOR = 5.0
-#: a bot's heartbeat file must stay younger than the watchdog's limit (``intervals.health_check``, 60 s):
-#: the supervisor never takes a bot for hung because of the database (bots beat every 3 s, but a bot
-#: whose own loop waits on a database call beats late)
-FRESH_BOT = 60.0
+# A bot's heartbeat file is not asserted fresh: a bot whose own loop waits on a database call beats
+# late; the supervisor must not kill it for that while the database fails (same pids are asserted).
 
 
 def _supervisor(tmp: Path, market: Path, db: Path, disk: SmallDisk) -> subprocess.Popen:
@@ -115,8 +113,8 @@ class Watch:
             assert hb is not None and hb["pid"] == pid, f"{label}: {bot} restarted or no heartbeat file: {hb}"
             age = (now - hb["last_seen"]).total_seconds()
             self.worst_age[bot] = max(self.worst_age.get(bot, 0.0), age)
-            limit = FRESH_SUPERVISOR if bot == "supervisor" else FRESH_BOT
-            assert age < limit, f"{label}: {bot}'s heartbeat file is {age:.1f} s old"
+            if bot == "supervisor":
+                assert age < FRESH_SUPERVISOR, f"{label}: the supervisor's heartbeat file is {age:.1f} s old"
 
     def hold(self, label: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
