@@ -109,6 +109,24 @@ def test_oca_fill_cancels_the_other_members(gw):
     assert gw.account.position("NIO") == 0
 
 
+def test_an_oca_group_counts_once_against_a_position_that_cannot_be_sold_short(gw):
+    """A bracket exit (target LMT + protective STP for the same shares, one OCA group) is accepted
+    on a non-shortable name, as at IB; a SELL beyond the group's largest order is still refused (201)."""
+    gw.market.set_shortable("NIO", False)
+    gw.orders.submit(CLIENT, order("NIO", "BUY", 50))
+    run(gw, 1)
+    last = gw.market.last_trade("NIO").price
+    target = gw.orders.submit(CLIENT, order("NIO", "SELL", 50, "LMT", lmt=round(last * 1.2, 2), oca="b", oca_type=3))
+    stop = gw.orders.submit(CLIENT, order("NIO", "SELL", 50, "STP", aux=round(last * 0.5, 2), oca="b", oca_type=3))
+    assert target.working and stop.working
+    assert gw.orders.committed_sells("NIO") == 50
+    extra = gw.orders.submit(CLIENT, order("NIO", "SELL", 1, "LMT", lmt=round(last * 1.3, 2)))
+    other_group = gw.orders.submit(CLIENT, order("NIO", "SELL", 50, "STP", aux=round(last * 0.4, 2), oca="c"))
+    for refused in (extra, other_group):
+        assert refused is None or refused.status == "Inactive"
+    assert len(gw.orders.rejected_short_sells) == 2 and gw.account.position("NIO") == 50
+
+
 def test_partial_fault_caps_one_fill_and_the_rest_fills_on_later_trades(gw):
     gw.faults.partial_pending.append({"fraction": 0.5, "quantity": 30})
     o = gw.orders.submit(CLIENT, order("AAPL", "BUY", 100))

@@ -23,9 +23,10 @@ a fill that completes the order first makes the cancel answer 10148, S7).
 Supported: STK only; ``MKT``, ``LMT``, ``STP``; TIF ``DAY`` (∅), ``GTC``, ``IOC`` (``DTC`` = DAY);
 ``outsideRth``; OCA groups (``ocaType`` 1 cancels the others, 2/3 reduce them; 0 = 1);
 parent/child with ``transmit=0`` staging; modification by re-placing a working order.
-Short sales: a SELL larger than the long position net of the other
-working SELLs opens a short; for a non-shortable symbol it is rejected with 201, for a
-shortable one accepted — both recorded for the report.
+Short sales: a SELL larger than the long position net of the other working SELLs (an OCA
+group counted once, at its largest order: its orders are alternatives) opens a short; for a
+non-shortable symbol it is rejected with 201, for a shortable one accepted — both recorded
+for the report.
 """
 
 from __future__ import annotations
@@ -220,10 +221,25 @@ class OrderBook:
         """Working orders in placement order."""
         return sorted((o for o in self.orders.values() if o.working), key=lambda o: o.seq)
 
-    def working_sells(self, symbol: str, exclude: SimOrder | None = None) -> float:
-        """Shares of working SELL orders in ``symbol`` still to fill."""
-        return sum(o.remaining for o in self.orders.values()
-                   if o.working and o is not exclude and o.action == "SELL" and o.info.symbol == symbol)
+    def committed_sells(self, symbol: str, new: SimOrder | None = None) -> float:
+        """Shares that the working SELL orders in ``symbol`` (plus ``new``, at its full size, in
+        place of its own working version when it modifies one) can still sell.
+
+        The orders of one OCA group are alternatives (IB's bracket exit: a profit-target LMT and
+        a protective STP for the same shares), so a group counts once, at its largest remaining
+        quantity; orders outside any group add up."""
+        loose = 0.0
+        groups: dict[tuple[str, str], float] = {}
+        sells = [o for o in self.orders.values()
+                 if o.working and o is not new and o.action == "SELL" and o.info.symbol == symbol]
+        sized = [(o, o.remaining) for o in sells] + ([(new, new.total_qty)] if new is not None else [])
+        for o, shares in sized:
+            if o.oca_group:
+                key = (o.account, o.oca_group)
+                groups[key] = max(groups.get(key, 0.0), shares)
+            else:
+                loose += shares
+        return loose + sum(groups.values())
 
     def notify(self, o: SimOrder, *, open_order: bool = True) -> None:
         """Report the order's state to its owner (openOrder when ``open_order``, and orderStatus)."""
@@ -329,7 +345,7 @@ class OrderBook:
         if o.action != "SELL":
             return None
         held = self.account.position(o.info.symbol)
-        after = held - self.working_sells(o.info.symbol, exclude=o) - o.total_qty
+        after = held - self.committed_sells(o.info.symbol, new=o)
         if after >= 0:
             return None
         rec = {"symbol": o.info.symbol, "order_id": o.order_id, "client_id": o.client_id, "perm_id": o.perm_id,
