@@ -152,10 +152,9 @@ class GatewayProcess:
         self.speed = float(speed)
         self.start = parse_start(start, session_date or DEFAULT_SYNTHETIC_DATE)
         self.epoch: float | None = epoch
+        self._own_ports = port is None
         self.port = port or free_port()
-        self.admin_port = free_port()
-        while self.admin_port == self.port:
-            self.admin_port = free_port()
+        self.admin_port = self._other_port(self.port)
         self.symbols = list(symbols) if symbols else None
         self.cash = cash
         self.faults_file = faults_file
@@ -164,6 +163,13 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self._out: Any = None
+
+    @staticmethod
+    def _other_port(taken: int) -> int:
+        port = free_port()
+        while port == taken:
+            port = free_port()
+        return port
 
     def argv(self) -> list[str]:
         """The command line used to start the gateway."""
@@ -197,9 +203,18 @@ class GatewayProcess:
         self.proc = subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT, env=env,
                                      cwd=str(PROJECT_ROOT))
         deadline = time.monotonic() + 90
+        retries = 3  # free_port() can race with another process taking the port before the gateway binds it
         while True:
             if self.proc.poll() is not None:
                 out = self.output()
+                if retries and self.proc.returncode == 2 and out.rstrip().endswith("address already in use"):
+                    retries -= 1
+                    if self._own_ports:
+                        self.port = free_port()
+                    self.admin_port = self._other_port(self.port)
+                    self.proc = subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT, env=env,
+                                                 cwd=str(PROJECT_ROOT))
+                    continue
                 self._cleanup()
                 raise RuntimeError(f"sim-gateway exited with code {self.proc.returncode}:\n{out[-3000:]}")
             try:
