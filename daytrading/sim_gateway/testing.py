@@ -200,8 +200,11 @@ class GatewayProcess:
             self.log_path = Path(self._out.name)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(PROJECT_ROOT), *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])])}
-        self.proc = subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT, env=env,
-                                     cwd=str(PROJECT_ROOT))
+        def spawn() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT, env=env,
+                                    cwd=str(PROJECT_ROOT))
+
+        self.proc = spawn()
         deadline = time.monotonic() + 90
         retries = 3  # free_port() can race with another process taking the port before the gateway binds it
         while True:
@@ -212,8 +215,7 @@ class GatewayProcess:
                     if self._own_ports:
                         self.port = free_port()
                     self.admin_port = self._other_port(self.port)
-                    self.proc = subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT, env=env,
-                                                 cwd=str(PROJECT_ROOT))
+                    self.proc = spawn()
                     continue
                 self._cleanup()
                 raise RuntimeError(f"sim-gateway exited with code {self.proc.returncode}:\n{out[-3000:]}")
