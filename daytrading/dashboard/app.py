@@ -52,7 +52,8 @@ SYMBOL_PATTERN = r"^[A-Za-z][A-Za-z0-9.\-]{0,15}$"
 
 class TTLCache:
     """Values computed in a worker thread and shared for ``ttl`` wall seconds (one computation
-    at a time per key; errors are not cached)."""
+    at a time per key; errors are not cached). A value's age counts from the start of its
+    computation, so it never holds anything older than its timestamp says."""
 
     def __init__(self, ttl: float, size: int = 64) -> None:
         self.ttl = ttl
@@ -60,17 +61,32 @@ class TTLCache:
         self._data: dict[Any, tuple[float, Any]] = {}
         self._locks: dict[Any, asyncio.Lock] = {}
 
-    async def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+    def _usable(self, key: Any, started_after: float | None) -> tuple[float, Any] | None:
         hit = self._data.get(key)
-        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+            return None
+        if started_after is not None and hit[0] < started_after:
+            return None
+        return hit
+
+    async def get(self, key: Any, compute: Callable[[], Any], started_after: float | None = None) -> Any:
+        """The cached value of ``key``, else ``compute()`` run in a thread.
+
+        Args:
+            started_after: a ``time.monotonic()`` reading; a value whose computation started
+                before it is not used (the caller has seen newer rows than it may hold).
+        """
+        hit = self._usable(key, started_after)
+        if hit is not None:
             return hit[1]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            hit = self._data.get(key)
-            if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            hit = self._usable(key, started_after)
+            if hit is not None:
                 return hit[1]
+            started = time.monotonic()
             value = await asyncio.to_thread(compute)
-            self._data[key] = (time.monotonic(), value)
+            self._data[key] = (started, value)
             if len(self._data) > self.size:
                 oldest = min(self._data, key=lambda k: self._data[k][0])
                 self._data.pop(oldest, None)
@@ -263,9 +279,10 @@ class Dashboard:
         self._responses: dict[Any, tuple[dict[str, Any], tuple[bytes, int, str]]] = {}
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients)
 
-    async def snapshot(self, day: date | None = None) -> dict[str, Any]:
-        """The snapshot of session ``day`` (shared by every request for one poll interval)."""
-        return await self.cache.get(("snapshot", day), lambda: self.reader.snapshot(day))
+    async def snapshot(self, day: date | None = None, started_after: float | None = None) -> dict[str, Any]:
+        """The snapshot of session ``day`` (shared by every request for one poll interval); with
+        ``started_after`` (a ``time.monotonic()`` reading), one read after that instant."""
+        return await self.cache.get(("snapshot", day), lambda: self.reader.snapshot(day), started_after)
 
     async def respond(self, key: Any, day: date | None, build: Callable[[dict[str, Any]], tuple[bytes, int, str]]
                       ) -> Response:
@@ -297,8 +314,12 @@ class Dashboard:
         """One tick of the live stream: the state messages and one message per kind of new rows."""
         if self.cursor is None:
             self.cursor = await asyncio.to_thread(self.reader.cursor)
-        snap = await self.snapshot()
         changes = await asyncio.to_thread(self.reader.changes, self.cursor)
+        # The fragments must show at least the rows just streamed: a snapshot read before them
+        # (cached by a page request) would render an exit's trades table without that exit,
+        # and the cursor has moved past it, so it would never be sent again.
+        seen = time.monotonic() if any(changes.values()) else None
+        snap = await self.snapshot(started_after=seen)
         base = {"session_date": snap["session_date"], "market_time": snap["market_time"]}
         out: list[tuple[str, Any]] = []
         if snap.get("status"):

@@ -216,3 +216,27 @@ def test_equity_svg_draws_the_cumulative_pnl(world):
     svg = views.equity_svg(coord.get_trades_by_date(at(9, 0).date()))
     assert svg.startswith("<svg") and "+0.00 $" in svg and "10:20" in svg and "10:30" in svg
     assert "no trades yet" in views.equity_svg([])
+
+
+def test_an_exit_recorded_after_a_cached_snapshot_is_streamed_with_its_trade_row(world):
+    """The stream's exit message renders its trades table from a snapshot read after the new
+    rows: a snapshot cached by a page request just before the exit would leave the row out for
+    good (the cursor has moved past it). Seen in a browser test under load."""
+    import asyncio
+
+    from daytrading.config import with_overrides
+    from daytrading.dashboard.app import Dashboard
+
+    settings, clock, coord = world
+    settings = with_overrides(settings, {"dashboard": {"poll_interval": 60}})  # the cache outlives the exit
+    d = Dashboard(settings, clock)
+
+    async def scenario() -> list:
+        await d.poll()  # the stream's first tick: cursor at the newest rows
+        await d.snapshot()  # a page request caches a snapshot without the exit below
+        round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "liquidate_all", at(11, 5), at(11, 10), order_id=3)
+        return await d.poll()
+
+    messages = dict(asyncio.run(scenario()))
+    assert [t["symbol"] for t in messages["exit"]["trades"]] == ["MSFT"]
+    assert 'data-symbol="MSFT"' in messages["exit"]["html"]["trades"]
