@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -76,7 +76,7 @@ def build_market(day: date, n_symbols: int, clock):  # noqa: ANN001, ANN201
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from daytrading.sim_gateway.server import SimGateway
+    from daytrading.sim_gateway.server import SimGateway, settle_heap
     from daytrading.clock import NY, ReplayClock
 
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -88,17 +88,23 @@ async def serve(args: argparse.Namespace) -> None:
         market.grid_bars(sym, 5)
     gw = SimGateway(market, port=0, admin_port=0)
     await gw.start()
+    if not args.no_settle:
+        settle_heap()  # as the sim-gateway command does
     print(json.dumps({"port": gw.port, "symbols": market.symbols}), flush=True)
     while time.time() < args.epoch:
         await asyncio.sleep(0.01)
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.time()
     sent0 = gw.data_service.stats["rt_bars"]
     gw.data_service.rt_send_lag.clear()
+    pauses = GcPauses()
+    pauses.start()
     await asyncio.sleep(args.seconds)
+    pauses.stop()
     r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.time()
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     send_lag = [x / 5.0 for x in gw.data_service.rt_send_lag]
     print(json.dumps({"cpu_s": cpu, "wall_s": t1 - t0, "sent": gw.data_service.stats["rt_bars"] - sent0,
+                      "gc": pauses.summary(),
                       "send_lag": send_lag[:: max(1, len(send_lag) // 20000)]}), flush=True)
     await asyncio.sleep(1.0)
     await gw.stop()
@@ -118,6 +124,7 @@ async def client(args: argparse.Namespace) -> None:
     await ib.connectAsync("127.0.0.1", args.port, clientId=args.client_id, timeout=20)
     lags: list[float] = []
     window = [args.epoch + 1.0, args.epoch + args.seconds - 0.5]  # steady state only
+    keep = args.keep_bars
 
     def on_bar(bars, has_new: bool) -> None:  # noqa: ANN001
         if not has_new:
@@ -126,15 +133,53 @@ async def client(args: argparse.Namespace) -> None:
         if window[0] <= wall <= window[1]:
             bar = bars[-1]
             lags.append((clock.timestamp() - (bar.time.timestamp() + 5.0)) / 5.0)
+        if keep and len(bars) > 2 * keep:
+            del bars[:-keep]  # a bot's bounded window; ib_async itself keeps every bar
 
     symbols = args.symbol_list.split(",")
     for sym in symbols:
         bars = ib.reqRealTimeBars(Stock(sym, "SMART", "USD"), 5, "TRADES", False)
         bars.updateEvent += on_bar
+    if keep:
+        gc.freeze()  # imports and setup are permanent: keep them out of every full collection
+    pauses = GcPauses()
+    while time.time() < window[0]:
+        await asyncio.sleep(0.05)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    pauses.start()
+    await asyncio.sleep(max(0.0, window[1] - time.time()))
+    pauses.stop()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     await asyncio.sleep(max(0.0, args.epoch + args.seconds - time.time()))
     ib.disconnect()
-    print(json.dumps({"bars": len(lags), "lags": lags[:: max(1, len(lags) // 20000)],
-                      "measured_s": window[1] - window[0]}), flush=True)
+    print(json.dumps({"bars": len(lags), "cpu_s": cpu, "lags": lags[:: max(1, len(lags) // 20000)],
+                      "measured_s": window[1] - window[0], "keep": keep, "gc": pauses.summary()}), flush=True)
+
+
+class GcPauses:
+    """Full (generation-2) garbage collections of this process while started: count, longest (ms)."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []
+        self._t = 0.0
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.full.append((time.perf_counter() - self._t) * 1000.0)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._cb)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._cb)
+
+    def summary(self) -> dict:
+        return {"full": len(self.full), "max_ms": max(self.full, default=0.0), "total_ms": sum(self.full)}
 
 
 # --------------------------------------------------------------------------- driver
@@ -160,6 +205,12 @@ def main() -> None:
     p.add_argument("--client-id", type=int, default=1)
     p.add_argument("--cpu", type=int, default=None)
     p.add_argument("--symbol-list", default="")
+    p.add_argument("--keep-bars", type=int, default=120,
+                   help="bars each client keeps per symbol, like a bot's window (0 = every bar, ib_async's default)")
+    p.add_argument("--no-settle", action="store_true",
+                   help="gateway without settle_heap() (the measurement before it)")
+    p.add_argument("--keep-all-clients", type=int, default=0,
+                   help="how many of the clients keep every bar instead (the measurement before, in the same run)")
     args = p.parse_args()
     if args.mode == "serve":
         asyncio.run(serve(args))
@@ -169,10 +220,12 @@ def main() -> None:
         return
 
     ncpu = os.cpu_count() or 1
+    load = os.getloadavg()
     epoch = time.time() + 12.0
     me = [sys.executable, str(Path(__file__).resolve())]
     common = ["--day", args.day, "--speed", str(args.speed), "--seconds", str(args.seconds), "--epoch", repr(epoch)]
-    gw = subprocess.Popen([*me, "--mode", "serve", "--symbols", str(args.symbols), "--cpu", "0", *common],
+    gw = subprocess.Popen([*me, "--mode", "serve", "--symbols", str(args.symbols), "--cpu", "0", *common,
+                           *(["--no-settle"] if args.no_settle else [])],
                           stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert gw.stdout is not None
     hello = json.loads(gw.stdout.readline())
@@ -180,7 +233,9 @@ def main() -> None:
     clients = []
     for i in range(args.clients):
         env = dict(os.environ)
+        keep = 0 if i < args.keep_all_clients else args.keep_bars
         cmd = [*me, "--mode", "client", "--port", str(hello["port"]), "--client-id", str(i + 1),
+               "--keep-bars", str(keep),
                "--symbol-list", ",".join(symbols), *common]
         if ncpu > 1:
             cmd = ["taskset", "-c", ",".join(str(c) for c in range(1, ncpu)), *cmd]
@@ -192,27 +247,46 @@ def main() -> None:
     n_real = sum(1 for s in symbols if "_R" not in s)
     total = sum(r["bars"] for r in results)
     measured = results[0]["measured_s"]
-    lags = [x for r in results for x in r["lags"]]
     expected = args.clients * len(symbols) * measured * args.speed / 5.0
     print(f"sim-gateway streaming benchmark — {args.day}, speed {args.speed:g}, {args.seconds:g} s wall "
-          f"(≈ {args.seconds * args.speed / 3600:.1f} market hours from 09:30)")
+          f"(≈ {args.seconds * args.speed / 3600:.1f} market hours from 09:30); load average at start "
+          f"{load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"symbols: {len(symbols)} = {n_real} real + {len(symbols) - n_real} replicas "
           f"(real sessions of earlier dates rebased to {args.day}, named SYMBOL_Rk)")
     print(f"clients: {args.clients} × reqRealTimeBars(5 s) on every symbol; gateway pinned to CPU 0 "
           f"of {ncpu}, clients on the other core(s)")
     print(f"bars delivered: {total:,} in {measured:.1f} s measured → {total / measured:,.0f} bars/s "
           f"(expected at this speed: {expected / measured:,.0f} bars/s; ratio {total / expected:.3f})")
-    print(f"lag behind market time, in 5-s bars: p50 {_pct(lags, 0.5):.2f}  p99 {_pct(lags, 0.99):.2f}  "
-          f"max {max(lags) if lags else float('nan'):.2f}  (1 bar = {5 / args.speed * 1000:.1f} ms wall)")
     print(f"gateway CPU: {gw_stats['cpu_s']:.2f} s over {gw_stats['wall_s']:.1f} s wall = "
           f"{gw_stats['cpu_s'] / gw_stats['wall_s']:.0%} of one core; bars sent {gw_stats['sent']:,} "
-          f"({gw_stats['sent'] / gw_stats['wall_s']:,.0f}/s)")
+          f"({gw_stats['sent'] / gw_stats['wall_s']:,.0f}/s); {_gc_text(gw_stats['gc'])}")
     sl = gw_stats["send_lag"]
     print(f"gateway-side lag (bar end → sent), in bars: p50 {_pct(sl, 0.5):.2f}  p99 {_pct(sl, 0.99):.2f}  "
-          f"max {max(sl) if sl else float('nan'):.2f}")
-    mean_lag = statistics.fmean(lags) if lags else float("nan")
-    verdict = "OK" if lags and _pct(lags, 0.99) <= 1.0 else "BEHIND"
-    print(f"verdict: {verdict} (target: p99 lag ≤ 1 bar); mean lag {mean_lag:.2f} bars")
+          f"max {max(sl) if sl else float('nan'):.2f}  (1 bar = {5 / args.speed * 1000:.1f} ms wall)")
+    groups = [("bounded", [r for r in results if r["keep"]]), ("keep-all", [r for r in results if not r["keep"]])]
+    p99s = {}
+    for name, rs in groups:
+        if not rs:
+            continue
+        lags = [x for r in rs for x in r["lags"]]
+        p99s[name] = _pct(lags, 0.99)
+        what = (f"keeps {rs[0]['keep']} bars per symbol, gc.freeze() after setup" if rs[0]["keep"]
+                else "keeps every bar (ib_async's default)")
+        cpu = ", ".join(f"{r['cpu_s'] / r['measured_s']:.0%}" for r in rs)
+        print(f"client-side lag, {len(rs)} client(s) that {what}: p50 {_pct(lags, 0.5):.2f}  "
+              f"p99 {p99s[name]:.2f}  max {max(lags) if lags else float('nan'):.2f} bars; CPU {cpu} of a core; "
+              + "; ".join(_gc_text(r["gc"]) for r in rs))
+    if len(p99s) == 2 and p99s["bounded"] > 0:
+        print(f"ratio keep-all / bounded client p99 lag: {p99s['keep-all'] / p99s['bounded']:.1f}x "
+              f"(the difference is the client's own full garbage collections, not the gateway)")
+    ok = [r for r in results if r["keep"]] or results
+    verdict_lag = _pct([x for r in ok for x in r["lags"]], 0.99)
+    verdict = "OK" if verdict_lag <= 1.0 else "BEHIND"
+    print(f"verdict: {verdict} (target: client-side p99 lag ≤ 1 bar; measured {verdict_lag:.2f})")
+
+
+def _gc_text(g: dict) -> str:
+    return f"{g['full']} full GC(s), longest {g['max_ms']:.0f} ms"
 
 
 if __name__ == "__main__":

@@ -192,7 +192,10 @@ async def _serve(gw: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt still works
             loop.add_signal_handler(sig, stop.set)
+    from daytrading.sim_gateway.server import settle_heap
+
     await gw.start()
+    settle_heap()
     clock = gw.clock
     kind = "SYNTHETIC (seeded random, NOT recorded data)" if gw.market.synthetic else "recorded"
     print(f"sim-gateway listening on 127.0.0.1:{gw.port} (admin {gw.admin_port}); {kind} session "
