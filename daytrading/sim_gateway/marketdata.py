@@ -50,12 +50,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import struct
-
 import numpy as np
 
 from daytrading.clock import NY, UTC, calendar, monotonic
 from daytrading.sim_gateway.engine.market import ContractInfo, ReplayMarket, _num
+from daytrading.sim_gateway.protocol.messages import RealTimeBarFrames
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, bar_volume, tick_size
 from daytrading.sim_gateway.session import MAX_BUFFER
 import contextlib
@@ -64,7 +63,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from daytrading.sim_gateway.server import Connection, SimGateway
 
 log = logging.getLogger(__name__)
-_LEN = struct.Struct(">I")
 
 __all__ = ["HistoricalPacing", "MarketDataService", "parse_bar_size", "parse_duration", "parse_end_datetime"]
 
@@ -273,6 +271,7 @@ class _RtSub:
     info: ContractInfo
     rth: bool
     next_i: int  # next bucket index of the grid to send
+    header: bytes = b""  # RealTimeBarFrames.header(req_id)
 
 
 @dataclass
@@ -316,6 +315,7 @@ class MarketDataService:
         self._hist: dict[tuple[int, int], _HistSub] = {}
         self._rt: dict[tuple[int, int], _RtSub] = {}
         self._scan: dict[tuple[int, int], _ScanSub] = {}
+        self._rt_frames: dict[str, RealTimeBarFrames] = {}
         self._wake = asyncio.Event()
         #: market seconds between a 5-s bar's end and its sending (one sample per sent bar
         #: batch; benchmarks read it)
@@ -740,7 +740,7 @@ class MarketDataService:
         grid = self.market.grid_bars(info.symbol, 5)
         now = self._now()
         next_i = 0 if grid is None else max(0, int(math.ceil((now - grid.t0) / 5.0)))
-        self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i)
+        self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i, RealTimeBarFrames.header(req_id))
         self._wake.set()
 
     def cancel_real_time_bars(self, conn: Connection, fields: list[str]) -> None:
@@ -749,37 +749,38 @@ class MarketDataService:
 
     def _step_rt(self, now: float) -> None:
         m = self.market
-        grids: dict[str, Any] = {}
-        batches: dict[int, tuple[Any, list[tuple[str, ...]]]] = {}
+        frames = self._rt_frames
+        batches: dict[int, tuple[Any, list[bytes]]] = {}
         for key, sub in list(self._rt.items()):
             conn = sub.conn
             if not self._alive(conn):
                 self._rt.pop(key, None)
                 continue
             sym = sub.info.symbol
-            grid = grids.get(sym)
-            if grid is None:
+            bars = frames.get(sym)
+            if bars is None:
                 grid = m.grid_bars(sym, 5)
                 if grid is None:
                     continue
-                grids[sym] = grid
+                bars = frames[sym] = RealTimeBarFrames(grid)
+            grid = bars.grid
             last_i = min(len(grid), int((now - grid.t0) // 5.0))  # buckets fully in the past
             i = sub.next_i
             if i >= last_i:
                 continue
             halted = m._halts.get(sym)  # noqa: SLF001 - same package
-            rid = str(sub.req_id)
+            header = sub.header
             out = batches.setdefault(id(conn), (conn, []))[1]
             self.rt_send_lag.append(now - (grid.t0 + 5.0 * (i + 1)))
             while i < last_i:
                 t = grid.t0 + 5.0 * i
                 if (not sub.rth or grid.rth[i]) and not (halted and m.halted_during(sym, t, t + 5.0)):
-                    out.append(("50", "3", rid, *grid.fields(i)))
+                    out.append(bars.frame(header, i))
                 i += 1
             sub.next_i = i
         for conn, msgs in batches.values():
             if msgs:
-                _send_many(conn, msgs)
+                _write_frames(conn, msgs)
                 self.stats["rt_bars"] += len(msgs)
 
     # ------------------------------------------------------------------ scanner
@@ -940,27 +941,18 @@ class MarketDataService:
 # --------------------------------------------------------------------------- helpers
 
 
-def _send_many(conn: Any, messages: list[tuple[str, ...]]) -> None:
-    """Send pre-encoded (all-``str``) messages to ``conn`` in one socket write.
+def _write_frames(conn: Any, frames: list[bytes]) -> None:
+    """Write already framed messages (:class:`~.protocol.messages.RealTimeBarFrames`) to ``conn``
+    in one socket write; a client whose output buffer passes ``MAX_BUFFER`` is disconnected.
 
-    Same framing as :func:`daytrading.sim_gateway.protocol.wire.encode_message`; falls back to
-    ``conn.send`` per message when the connection has no stream writer. One write per
-    streaming step instead of one per bar keeps the gateway's syscalls and the clients'
-    reads few at 390x (see ``benchmarks/bench_sim_gateway.py``).
+    One write per streaming step instead of one per bar keeps the gateway's syscalls and the
+    clients' reads few at 390x (see ``benchmarks/bench_sim_gateway.py``).
     """
     writer = getattr(conn, "writer", None)
     if writer is None or getattr(conn, "closed", False):
-        for msg in messages:
-            conn.send(*msg)
         return
-    pack = _LEN.pack
-    chunks = []
-    for msg in messages:
-        payload = ("\0".join(msg) + "\0").encode()
-        chunks.append(pack(len(payload)))
-        chunks.append(payload)
     try:
-        writer.write(b"".join(chunks))
+        writer.write(b"".join(frames))
     except (ConnectionError, RuntimeError):
         conn.abort()
         return
@@ -968,7 +960,6 @@ def _send_many(conn: Any, messages: list[tuple[str, ...]]) -> None:
     if transport is not None and transport.get_write_buffer_size() > MAX_BUFFER:
         log.warning("client %r does not read; disconnecting", conn)
         conn.abort()
-
 
 
 def _first(*values: float | None) -> float | None:

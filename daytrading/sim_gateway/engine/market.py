@@ -281,27 +281,9 @@ class GridBars:
         self.count = count.astype(np.int64)
         starts = self.t0 + np.arange(n) * seconds
         self.rth = (starts >= rth_open) & (starts < rth_close)
-        self.encoded: list[tuple[str, ...] | None] = [None] * n
 
     def __len__(self) -> int:
         return len(self.close)
-
-    def fields(self, i: int) -> tuple[str, ...]:
-        """Wire fields ``time, open, high, low, close, volume, wap, count`` of bucket ``i``."""
-        f = self.encoded[i]
-        if f is None:
-            f = (
-                str(int(self.t0 + i * self.seconds)),
-                _num(self.open[i]),
-                _num(self.high[i]),
-                _num(self.low[i]),
-                _num(self.close[i]),
-                str(int(self.volume[i])),
-                _num(round(float(self.wap[i]), 6)),
-                str(int(self.count[i])),
-            )
-            self.encoded[i] = f
-        return f
 
 
 def _num(x: float) -> str:
