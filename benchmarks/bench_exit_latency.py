@@ -157,8 +157,9 @@ class Probe:
     ``time.time()`` for matching the bot's log).
 
     Installed by wrapping, in this process only, the market-data service's ``_send_trade``
-    (every LAST tick goes through it) and the registered handlers of placeOrder (3),
-    cancelOrder (4) and reqPositions (61). The gateway's code is not changed.
+    (every LAST tick goes through it) and the gateway's registered request handlers: every
+    one counts the client's requests (``requests``), and placeOrder (3), cancelOrder (4) and
+    reqPositions (61) also take the timestamps. The gateway's code is not changed.
     """
 
     gw: Any
@@ -217,17 +218,21 @@ class Probe:
                 self.positions_reqs.append(time.perf_counter())
             return positions(conn, fields)
 
-        dispatch = self.gw._dispatch  # noqa: SLF001
-
-        async def counted_dispatch(conn: Any, fields: list[str]) -> None:
-            if conn.client_id == self.client_id:
-                self.requests.append(time.perf_counter())
-            await dispatch(conn, fields)
-
-        self.gw._dispatch = counted_dispatch  # noqa: SLF001
         self.gw.register(3, timed_place)
         self.gw.register(4, timed_cancel)
         self.gw.register(61, timed_positions)
+        for msg_id, handler in list(handlers.items()):  # count every request of the client
+            self.gw.register(msg_id, self._counted(handler))
+
+    def _counted(self, handler: Any) -> Any:
+        """``handler`` that first records the arrival of each request from the watched client."""
+
+        def counted(conn: Any, request: Any) -> Any:
+            if conn.client_id == self.client_id:
+                self.requests.append(time.perf_counter())
+            return handler(conn, request)
+
+        return counted
 
     def latencies_ms(self) -> dict[str, float]:
         """Crossing sent → SELL MKT received, ms, for symbols that have both."""
