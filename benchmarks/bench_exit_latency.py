@@ -188,35 +188,31 @@ class Probe:
         ds._send_trade = timed_send_trade  # noqa: SLF001
         handlers = self.gw._handlers  # noqa: SLF001
         place, cancel, positions = handlers[3], handlers[4], handlers[61]
-        from daytrading.sim_gateway.protocol.requests import decode_place_order
-
-        def timed_place(conn: Any, fields: list[str]) -> Any:
+        def timed_place(conn: Any, req: Any) -> Any:
             t = time.perf_counter()
-            if conn.client_id == self.client_id and len(fields) > 26 and fields[16].upper() == "SELL":
-                info = self.gw.contracts.resolve(decode_place_order(fields, conn.server_version).contract)
+            if conn.client_id == self.client_id and req.action == "SELL":
+                info = self.gw.contracts.resolve(req.contract)
                 sym = info.symbol if info is not None else "?"
-                kind = fields[18].upper()
-                if kind == "MKT" and sym not in self.sell:
+                if req.order_type == "MKT" and sym not in self.sell:
                     self.sell[sym] = t
                     if self.stops and all(s in self.sell for s in self.stops):
                         self.all_sold.set()
-                elif kind == "LMT" and sym not in self.target:
+                elif req.order_type == "LMT" and sym not in self.target:
                     self.target[sym] = t
-            return place(conn, fields)
+            return place(conn, req)
 
-        def timed_cancel(conn: Any, fields: list[str]) -> Any:
+        def timed_cancel(conn: Any, req: Any) -> Any:
             t = time.perf_counter()
             if conn.client_id == self.client_id:
-                with contextlib.suppress(Exception):
-                    o = self.gw.orders.orders.get((conn.client_id, int(fields[2])))
-                    if o is not None and o.info.symbol not in self.cancel:
-                        self.cancel[o.info.symbol] = t
-            return cancel(conn, fields)
+                o = self.gw.orders.orders.get((conn.client_id, req.order_id))
+                if o is not None and o.info.symbol not in self.cancel:
+                    self.cancel[o.info.symbol] = t
+            return cancel(conn, req)
 
-        def timed_positions(conn: Any, fields: list[str]) -> Any:
+        def timed_positions(conn: Any, req: Any) -> Any:
             if conn.client_id == self.client_id:
                 self.positions_reqs.append(time.perf_counter())
-            return positions(conn, fields)
+            return positions(conn, req)
 
         self.gw.register(3, timed_place)
         self.gw.register(4, timed_cancel)

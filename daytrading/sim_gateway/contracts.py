@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from daytrading.sim_gateway.protocol import messages
-from daytrading.sim_gateway.protocol.requests import RequestContract, decode_contract_details
+from daytrading.sim_gateway.protocol.requests import ReqContractDetails, RequestContract
 from daytrading.clock import calendar
 
 if TYPE_CHECKING:
@@ -51,9 +51,8 @@ class ContractService:
         name = rc.symbol or rc.local_symbol
         return market.contract(name) if name else None
 
-    def req_contract_details(self, conn: Connection, fields: list[str]) -> None:
+    def req_contract_details(self, conn: Connection, req: ReqContractDetails) -> None:
         """``9|8|reqId|<contract 12>|includeExpired|secIdType|secId[|issuerId]`` → 10 + 52 or 200."""
-        req = decode_contract_details(fields, conn.server_version)
         info = self.resolve(req.contract)
         if info is None:
             conn.send_error(req.req_id, 200, NOT_FOUND)

@@ -1,7 +1,7 @@
 """Request handlers and event rendering: the session-side half of orders and the account.
 
-Each handler takes a connection and the message's fields, decodes them with
-:mod:`.protocol.requests` at the connection's server version, and calls the engine
+Each handler takes a connection and the typed request the session decoded at the connection's
+server version (:mod:`.protocol.requests`; handlers never see fields), and calls the engine
 (:class:`~.engine.book.OrderBook`, :class:`~.engine.account.Account`). The engine's events come
 back through :meth:`OrderRequests.show` and are turned into messages (:mod:`.protocol.messages`)
 for the connection of the client concerned, through the injected latencies (:mod:`.latency`).
@@ -10,7 +10,6 @@ for the connection of the client concerned, through the injected latencies (:mod
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,13 +22,18 @@ from daytrading.sim_gateway.engine.units import qty_field
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.messages import money
 from daytrading.sim_gateway.protocol.requests import (
+    Cancel,
+    CancelOrder,
+    NoArgs,
     PlaceOrder,
-    RequestError,
-    decode_cancel_order,
-    decode_executions,
-    decode_place_order,
+    ReqAccountSummary,
+    ReqAccountUpdates,
+    ReqAccountUpdatesMulti,
+    ReqCompletedOrders,
+    ReqExecutions,
+    ReqPnL,
+    ReqPnLSingle,
 )
-from daytrading.sim_gateway.protocol.wire import parse_int
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.server import SimGateway
@@ -58,17 +62,15 @@ class OrderRequests:
         r(99, self.req_completed_orders)
         r(7, self.req_executions)
 
-    def _after_ack_latency(self, handler: Callable[[Connection, list[str]], None]
-                           ) -> Callable[[Connection, list[str]], None]:
+    def _after_ack_latency(self, handler: Callable[[Connection, Any], None]) -> Callable[[Connection, Any], None]:
         """``handler`` run ``order_ack_ms`` after the request arrived, requests kept in order."""
 
-        def delayed(conn: Connection, fields: list[str]) -> None:
-            if fields and fields[0] == "3" and conn.client_id is not None and len(fields) > 1:
-                with contextlib.suppress(ValueError):  # ids are used at once; a bad one is refused later
-                    order_id = int(float(fields[1]))
-                    self.book._max_id[conn.client_id] = max(self.book._max_id.get(conn.client_id, 0), order_id)
+        def delayed(conn: Connection, req: Any) -> None:
+            if isinstance(req, PlaceOrder) and conn.client_id is not None:
+                # ids are used at once; a bad one is refused later
+                self.book._max_id[conn.client_id] = max(self.book._max_id.get(conn.client_id, 0), req.order_id)
             delay = self.gw.faults.latency.seconds("order_ack_ms")
-            self.gw.delays.submit("orders", delay, lambda: handler(conn, fields))
+            self.gw.delays.submit("orders", delay, lambda: handler(conn, req))
 
         return delayed
 
@@ -79,38 +81,24 @@ class OrderRequests:
 
         self.gw.delays.submit(channel, delay, send)
 
-    def place_order(self, conn: Connection, fields: list[str]) -> None:
+    def place_order(self, conn: Connection, req: PlaceOrder) -> None:
         """placeOrder (3), decoded at the connection's version by :func:`.protocol.requests.decode_place_order`."""
         assert conn.client_id is not None
-        req = self._decode_place(conn, fields)
-        if req is not None:
-            self.book.submit(conn.client_id, req)
-
-    def _decode_place(self, conn: Connection, fields: list[str]) -> PlaceOrder | None:
-        """The typed placeOrder, or None after answering a malformed one with error 321."""
-        try:
-            req = decode_place_order(fields, conn.server_version)
-        except RequestError as exc:
-            order_id = int(fields[1]) if len(fields) > 1 and fields[1].lstrip("-").isdigit() else -1
-            conn.send_error(order_id, 321, f"Error validating request:-'placeOrder' : cause - {exc}")
-            self.gw.log("order_rejected", client_id=conn.client_id, order_id=order_id, code=321, reason=str(exc))
-            return None
         if req.unread:
             self.gw.log("place_order_extra_fields", client_id=conn.client_id, order_id=req.order_id,
                         unread=req.unread, version=conn.server_version)
-        return req
+        self.book.submit(conn.client_id, req)
 
-    def cancel_order(self, conn: Connection, fields: list[str]) -> None:
+    def cancel_order(self, conn: Connection, req: CancelOrder) -> None:
         """cancelOrder ``4|1|orderId[|manualOrderCancelTime]`` (S5/S6)."""
         assert conn.client_id is not None
-        self.book.cancel(conn.client_id, decode_cancel_order(fields, conn.server_version).order_id)
+        self.book.cancel(conn.client_id, req.order_id)
 
-    def global_cancel(self, conn: Connection, fields: list[str]) -> None:
+    def global_cancel(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         """reqGlobalCancel (58): every working order of every client (S12)."""
         self.book.global_cancel(conn.client_id)
 
-
-    def req_open_orders(self, conn: Connection, fields: list[str]) -> None:
+    def req_open_orders(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         """reqOpenOrders (5): this client's working orders (5 then 3 each), then 53."""
         for o in self.book.working_orders():
             if o.client_id == conn.client_id:
@@ -118,27 +106,26 @@ class OrderRequests:
                 conn.send(*messages.order_status(o))
         conn.send(53, 1)
 
-    def req_all_open_orders(self, conn: Connection, fields: list[str]) -> None:
+    def req_all_open_orders(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         """reqAllOpenOrders (16): every client's working orders, then 53."""
         for o in self.book.working_orders():
             conn.send(*messages.open_order(conn.server_version, o))
             conn.send(*messages.order_status(o))
         conn.send(53, 1)
 
-    def req_completed_orders(self, conn: Connection, fields: list[str]) -> None:
+    def req_completed_orders(self, conn: Connection, req: ReqCompletedOrders) -> None:  # noqa: ARG002
         """reqCompletedOrders (99): this client's done orders as completedOrder (101), then 102."""
         for o in sorted(self.book.orders.values(), key=lambda x: x.seq):
             if o.client_id == conn.client_id and o.status in DONE and o.perm_id:
                 conn.send(*messages.completed_order(conn.server_version, o))
         conn.send(102)
 
-    def req_executions(self, conn: Connection, fields: list[str]) -> None:
+    def req_executions(self, conn: Connection, req: ReqExecutions) -> None:
         """reqExecutions ``7|3|reqId|clientId|acct|time|symbol|secType|exchange|side`` → (11, 59)…, 55.
 
         Only this client's executions (IB: non-master clients see their own); the filter's
         symbol and side (``BUY``/``SELL``) are applied, the time filter is ignored.
         """
-        req = decode_executions(fields, conn.server_version)
         req_id, symbol, side = req.req_id, req.symbol, req.side
         out: list[list[Any]] = []
         for e in self.book.executions:
@@ -300,66 +287,60 @@ class AccountRequests:
 
     # ------------------------------------------------------------------ handlers
 
-    def _req_positions(self, conn: Connection, fields: list[str]) -> None:
+    def _req_positions(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         """``61|1`` → 61 per held position, then 62 (queued behind held-back pushes)."""
         conn.positions_sub = True
         out = [(conn, self.position_msg(p)) for p in self.acct.positions.values() if p.qty]
         self._deliver([*out, (conn, [62, 1])])
 
-    def _cancel_positions(self, conn: Connection, fields: list[str]) -> None:
+    def _cancel_positions(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         conn.positions_sub = False
 
-    def _req_account_updates(self, conn: Connection, fields: list[str]) -> None:
+    def _req_account_updates(self, conn: Connection, req: ReqAccountUpdates) -> None:
         """``6|2|subscribe|account`` → 6…, 7…, 8, 54 (notes §4.2 row 4)."""
-        subscribe = fields[2] == "1"
-        conn.account_sub = subscribe
-        if not subscribe:
+        conn.account_sub = req.subscribe
+        if not req.subscribe:
             return
         out = [(conn, m) for m in self._value_msgs()]
         out += [(conn, self.portfolio_msg(p)) for p in self.acct.positions.values() if p.qty]
         self._deliver([*out, (conn, [54, 1, self.acct.account])])
 
-    def _req_account_updates_multi(self, conn: Connection, fields: list[str]) -> None:
+    def _req_account_updates_multi(self, conn: Connection, req: ReqAccountUpdatesMulti) -> None:
         """``76|1|reqId|account|modelCode|ledgerAndNLV`` → 73… then 74."""
-        req_id = parse_int(fields[2])
-        conn.multi_reqs.add(req_id)
+        conn.multi_reqs.add(req.req_id)
         for key, (value, cur) in self.acct.values().items():
-            conn.send(73, 1, req_id, self.acct.account, "", key, value, cur)
-        conn.send(74, 1, req_id)
+            conn.send(73, 1, req.req_id, self.acct.account, "", key, value, cur)
+        conn.send(74, 1, req.req_id)
 
-    def _cancel_multi(self, conn: Connection, fields: list[str]) -> None:
-        conn.multi_reqs.discard(parse_int(fields[2]))
+    def _cancel_multi(self, conn: Connection, req: Cancel) -> None:
+        conn.multi_reqs.discard(req.req_id)
 
-    def _req_account_summary(self, conn: Connection, fields: list[str]) -> None:
+    def _req_account_summary(self, conn: Connection, req: ReqAccountSummary) -> None:
         """``62|1|reqId|group|tags`` → 63 per (account, tag) then 64."""
-        req_id = parse_int(fields[2])
-        tags = [t.strip() for t in (fields[4] if len(fields) > 4 else "").split(",") if t.strip()]
         values = self.acct.values()
-        wanted = [t for t in tags if t in values] if tags and "All" not in tags else list(values)
-        conn.summary_reqs[req_id] = wanted
+        wanted = [t for t in req.tags if t in values] if req.tags and "All" not in req.tags else list(values)
+        conn.summary_reqs[req.req_id] = wanted
         for tag in wanted:
             value, cur = values[tag]
-            conn.send(63, 1, req_id, self.acct.account, tag, value, cur)
-        conn.send(64, 1, req_id)
+            conn.send(63, 1, req.req_id, self.acct.account, tag, value, cur)
+        conn.send(64, 1, req.req_id)
 
-    def _cancel_summary(self, conn: Connection, fields: list[str]) -> None:
-        conn.summary_reqs.pop(parse_int(fields[2]), None)
+    def _cancel_summary(self, conn: Connection, req: Cancel) -> None:
+        conn.summary_reqs.pop(req.req_id, None)
 
-    def _req_pnl(self, conn: Connection, fields: list[str]) -> None:
+    def _req_pnl(self, conn: Connection, req: ReqPnL) -> None:
         """``92|reqId|account|modelCode`` → 94 now and after every change / market minute."""
-        req_id = parse_int(fields[1])
-        conn.pnl_reqs.add(req_id)
+        conn.pnl_reqs.add(req.req_id)
         daily, unreal, real = self.acct.pnl()
-        self._deliver([(conn, [94, req_id, money(daily), money(unreal), money(real)])])
+        self._deliver([(conn, [94, req.req_id, money(daily), money(unreal), money(real)])])
 
-    def _cancel_pnl(self, conn: Connection, fields: list[str]) -> None:
-        conn.pnl_reqs.discard(parse_int(fields[1]))
+    def _cancel_pnl(self, conn: Connection, req: Cancel) -> None:
+        conn.pnl_reqs.discard(req.req_id)
 
-    def _req_pnl_single(self, conn: Connection, fields: list[str]) -> None:
+    def _req_pnl_single(self, conn: Connection, req: ReqPnLSingle) -> None:
         """``94|reqId|account|modelCode|conId`` → 95 pushes."""
-        req_id = parse_int(fields[1])
-        conn.state.setdefault("pnl_single", {})[req_id] = parse_int(fields[4])
+        conn.state.setdefault("pnl_single", {})[req.req_id] = req.con_id
         self._deliver([(conn, m) for m in self._pnl_msgs(conn)])
 
-    def _cancel_pnl_single(self, conn: Connection, fields: list[str]) -> None:
-        conn.state.get("pnl_single", {}).pop(parse_int(fields[1]), None)
+    def _cancel_pnl_single(self, conn: Connection, req: Cancel) -> None:
+        conn.state.get("pnl_single", {}).pop(req.req_id, None)

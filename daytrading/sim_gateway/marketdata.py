@@ -55,6 +55,17 @@ import numpy as np
 from daytrading.clock import NY, UTC, calendar, monotonic
 from daytrading.sim_gateway.engine.market import ContractInfo, ReplayMarket, _num
 from daytrading.sim_gateway.protocol.messages import RealTimeBarFrames
+from daytrading.sim_gateway.protocol.requests import (
+    Cancel,
+    NoArgs,
+    ReqHeadTimeStamp,
+    ReqHistoricalData,
+    ReqMarketDataType,
+    ReqMktData,
+    ReqRealTimeBars,
+    ReqScannerSubscription,
+    RequestContract,
+)
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, bar_volume, tick_size
 from daytrading.sim_gateway.session import MAX_BUFFER
 import contextlib
@@ -148,25 +159,6 @@ def _f(x: str) -> float | None:
     except ValueError:
         return None
     return None if math.isinf(v) or v >= 1.7e308 else v
-
-
-def _tags(text: str) -> dict[str, str]:
-    """``tag1=v1;tag2=v2;`` → dict."""
-    out = {}
-    for part in (text or "").split(";"):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
-
-
-def _contract_at(fields: list[str], i: int) -> tuple[int, str, str]:
-    """(conId, symbol, secType) of the 12-field contract block starting at ``fields[i]``."""
-    try:
-        con_id = int(fields[i] or 0)
-    except ValueError:
-        con_id = 0
-    return con_id, fields[i + 1], fields[i + 2]
 
 
 # --------------------------------------------------------------------------- pacing
@@ -448,37 +440,30 @@ class MarketDataService:
 
     # ------------------------------------------------------------------ market data type
 
-    def req_market_data_type(self, conn: Connection, fields: list[str]) -> None:
-        """59: ``59|1|type`` — remember the type for this connection (no reply)."""
-        try:
-            self._data_type[id(conn)] = int(fields[2])
-            conn.market_data_type = self._data_type[id(conn)]
-        except (IndexError, ValueError):
-            conn.send_error(-1, 321, f"Error validating request:-'reqMarketDataType' : cause - invalid type {fields[2:3]}")
+    def req_market_data_type(self, conn: Connection, req: ReqMarketDataType) -> None:
+        """59: ``59|1|type`` — remember the type for this connection (no reply; a type other than
+        1–4 was answered with 321 by the decoder)."""
+        self._data_type[id(conn)] = req.market_data_type
+        conn.market_data_type = req.market_data_type
 
     # ------------------------------------------------------------------ reqMktData
 
-    def _resolve(self, conn: Connection, req_id: int, fields: list[str], i: int) -> ContractInfo | None:
-        con_id, symbol, sec_type = _contract_at(fields, i)
-        info = self.market.contract_by_id(con_id) if con_id else None
-        if info is None and symbol and sec_type in ("STK", ""):
-            info = self.market.contract(symbol)
+    def _resolve(self, conn: Connection, req_id: int, contract: RequestContract) -> ContractInfo | None:
+        """The replay's contract by ``conId``, else by symbol (stocks only); None after error 200."""
+        info = self.market.contract_by_id(contract.con_id) if contract.con_id else None
+        if info is None and contract.symbol and contract.sec_type in ("STK", ""):
+            info = self.market.contract(contract.symbol)
         if info is None:
             conn.send_error(req_id, 200, "No security definition has been found for the request")
         return info
 
-    def req_mkt_data(self, conn: Connection, fields: list[str]) -> None:
+    def req_mkt_data(self, conn: Connection, req: ReqMktData) -> None:
         """1: reqMktData — initial picture, then streaming updates (or a snapshot + 57)."""
-        req_id = int(fields[2])
-        info = self._resolve(conn, req_id, fields, 3)
+        req_id = req.req_id
+        info = self._resolve(conn, req_id, req.contract)
         if info is None:
             return
-        i = 15
-        if fields[5] == "BAG":
-            i += 1 + 4 * int(fields[i] or 0)
-        dnc = fields[i] if i < len(fields) else "0"
-        i += 4 if dnc == "1" else 1
-        snapshot = len(fields) > i + 1 and fields[i + 1] == "1"
+        snapshot = req.snapshot
         data_type = self._data_type.get(id(conn), getattr(conn, "market_data_type", 1))
         delayed = data_type in (3, 4)
         if delayed:
@@ -493,9 +478,9 @@ class MarketDataService:
         self._mkt[(id(conn), req_id)] = sub
         self._wake.set()
 
-    def cancel_mkt_data(self, conn: Connection, fields: list[str]) -> None:
+    def cancel_mkt_data(self, conn: Connection, req: Cancel) -> None:
         """2: cancelMktData — stop (no reply)."""
-        self._mkt.pop((id(conn), int(fields[2])), None)
+        self._mkt.pop((id(conn), req.req_id), None)
 
     def _tid(self, sub: _MktSub, live: int) -> int:
         return DELAYED[live] if sub.delayed else live
@@ -575,20 +560,14 @@ class MarketDataService:
 
     # ------------------------------------------------------------------ history
 
-    def req_historical_data(self, conn: Connection, fields: list[str]) -> None:
+    def req_historical_data(self, conn: Connection, req: ReqHistoricalData) -> None:
         """20: reqHistoricalData — all bars in one 17, then 90 updates with keepUpToDate."""
-        req_id = int(fields[1])
-        info = self._resolve(conn, req_id, fields, 2)
+        req_id = req.req_id
+        info = self._resolve(conn, req_id, req.contract)
         if info is None:
             return
-        end_text, bar_text, dur_text = fields[15], fields[16], fields[17]
-        rth = fields[18] == "1"
-        what = (fields[19] or "TRADES").upper()
-        fmt = int(fields[20] or 1)
-        i = 21
-        if fields[4] == "BAG":
-            i += 1 + 4 * int(fields[i] or 0)
-        keep = len(fields) > i and fields[i] == "1"
+        end_text, bar_text, dur_text = req.end, req.bar_size, req.duration
+        rth, what, fmt, keep = req.use_rth, req.what_to_show or "TRADES", req.format_date, req.keep_up_to_date
         try:
             bar_seconds = parse_bar_size(bar_text)
             n, unit = parse_duration(dur_text)
@@ -661,9 +640,9 @@ class MarketDataService:
             day = cal.previous_session(day)
         return datetime(day.year, day.month, day.day, tzinfo=NY).timestamp()
 
-    def cancel_historical_data(self, conn: Connection, fields: list[str]) -> None:
+    def cancel_historical_data(self, conn: Connection, req: Cancel) -> None:
         """25: cancelHistoricalData — stop keepUpToDate updates (no reply)."""
-        self._hist.pop((id(conn), int(fields[2])), None)
+        self._hist.pop((id(conn), req.req_id), None)
 
     def _step_hist(self, now: float) -> None:
         m = self.market
@@ -711,41 +690,40 @@ class MarketDataService:
         )
         self.stats["hist_updates"] += 1
 
-    def req_head_timestamp(self, conn: Connection, fields: list[str]) -> None:
+    def req_head_timestamp(self, conn: Connection, req: ReqHeadTimeStamp) -> None:
         """87: reqHeadTimeStamp — the first trade the replay knows for the contract."""
-        req_id = int(fields[1])
-        info = self._resolve(conn, req_id, fields, 2)
+        req_id = req.req_id
+        info = self._resolve(conn, req_id, req.contract)
         if info is None:
             return
         arr = self.market.trade_arrays(info.symbol)
         if arr is None or not len(arr.ts):
             conn.send_error(req_id, 162, NO_DATA_TEXT.format(sym=info.symbol, what="Trades"))
             return
-        fmt = int(fields[17] or 1) if len(fields) > 17 else 1
-        conn.send(88, req_id, _bar_date(float(arr.ts[0]), fmt, False))
+        conn.send(88, req_id, _bar_date(float(arr.ts[0]), req.format_date, False))
 
     # ------------------------------------------------------------------ real-time bars
 
-    def req_real_time_bars(self, conn: Connection, fields: list[str]) -> None:
+    def req_real_time_bars(self, conn: Connection, req: ReqRealTimeBars) -> None:
         """50: reqRealTimeBars — 5-s bars from the next 5-s boundary on; barSize ≠ 5 → 420."""
-        req_id = int(fields[2])
-        info = self._resolve(conn, req_id, fields, 3)
+        req_id = req.req_id
+        info = self._resolve(conn, req_id, req.contract)
         if info is None:
             return
-        bar_size = fields[15] if len(fields) > 15 else "5"
-        if bar_size.strip() not in ("5", "5.0"):
-            conn.send_error(req_id, 420, f"Invalid Real-time Query:Invalid bar size {bar_size}; only 5 seconds is supported")
+        if req.bar_size not in ("5", "5.0"):
+            conn.send_error(req_id, 420, f"Invalid Real-time Query:Invalid bar size {req.bar_size}; "
+                                         "only 5 seconds is supported")
             return
-        rth = len(fields) > 17 and fields[17] == "1"
+        rth = req.use_rth
         grid = self.market.grid_bars(info.symbol, 5)
         now = self._now()
         next_i = 0 if grid is None else max(0, int(math.ceil((now - grid.t0) / 5.0)))
         self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i, RealTimeBarFrames.header(req_id))
         self._wake.set()
 
-    def cancel_real_time_bars(self, conn: Connection, fields: list[str]) -> None:
+    def cancel_real_time_bars(self, conn: Connection, req: Cancel) -> None:
         """51: cancelRealTimeBars — stop (no reply)."""
-        self._rt.pop((id(conn), int(fields[2])), None)
+        self._rt.pop((id(conn), req.req_id), None)
 
     def _step_rt(self, now: float) -> None:
         m = self.market
@@ -785,7 +763,7 @@ class MarketDataService:
 
     # ------------------------------------------------------------------ scanner
 
-    def req_scanner_parameters(self, conn: Connection, fields: list[str]) -> None:  # noqa: ARG002
+    def req_scanner_parameters(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         """24: reqScannerParameters — a small XML document listing the supported scans."""
         codes = "".join(
             f"<ScanType><displayName>{c}</displayName><scanCode>{c}</scanCode>"
@@ -805,31 +783,23 @@ class MarketDataService:
         )
         conn.send(SCANNER_PARAMETERS, 1, xml)
 
-    def req_scanner_subscription(self, conn: Connection, fields: list[str]) -> None:
+    def req_scanner_subscription(self, conn: Connection, req: ReqScannerSubscription) -> None:
         """22: reqScannerSubscription — full ranking now (20), resent while subscribed."""
-        req_id = int(fields[1])
-        code = (fields[5] or "").upper()
+        req_id, code, rows = req.req_id, req.scan_code, req.rows
         if code not in SCAN_CODES:
             conn.send_error(req_id, 162, f"Historical Market Data Service error message:Scanner type {code!r} is not supported")
             return
-        try:
-            rows = int(fields[2] or -1)
-        except ValueError:
-            rows = -1
         if rows <= 0 or rows == UNSET_INT:
             rows = SCANNER_MAX_ROWS
-        sub = _ScanSub(
-            conn, req_id, code, min(rows, SCANNER_MAX_ROWS),
-            _f(fields[6]), _f(fields[7]), _f(fields[8]),
-            tags=_tags(fields[23] if len(fields) > 23 else ""),
-        )
+        sub = _ScanSub(conn, req_id, code, min(rows, SCANNER_MAX_ROWS), req.above_price, req.below_price,
+                       req.above_volume, tags=dict(req.filters))
         key = (id(conn), req_id)
         self._send_scan(sub, self._now())
         self._scan[key] = sub
 
-    def cancel_scanner_subscription(self, conn: Connection, fields: list[str]) -> None:
+    def cancel_scanner_subscription(self, conn: Connection, req: Cancel) -> None:
         """23: cancelScannerSubscription — stop (no reply)."""
-        self._scan.pop((id(conn), int(fields[2])), None)
+        self._scan.pop((id(conn), req.req_id), None)
 
     def _step_scan(self, now: float) -> None:
         wall = self._monotonic()

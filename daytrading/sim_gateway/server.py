@@ -8,12 +8,12 @@ the account, the order book and fill engine, the fault state, and DATA's market-
 service.
 
 Handlers: every request type is served by a handler registered with
-:meth:`SimGateway.register`. A handler is called as ``handler(conn, fields)`` where
-``fields`` is the **whole message as text fields, including the message id at index 0**
-(so indices match the tables of the protocol notes, e.g. placeOrder field 1 = orderId).
-It may return an awaitable, which is awaited before the connection reads its next
-message (so keep long waits in background tasks). An exception in a handler is logged
-and the connection carries on, as a real gateway would.
+:meth:`SimGateway.register`. The session decodes each message at the connection's server
+version into its typed request (:data:`.protocol.requests.DECODERS`) and calls
+``handler(conn, request)``; a message that does not match its layout is answered with error
+321 before any handler runs. A handler may return an awaitable, which is awaited before the
+connection reads its next message (so keep long waits in background tasks). An exception in
+a handler is logged and the connection carries on, as a real gateway would.
 
 Sessions (one per connection: handshake, startApi, dispatch) are in :mod:`.session`.
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from daytrading.sim_gateway.engine.context import PositionChanged
+from daytrading.sim_gateway.protocol.requests import NoArgs, ReqIds
 from daytrading.sim_gateway.session import Connection, Session
 from daytrading.clock import NY, Clock
 
@@ -38,7 +39,8 @@ log = logging.getLogger("daytrading.sim_gateway")
 
 __all__ = ["Connection", "Handler", "SimGateway", "settle_heap"]
 
-Handler = Callable[["Connection", list[str]], Awaitable[None] | None]
+#: ``handler(conn, request)``: the typed request of :mod:`.protocol.requests` (never fields).
+Handler = Callable[["Connection", Any], Awaitable[None] | None]
 
 def settle_heap() -> None:
     """Move everything alive now (the loaded market: frames, trade paths, 5-s grids) out of the
@@ -309,15 +311,15 @@ class SimGateway:
         self.register(49, self._req_current_time)
         self.register(17, self._req_managed_accounts)
         self.register(8, self._req_ids)
-        self.register(15, lambda conn, fields: None)  # reqAutoOpenOrders: accepted, ignored
+        self.register(15, lambda conn, req: None)  # reqAutoOpenOrders: accepted, ignored
 
-    def _req_current_time(self, conn: Connection, fields: list[str]) -> None:
+    def _req_current_time(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         """``49|1`` → ``49|1|<market time, integer POSIX seconds>``."""
         conn.send(49, 1, int(self.now()))
 
-    def _req_managed_accounts(self, conn: Connection, fields: list[str]) -> None:
+    def _req_managed_accounts(self, conn: Connection, req: NoArgs) -> None:  # noqa: ARG002 - no content
         conn.send(15, 1, self.account_id)
 
-    def _req_ids(self, conn: Connection, fields: list[str]) -> None:
+    def _req_ids(self, conn: Connection, req: ReqIds) -> None:  # noqa: ARG002 - IB answers one id
         assert conn.client_id is not None
         conn.send(9, 1, self.orders.next_valid_id(conn.client_id))

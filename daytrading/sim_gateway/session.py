@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from daytrading.sim_gateway.protocol import messages
 from daytrading.sim_gateway.protocol.messages import ib_time
+from daytrading.sim_gateway.protocol.requests import DECODERS, RequestError, StartApi
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, negotiate
 from daytrading.sim_gateway.protocol.wire import HandshakeError, encode_message, read_handshake, read_message
 
@@ -32,6 +33,9 @@ FARM_NOTICES = (
     (2106, "HMDS data farm connection is OK:ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
+
+#: startApi's message id: the only request served before the session is ready.
+START_API = 71
 
 #: Output buffer above which a client that does not read is disconnected (bytes).
 MAX_BUFFER = 64 * 1024 * 1024
@@ -150,35 +154,44 @@ class Session:
         return True
 
     async def _dispatch(self, conn: Connection, fields: list[str]) -> None:
+        """Decode one message at the connection's version (:func:`.protocol.requests.decode_request`)
+        and hand the typed request to its handler. A message that does not match its layout is
+        answered with error 321 naming the field (for the request's id when it was readable)."""
         try:
             msg_id = int(fields[0])
         except ValueError:
             log.warning("non-numeric message id from %r: %r", conn, fields[:3])
             return
-        if msg_id == 71:
-            self._start_api(conn, fields)
-            return
-        if not conn.ready:
+        if msg_id != START_API and not conn.ready:
             log.debug("ignoring message %s before startApi", msg_id)
             return
-        handler = self.gw.handler_for(msg_id)
-        if handler is None:
+        handler = self._start_api if msg_id == START_API else self.gw.handler_for(msg_id)
+        if handler is None or msg_id not in DECODERS:
             log.debug("no handler for message %s from %r: %r", msg_id, conn, fields[:6])
             return
+        name, decoder = DECODERS[msg_id]
         try:
-            result = handler(conn, fields)
+            request = decoder(fields, conn.server_version)
+        except RequestError as exc:
+            self._refuse(conn, name, exc)
+            return
+        try:
+            result = handler(conn, request)
             if inspect.isawaitable(result):
                 await result
         except Exception:  # noqa: BLE001 - a bad request must not kill the connection
             log.exception("handler for message %s failed on %r", msg_id, fields[:20])
 
-    def _start_api(self, conn: Connection, fields: list[str]) -> None:
-        try:
-            client_id = int(fields[2])
-        except (IndexError, ValueError):
-            conn.send_error(-1, 321, f"Error validating request:-'startApi' : cause - bad client id {fields[2:3]}")
+    def _refuse(self, conn: Connection, name: str, exc: RequestError) -> None:
+        """Error 321 for a malformed request, as IB Gateway answers one; startApi also closes."""
+        conn.send_error(exc.req_id, 321, f"Error validating request:-'{name}' : cause - {exc}")
+        self.gw.log("order_rejected" if name == "placeOrder" else "request_rejected", client_id=conn.client_id,
+                    request=name, order_id=exc.req_id, code=321, reason=str(exc))
+        if name == "startApi":
             conn.abort()
-            return
+
+    def _start_api(self, conn: Connection, req: StartApi) -> None:
+        client_id = req.client_id
         if self.gw.connection_for(client_id) is not None:
             conn.send_error(-1, 326, "Unable to connect as the client id is already in use. "
                                      "Retry with a unique client id.")
