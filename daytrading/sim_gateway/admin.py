@@ -101,7 +101,7 @@ class AdminServer:
         if command == "events":
             return self.gw.events[-int(params.get("limit", 200)):]
         if command in ACTIONS:
-            return await self.gw.faults.apply(command, **params)
+            return await self.gw.fault_runner.apply(command, **params)
         raise ValueError(f"unknown command {command!r}; known: report, clock, status, events, {', '.join(ACTIONS)}")
 
     def clock(self) -> dict[str, Any]:

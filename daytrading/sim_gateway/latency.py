@@ -37,6 +37,9 @@ at run time with ``daytrading sim-gateway-ctl latency positions_ms=700 order_ack
 their order whatever the setting: lowering a latency never lets a later message overtake
 one already held back. Messages held for a connection that closes are dropped, as a real
 socket would lose them; reqExecutions / reqPositions after reconnecting give the state.
+
+The settings themselves (:class:`~.engine.faults.Latency`, ``LATENCY_KEYS``) are fault state in
+:mod:`.engine.faults`; this module is the delay line that holds messages back by them.
 """
 
 from __future__ import annotations
@@ -48,55 +51,10 @@ import itertools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
 
-__all__ = ["LATENCY_KEYS", "DelayLine", "Latency"]
+__all__ = ["DelayLine"]
 
 log = logging.getLogger("daytrading.sim_gateway")
-
-#: The settable latency keys (milliseconds of market time).
-LATENCY_KEYS = ("positions_ms", "order_ack_ms", "executions_ms", "market_data_ms")
-
-
-@dataclass
-class Latency:
-    """Current latency settings, milliseconds of market time (module docstring)."""
-
-    positions_ms: float = 0.0
-    order_ack_ms: float = 0.0
-    executions_ms: float = 0.0
-    market_data_ms: float = 0.0
-
-    def update(self, values: dict[str, Any], source: str = "latency") -> dict[str, float]:
-        """Validate and apply ``{key: ms}``; returns every setting after the change.
-
-        Raises:
-            ValueError: an unknown key or a value that is not a finite number ≥ 0 (both named).
-        """
-        clean: dict[str, float] = {}
-        for key, value in values.items():
-            if key not in LATENCY_KEYS:
-                raise ValueError(f"{source}: unknown latency key {key!r}; known: {', '.join(LATENCY_KEYS)}")
-            try:
-                ms = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{source}: {key} must be milliseconds (a number >= 0), got {value!r}") from None
-            if isinstance(value, bool) or not math.isfinite(ms) or ms < 0:
-                raise ValueError(f"{source}: {key} must be milliseconds (a number >= 0), got {value!r}")
-            clean[key] = ms
-        for key, ms in clean.items():
-            setattr(self, key, ms)
-        return self.as_dict()
-
-    def seconds(self, key: str) -> float:
-        """One setting in market seconds."""
-        return float(getattr(self, key)) / 1000.0
-
-    def as_dict(self) -> dict[str, float]:
-        """Every setting, milliseconds."""
-        return asdict(self)
-
 
 class DelayLine:
     """Runs callbacks at a later market time, in order.

@@ -73,7 +73,8 @@ class SimGateway:
         host: listen address; loopback only.
 
     Attributes:
-        clock, market, connections, faults, account, orders, port, admin_port, events.
+        clock, market, connections, faults (engine fault state), fault_runner (carries faults out),
+        account, orders, port, admin_port, events.
     """
 
     def __init__(
@@ -94,7 +95,8 @@ class SimGateway:
         from daytrading.sim_gateway.engine.account import Account
         from daytrading.sim_gateway.engine.book import OrderBook
         from daytrading.sim_gateway.engine.fills import FillEngine
-        from daytrading.sim_gateway.faults import FaultState
+        from daytrading.sim_gateway.engine.faults import FaultState
+        from daytrading.sim_gateway.faults import FaultRunner
         from daytrading.sim_gateway.handlers import AccountRequests, OrderRequests
         from daytrading.sim_gateway.latency import DelayLine
 
@@ -120,7 +122,8 @@ class SimGateway:
         self.started = False
 
         self.contracts = ContractService(self)
-        self.faults = FaultState(self)
+        self.faults = FaultState(self, market)
+        self.fault_runner = FaultRunner(self, self.faults)
         self.account = Account(self, market, account, cash)
         self.orders = OrderBook(self, market, self.account, self.contracts.resolve, self.faults,
                                 default_account=account, perm_base=perm_base)
@@ -212,7 +215,7 @@ class SimGateway:
         self.started = True
         self._tasks.append(asyncio.create_task(self.fills.run(), name="sim-fills"))
         self._tasks.append(asyncio.create_task(self.account_requests.run(), name="sim-account"))
-        self._tasks.append(asyncio.create_task(self.faults.run(), name="sim-faults"))
+        self._tasks.append(asyncio.create_task(self.fault_runner.run(), name="sim-faults"))
         self._tasks.append(asyncio.create_task(self.delays.run(), name="sim-delays"))
         if self.data_service is not None and hasattr(self.data_service, "run"):
             self._tasks.append(asyncio.create_task(self.data_service.run(), name="sim-marketdata"))

@@ -205,4 +205,4 @@ class Session:
         for code, text in FARM_NOTICES:
             conn.send_error(-1, code, text)
         self.gw.log("connected", client_id=client_id, conn=conn.conn_id, server_version=conn.server_version)
-        self.gw.faults.on_connect(conn)
+        self.gw.fault_runner.on_connect(conn)

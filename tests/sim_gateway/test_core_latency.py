@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daytrading.sim_gateway.latency import Latency
+from daytrading.sim_gateway.engine.faults import Latency
 from daytrading.sim_gateway.testing import running_gateway, wait_until
 from daytrading.errors import ConfigError
 from tests.sim_gateway._util import at, ctl

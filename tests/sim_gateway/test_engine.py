@@ -172,3 +172,61 @@ def test_historical_pacing_rules():
     assert "more than 60" in pacing.check(("ONE MORE",), ("ONE MORE",))
     t[0] += 600
     assert pacing.check(("ONE MORE",), ("ONE MORE",)) is None
+
+
+class _Ctx:
+    """The engine's whole context (now, log, emit) as a plain object: no gateway, no connection."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock, self.logged, self.emitted = clock, [], []
+
+    def now(self) -> float:
+        return self.clock.timestamp()
+
+    def log(self, event: str, **fields) -> None:
+        self.logged.append(event)
+
+    def emit(self, event) -> None:
+        self.emitted.append(event)
+
+
+def test_fault_state_returns_what_the_process_must_do_and_ends_timed_faults_on_the_market_clock(bars):
+    from daytrading.sim_gateway.engine import faults as f
+
+    clock = ManualClock(at(10, 0))
+    state = f.FaultState(_Ctx(clock), ReplayMarket(bars, clock, DAY))
+    result, effects = state.apply("outage", seconds=60, data_lost=True, drop=True)
+    assert effects == [f.Broadcast(1100, f.NOTICES[1100]), f.DropClients()] and state.outage_active()
+    assert result["until"] == "2020-11-17T10:01:00-05:00" and state.next_due() == at(10, 1).timestamp()
+    clock.advance(59)
+    assert state.expire(clock.timestamp()) == [] and state.outage_active()
+    clock.advance(1)
+    assert state.expire(clock.timestamp()) == [f.MarketDataLost(), f.Broadcast(1101, f.NOTICES[1101]),
+                                               f.OutageEnded(at(10, 1).timestamp())]
+    assert not state.outage_active() and state.next_due() is None
+    assert state.apply("refuse", seconds=30) == ({"until": "2020-11-17T10:01:30-05:00", "dropped": 0},
+                                                 [f.StopListening()])
+    clock.advance(30)
+    assert state.expire(clock.timestamp()) == [f.ResumeListening()]
+    assert state.apply("notice", code=1102)[1] == [f.Broadcast(1102, f.NOTICES[1102])]
+    state.apply("reject", count=1, code=201)
+    assert state.take_reject()[0] == 201 and state.take_reject() is None
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        state.apply("outage", seconds=0)
+    with pytest.raises(ValueError, match="unknown fault 'melt'"):
+        state.apply("melt")
+
+
+def test_scheduled_faults_fire_once_in_scenario_order(bars):
+    from daytrading.sim_gateway.engine.faults import FaultState
+
+    clock = ManualClock(at(10, 0))
+    state = FaultState(_Ctx(clock), ReplayMarket(bars, clock, DAY))
+    state.add_scenario({"fault": [{"at": "10:05", "action": "drop"}, {"at": "10:02", "action": "notice", "code": 1102},
+                                  {"at": "10:02", "action": "halt", "symbol": "NIO"}],
+                        "latency": {"positions_ms": 700}})
+    assert state.latency.positions_ms == 700 and state.next_due() == at(10, 2).timestamp()
+    clock.advance(150)
+    assert [x.action for x in state.take_due(clock.timestamp())] == ["notice", "halt"]
+    assert state.take_due(clock.timestamp()) == []
+    assert state.next_due() == at(10, 5).timestamp()

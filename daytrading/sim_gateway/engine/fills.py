@@ -172,6 +172,14 @@ class FillEngine:
         """An order changed (placed, modified, cancel requested) or an outage ended: re-plan now."""
         self._wake.set()
 
+    def resume_after_outage(self, at: float) -> None:
+        """An outage ended at market time ``at`` (POSIX s): working orders see trades from ``at`` on
+        (none from during the outage), held ones become ``Submitted`` where they may trade."""
+        for o in self.book.working_orders():
+            o.checked_until = max(o.checked_until, at)
+            self.activate_if_eligible(o)
+        self.wake()
+
     def next_due(self, now: float) -> float | None:
         """Market time (POSIX s) of the next event any working order can react to: its
         symbol's next trade, its activation at the session start, its expiry or its delayed
