@@ -158,28 +158,29 @@ def _round_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _clear_closed(tmp: Path, day: date) -> None:
-    """Let the next round open the same symbols again (as a new session would)."""
-    from datetime import timedelta
+    """Let the next round open the same symbols again, as a new session would.
 
-    from daytrading.config import load_settings
-    from daytrading.runtime import open_coordinator
+    Every round replays the same market hours of ``day``, so the previous round's closed rows,
+    orders and executions fall inside the new claims' window: the execution ledger would say
+    the new positions are already sold (held 0) and the exit-manager would rightly not sell
+    them again. They go; trades and events stay (the dashboard keeps showing a full session).
+    """
+    import sqlite3
 
     db = tmp / "em.db"
-    if db.exists():
-        s = load_settings(None, {"mode": "sim", "paths": {"database": str(db)}}, env_file=None)
-        open_coordinator(s, "bench").clear_closed_today(before=day + timedelta(days=1))
+    if not db.exists():
+        return
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        with con:
+            for table in ("closed_positions_today", "executions", "orders", "active_positions"):
+                con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+    finally:
+        con.close()
 
 
 def run_round(args: argparse.Namespace, tmp: Path) -> list[float]:
     import bench_exit_latency as bel
-
-    from daytrading.sim_gateway.server import SimGateway
-
-    if not hasattr(SimGateway, "_dispatch"):
-        # bench_exit_latency's probe wraps SimGateway._dispatch to count the bot's requests; since the
-        # gateway moved dispatching into its Session that attribute is gone. The latencies do not
-        # depend on it (only the request-rate figure, unused here), so give the probe a dummy to wrap.
-        SimGateway._dispatch = None  # type: ignore[attr-defined]  # noqa: SLF001
 
     _clear_closed(tmp, date.fromisoformat(args.day))
     res = asyncio.run(bel.run_exit_manager(_round_args(args), tmp))
