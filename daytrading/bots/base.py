@@ -133,6 +133,9 @@ class Bot:
                 with contextlib.suppress(ValueError, OSError):
                     signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.stop))
 
+    def on_heartbeat(self) -> None:
+        """Called on the loop at every heartbeat tick (``intervals.heartbeat`` wall seconds); must not block."""
+
     def heartbeat_detail(self) -> dict[str, Any]:
         """JSON-serialisable detail stored with each heartbeat."""
         return {"connected": self.connected}
@@ -151,6 +154,7 @@ class Bot:
             maybe_hang_for_tests(self.BOT)
             detail = json.dumps(self.heartbeat_detail())
             self.coord.beat_file(self.state, detail)
+            self.on_heartbeat()
             if pending is None or pending.done():
                 if pending is not None and pending.exception() is not None:
                     log.warning("heartbeat row not written", extra={"bot": self.BOT, "error": str(pending.exception())})

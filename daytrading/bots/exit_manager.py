@@ -116,6 +116,8 @@ class ExitStats:
     exits_sent: int = 0
     covers_sent: int = 0
     reconciliations: int = 0
+    sweeps: int = 0
+    woken_by: dict[str, int] = field(default_factory=dict)  # wake-up reason -> count
     corrections: list[str] = field(default_factory=list)
 
 
@@ -174,6 +176,9 @@ class ExitManager(Bot):
         self._outage = _Outage()
         self._frozen = False
         self._gate = xp.order_gate(frozen=False, after_flatten=False)
+        self._seen_positions: dict[str, float] = {}  # symbol -> shares the last snapshot saw
+        self._next_wake: datetime | None = None  # market time of the next timer-driven sweep
+        self._freeze_file_seen = False
         self._bind_events()
 
     # ------------------------------------------------------------------ events
@@ -183,18 +188,32 @@ class ExitManager(Bot):
         self.ib.execDetailsEvent += self._on_exec
         self.ib.commissionReportEvent += lambda trade, fill, report: self._journal_fills([fill])
         self.ib.orderStatusEvent += self._on_order_status
-        # No wake-up on positionEvent: the sweep's own position requests would answer with
-        # position messages and spin the loop at ib_async's 45 requests/s throttle, queueing
-        # stop cancels and SELLs behind them (measured in benchmarks/bench_exit_latency.py).
+        # Position and portfolio pushes wake a sweep only when a quantity differs from what the
+        # last snapshot saw: the sweep's own position requests answer with the same quantities,
+        # which would otherwise spin the loop at ib_async's 45 requests/s throttle.
+        self.ib.positionEvent += lambda p: self._on_quantity(p.account, p.contract, p.position)
+        self.ib.updatePortfolioEvent += lambda i: self._on_quantity(i.account, i.contract, i.position)
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
+
+    def wake(self, why: str) -> None:
+        """Ask for a sweep now (``why`` is counted in ``stats.woken_by``). Safe from any ib_async handler."""
+        self.stats.woken_by[why] = self.stats.woken_by.get(why, 0) + 1
+        self._wake.set()
+
+    def _on_quantity(self, account: str, contract: Contract, shares: float) -> None:
+        """A position or portfolio push: sweep when ``shares`` differ from the last snapshot's."""
+        if contract.secType != "STK" or (self.settings.ib.account and account != self.settings.ib.account):
+            return
+        if float(shares) != self._seen_positions.get(contract.symbol, 0.0):
+            self.wake("position")
 
     def _on_disconnected(self) -> None:
         if self.connected:
             log.warning("broker connection lost", extra={"event": "disconnected"})
         self.connected = False
         self.reconciled = False
-        self._wake.set()
+        self.wake("disconnected")
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         if code == 1100:
@@ -205,7 +224,7 @@ class ExitManager(Bot):
             self.state = "running" if self.reconciled else self.state
             if code == 1101:
                 asyncio.get_event_loop().call_soon(self._resubscribe)
-            self._wake.set()
+            self.wake("connectivity")
 
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         t_event = time.perf_counter()
@@ -221,7 +240,7 @@ class ExitManager(Bot):
     def _on_exec(self, trade: Trade, fill: Fill) -> None:
         self._journal_fills([fill])
         self._traded.add(fill.contract.symbol)
-        self._wake.set()  # held shares changed: the next sweep resizes or closes
+        self.wake("execution")  # held shares changed: the next sweep resizes or closes
 
     def _journal_fills(self, fills: list[Fill]) -> None:
         """Record this client's fills in the execution ledger (idempotent by execId)."""
@@ -244,10 +263,11 @@ class ExitManager(Bot):
             elif kind == EXIT_REF and trade.order.action == "SELL":
                 self.journal.put("exit permId", self._store_perm, symbol, "exit", trade.order.orderId, perm_id)
         if kind in (TARGET_REF, DISASTER_REF) and is_done(trade):
-            if trade.orderStatus.status == "Filled":
-                self._wake.set()
-            elif (reason := rejection_reason(trade)) and symbol not in self._exit_tasks:
+            # filled, cancelled or rejected: the next sweep closes, re-places or backs off
+            if (trade.orderStatus.status != "Filled" and (reason := rejection_reason(trade))
+                    and symbol not in self._exit_tasks):
                 self._back_off(symbol, f"{kind} rejected: {reason}", kind="target_failed")
+            self.wake("order")
         elif is_done(trade) and trade.orderStatus.status != "Filled" and (reason := rejection_reason(trade)):
             log.warning("order ended without fill",
                         extra={"symbol": symbol, "order_id": trade.order.orderId, "reason": reason,
@@ -334,7 +354,7 @@ class ExitManager(Bot):
                 del self._exit_tasks[symbol]
             if not t.cancelled() and t.exception() is not None:
                 log.error("exit task failed", exc_info=t.exception(), extra={"symbol": symbol})
-            self._wake.set()
+            self.wake("exit done")
 
         task.add_done_callback(done)
 
@@ -346,12 +366,32 @@ class ExitManager(Bot):
         self._wake.set()
 
     async def idle(self, spent_market_s: float) -> None:
-        """Wait for an event (fill, exit done, disconnect) or the next poll."""
-        # At least once per wall second, so that a new position gets its target within seconds.
-        timeout = min(1.0, self._wall(self.settings.intervals.exit_poll))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        """Sleep until something relevant happens, then let the next sweep run.
+
+        Woken by (:meth:`wake`): a fill of ours, a position or portfolio push whose quantity
+        differs from the last snapshot, a target or disaster stop ending (filled, cancelled,
+        rejected), an exit task ending, a disconnect or 1101/1102, a flip of the freeze file
+        (checked each heartbeat, :meth:`on_heartbeat`), :meth:`stop`; else at the next timer of
+        :func:`~daytrading.bots.exit_plan.next_wake` (safety sweep every ``intervals.exit_poll``
+        market seconds, EOD flatten, back-offs, claim grace), converted to wall seconds by the
+        clock's speed. A crossed stop does not wait for a sweep: :meth:`on_price` acts on the
+        price event itself. An event set while a sweep runs gives one more sweep (none is lost).
+        """
+        now = self.clock.now()
+        due = self._next_wake or now + timedelta(seconds=self.settings.intervals.exit_poll)
+        timeout = self._wall(max(0.0, (due - now).total_seconds()), floor=0.0)
+        if not self._wake.is_set() and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
+
+    def on_heartbeat(self) -> None:
+        """Each heartbeat tick: a freeze file set or removed since the last look wakes a sweep
+        (orders also check the file right before they are sent)."""
+        frozen = self._freeze_file_set()
+        if frozen != self._freeze_file_seen:
+            self._freeze_file_seen = frozen
+            self.wake("freeze file")
 
     def on_stopped(self) -> None:
         """Cancel exits in flight (positions and targets stay at the broker); close the journal."""
@@ -440,9 +480,11 @@ class ExitManager(Bot):
         Raises:
             ConnectionError, TimeoutError: the broker stopped answering (the loop reconnects).
         """
+        self.stats.sweeps += 1
         await self._read_database()
         snapshot = await self.snapshot(reconcile=reconcile)
         now = self.clock.now()
+        self._next_wake = xp.next_wake(self._rows, snapshot, now, self.settings, speed=self.clock.speed)
         self._gate = xp.order_gate(frozen=snapshot.frozen, after_flatten=xp.after_flatten(now, self.settings))
         if snapshot.frozen:
             if self.state != "frozen":
@@ -489,6 +531,8 @@ class ExitManager(Bot):
         if reconcile or self._disagrees(broker):
             async with self._positions_lock:
                 broker = await fresh_positions(self.ib, timeout=self._order_wait(10))
+        # pushes from now on wake a sweep when they differ from what this snapshot decides on
+        self._seen_positions = {s: q for s, (q, _) in broker.items()}
         return xp.Snapshot(
             positions=broker, orders=self._working_orders(), quotes=dict(self._quotes),
             exiting=frozenset(self._exit_tasks), bought_floor=dict(self._bought_floor),
@@ -541,7 +585,7 @@ class ExitManager(Bot):
         stops: dict[str, float] = {}
         for a in actions:
             if isinstance(a, xp.Watch):
-                stops[a.symbol] = a.stop
+                stops[a.symbol] = self._stops[a.symbol] = a.stop  # watched before the first tick arrives
                 await self._subscribe(a.symbol)
             elif isinstance(a, xp.Adopt):
                 if a.symbol in self._adopting:
@@ -604,7 +648,7 @@ class ExitManager(Bot):
 
     def _recently_updated(self, row: Any) -> bool:
         updated = row.last_updated or row.entry_timestamp
-        return updated is not None and (self.clock.now() - updated).total_seconds() < max(5.0, 5 * self.clock.speed)
+        return updated is not None and (self.clock.now() - updated).total_seconds() < xp.recent_window(self.clock.speed)
 
     def _raise_once(self, a: xp.Raise) -> None:
         """An event, at most once per symbol and kind every 10 market minutes (no flood)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -314,6 +314,47 @@ def stop_decision(stop: float | None, quote: Quote | None, now: datetime, settin
 def _grace(settings: Settings, speed: float) -> float:
     """Market seconds a claim's day-trader gets to confirm its own fill before the exit-manager does."""
     return max(60.0, 2 * settings.entry.order_timeout, 10.0 * speed)
+
+
+def recent_window(speed: float) -> float:
+    """Market seconds after a row's last update during which a vanished broker position is not
+    yet believed (the position stream may lag the row): ``max(5, 5 × speed)``."""
+    return max(5.0, 5.0 * speed)
+
+
+def next_wake(rows: Mapping[str, Any], snapshot: Snapshot, swept_at: datetime, settings: Settings, *,
+              speed: float = 1.0) -> datetime:
+    """Market time (tz-aware, the clock's zone) of the next sweep that no broker event announces.
+
+    Broker events (fills, position and portfolio pushes, order status, disconnects), exit tasks
+    ending and a flip of the freeze file wake the exit-manager by themselves; a crossed stop acts
+    on the price event itself. What is left are timers, computed from the sweep at ``swept_at``:
+
+    * the safety sweep, ``intervals.exit_poll`` market seconds later (it also picks up rows other
+      processes changed in the database: SQLite tells no other connection);
+    * the EOD flatten time (``close − eod_flatten_minutes``, XNYS early closes included);
+    * a target's back-off retry time (``snapshot.backoff_until``);
+    * a claim's confirm grace and its release (10 × the grace) after ``claimed_at``;
+    * the end of :func:`recent_window` after a row's last update (a close deferred by it).
+
+    Only times after ``swept_at`` count (earlier ones were decided by that sweep), so a
+    timer that fell due while the sweep ran gives an immediate next sweep and none is lost.
+    """
+    due = [swept_at + timedelta(seconds=settings.intervals.exit_poll)]
+    cal = calendar()
+    day = swept_at.date()
+    if cal.is_session(day):
+        due.append(cal.flatten_time(day, settings.eod_flatten_minutes))
+    due += list(snapshot.backoff_until.values())
+    grace = timedelta(seconds=_grace(settings, speed))
+    recent = timedelta(seconds=recent_window(speed))
+    for row in rows.values():
+        if row.status == PositionStatus.PENDING_ENTRY and row.claimed_at is not None:
+            due += [row.claimed_at + grace, row.claimed_at + 10 * grace]
+        updated = row.last_updated or row.entry_timestamp
+        if updated is not None:
+            due.append(updated + recent)
+    return min(t for t in due if t > swept_at)
 
 
 # ---------------------------------------------------------------------- plan

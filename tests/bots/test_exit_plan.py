@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from daytrading.bots.exit_plan import (
     Adopt, Cancel, Close, Confirm, Cover, Exit, PlaceProtection, Quote, Raise, ReleaseClaim, Resize, Snapshot,
-    TradingState, Watch, WorkingOrder, held, order_gate, plan,
+    TradingState, Watch, WorkingOrder, held, next_wake, order_gate, plan,
 )
 from daytrading.clock import NY
 from daytrading.config import load_settings
@@ -202,3 +203,31 @@ def test_disaster_stop_must_sit_below_the_bot_stop():
 
     with pytest.raises(ConfigError, match="disaster_stop"):
         load_settings(None, {"mode": "sim", "disaster_stop": 0.005}, env_file=None)
+
+
+def test_next_wake_is_the_safety_sweep_when_nothing_else_is_due():
+    quiet = NOW - timedelta(minutes=10)
+    wake = next_wake({"MKSI": row(claimed=quiet)}, Snapshot(positions={"MKSI": (500.0, 150.0)}), NOW, SETTINGS)
+    assert wake == NOW + timedelta(seconds=SETTINGS.intervals.exit_poll)
+
+
+def test_next_wake_takes_the_earliest_timer_after_the_sweep():
+    snap = Snapshot(positions={}, backoff_until={"LI": NOW + timedelta(seconds=3), "OLD": NOW - timedelta(seconds=1)})
+    assert next_wake({}, snap, NOW, SETTINGS) == NOW + timedelta(seconds=3), "a past back-off was this sweep's"
+    # a claim: its confirm grace (60 market s at speed 1) and its release (10 x)
+    claim = row(symbol="LI", status="PENDING_ENTRY", qty=0.0, entry=None, claimed=NOW - timedelta(seconds=55))
+    claim = replace(claim, last_updated=NOW - timedelta(minutes=5))
+    assert next_wake({"LI": claim}, Snapshot(positions={}), NOW, SETTINGS) == NOW + timedelta(seconds=5)
+    old = replace(claim, claimed_at=NOW - timedelta(seconds=61))
+    assert next_wake({"LI": old}, Snapshot(positions={}), NOW, SETTINGS) == NOW + timedelta(seconds=10)
+    # a row updated a moment ago: a vanished position is believed 5 market s after the update
+    fresh = row(claimed=NOW - timedelta(seconds=2))
+    assert next_wake({"MKSI": fresh}, Snapshot(positions={}), NOW, SETTINGS) == NOW + timedelta(seconds=3)
+
+
+def test_next_wake_includes_the_eod_flatten_time_early_closes_too():
+    # the day after Thanksgiving closes at 13:00
+    flatten = datetime(2020, 11, 27, 13, 0, tzinfo=NY) - timedelta(minutes=SETTINGS.eod_flatten_minutes)
+    assert next_wake({}, Snapshot(positions={}), flatten - timedelta(seconds=4), SETTINGS) == flatten
+    assert next_wake({}, Snapshot(positions={}), flatten, SETTINGS) == flatten + timedelta(
+        seconds=SETTINGS.intervals.exit_poll)
