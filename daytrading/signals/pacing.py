@@ -14,7 +14,7 @@ BID_ASK requests count twice. The same page limits simultaneous open historical
 requests to 50.
 
 The sim-gateway enforces the same published rules with its own code
-(``daytrading.sim_gateway.marketdata.HistoricalPacing``), independent of this module on purpose:
+(``daytrading.sim_gateway.engine.marketdata.HistoricalPacing``), independent of this module on purpose:
 a test double must not share the rules it checks, so a mistake in either shows up as error 162
 when the bots run against the sim.
 

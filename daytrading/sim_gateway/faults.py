@@ -5,54 +5,9 @@ The faults' state and what each action means live in the engine (:mod:`.engine.f
 is the part that needs the process: it applies admin commands and scheduled entries to that
 state and carries out the effects it returns on the connections and the listener (drop clients,
 refuse connections, broadcast 1100/1101/1102, drop market-data subscriptions, let orders held by
-an outage trade again). The table below is what an admin command or a scenario entry can do.
-
-All durations are **market seconds** on the gateway's replay clock (at speed 60, 60 s is one
-wall second). Every fault is logged in the event log with the market time it fired.
-
-======================  =====================================================================
-action (params)         effect
-======================  =====================================================================
-``drop``                close every client connection (orders stay in the book)
-``refuse`` (seconds,    stop listening: new connections are refused for ``seconds``;
-drop=false)             ``drop`` also closes the existing ones
-``outage`` (seconds,    error 1100 to every client; no fills and held orders/cancels while it
-data_lost=false,        lasts; then 1101 (``data_lost``: market-data subscriptions dropped)
-drop=false)             or 1102. ``drop`` also closes the connections at its start
-``notice`` (code)       send 1100, 1101 or 1102 now (1101 drops market-data subscriptions)
-``reject`` (count=1,    the next ``count`` orders are rejected with ``code`` (S8 messages)
-code=201, message)
-``delay_cancel``        cancel confirmations arrive ``seconds`` later (``PendingCancel``
-(seconds)               meanwhile; the order can still fill); 0 switches it off
-``partial`` (fraction   the next order fills only ``quantity`` shares (or ``fraction`` of its
-=0.5, quantity)         size, at least 1 share); the rest stays working
-``halt`` (symbol,       halt (or resume) a symbol: no trades, no fills, no ticks
-halted=true)
-``resume`` (symbol)     end a halt
-``shortable`` (symbol,  change a symbol's shortability
-shortable)
-``latency`` (KEY=MS…)   set injected latencies (:mod:`.latency`: ``positions_ms``,
-                        ``order_ack_ms``, ``executions_ms``, ``market_data_ms``); without
-                        keys it only reports them
-======================  =====================================================================
-
-Scenario file (``--faults FILE``): an optional ``[latency]`` table in force from the start
-(keys of :mod:`.latency`, milliseconds of market time), and ``[[fault]]`` entries::
-
-    [latency]
-    positions_ms = 700
-
-    [[fault]]
-    at = "10:30"          # market time on the session date (HH:MM[:SS]) or an ISO datetime
-    action = "outage"
-    seconds = 60
-    data_lost = true
-
-    [[fault]]
-    at = "11:00:30"
-    action = "reject"
-    count = 2
-    code = 201
+an outage trade again). The actions, their parameters and the scenario file (``--faults FILE``)
+are described in :mod:`.engine.faults`; admin commands (``sim-gateway-ctl``) and scenario entries
+take the same actions.
 """
 
 from __future__ import annotations

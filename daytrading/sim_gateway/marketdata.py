@@ -33,8 +33,13 @@
 * Halts (:meth:`ReplayMarket.set_halted`): no trade ticks, no bars and no history
   updates while halted; ``halted`` generic tick 49/90 = 1 on halt, 0 on resume.
 
-Time: market time is ``gateway.clock`` (America/New_York); pacing uses wall time
+Time: market time is the gateway's clock (America/New_York); pacing uses wall time
 (:func:`daytrading.clock.monotonic`), as IB enforces it in wall time.
+
+What is computed on the replay alone (request parameters, history pacing, the scanner's ranking)
+is in :mod:`.engine.marketdata`; this module keeps the subscriptions of each connection and
+turns the replay into messages. It is given the market, the clock, the latency settings and
+the event log, never the gateway object.
 """
 
 from __future__ import annotations
@@ -42,18 +47,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from daytrading.clock import NY, UTC, calendar, monotonic
+from daytrading.clock import NY, monotonic
 from daytrading.sim_gateway.engine.market import ContractInfo, ReplayMarket, _num
+from daytrading.sim_gateway.engine.marketdata import (
+    SCAN_CODES,
+    SCANNER_MAX_ROWS,
+    HistoricalPacing,
+    duration_start,
+    parse_bar_size,
+    parse_duration,
+    parse_end_datetime,
+    scan,
+)
 from daytrading.sim_gateway.protocol.messages import RealTimeBarFrames
 from daytrading.sim_gateway.protocol.requests import (
     Cancel,
@@ -71,7 +84,7 @@ from daytrading.sim_gateway.session import MAX_BUFFER
 import contextlib
 
 if TYPE_CHECKING:  # pragma: no cover
-    from daytrading.sim_gateway.server import Connection, SimGateway
+    from daytrading.sim_gateway.session import Connection
 
 log = logging.getLogger(__name__)
 
@@ -88,142 +101,11 @@ BID, ASK, LAST, BID_SIZE, ASK_SIZE, LAST_SIZE = 1, 2, 4, 0, 3, 5
 HIGH, LOW, VOLUME, CLOSE, OPEN, LAST_TS, HALTED = 6, 7, 8, 9, 14, 45, 49
 QUOTE_SIZE = 100
 
-SCAN_CODES = ("TOP_PERC_GAIN", "TOP_PERC_LOSE", "MOST_ACTIVE", "HOT_BY_VOLUME", "TOP_OPEN_PERC_GAIN")
-SCANNER_MAX_ROWS = 50
 SCANNER_REFRESH_MARKET_S = 30.0
 UNSET_INT = 2147483647
 
 PACING_TEXT = "Historical Market Data Service error message:Historical data request pacing violation"
 NO_DATA_TEXT = "Historical Market Data Service error message:HMDS query returned no data: {sym}@SMART {what}"
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-_BAR_RE = re.compile(r"^\s*(\d+)\s+(sec|secs|min|mins|hour|hours|day|days)\s*$", re.IGNORECASE)
-_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
-_VALID_BARS = {1, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 28800, 86400}
-
-
-def parse_bar_size(text: str) -> int:
-    """IB ``barSizeSetting`` (``"30 secs"``, ``"1 min"``, ``"5 mins"``, ``"1 hour"``, ``"1 day"``)
-    → seconds. Raises ValueError for other values (weeks/months are not served)."""
-    m = _BAR_RE.match(text or "")
-    if not m:
-        raise ValueError(f"barSizeSetting {text!r} is invalid")
-    seconds = int(m.group(1)) * _BAR_UNITS[m.group(2).lower()]
-    if seconds not in _VALID_BARS:
-        raise ValueError(f"barSizeSetting {text!r} is not one of IB's bar sizes")
-    return seconds
-
-
-def parse_duration(text: str) -> tuple[int, str]:
-    """IB ``durationStr`` ``"<n> S|D|W|M|Y"`` → (n, unit). Raises ValueError otherwise."""
-    m = re.match(r"^\s*(\d+)\s*([SDWMY])\s*$", text or "", re.IGNORECASE)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"durationStr {text!r} is invalid (expected '<integer> S|D|W|M|Y')")
-    return int(m.group(1)), m.group(2).upper()
-
-
-def parse_end_datetime(text: str) -> float | None:
-    """IB ``endDateTime`` → POSIX seconds; ``""`` → None (= now).
-
-    Accepts ``YYYYMMDD HH:MM:SS UTC``, ``YYYYMMDD HH:MM:SS <IANA zone>``, ``YYYYMMDD-HH:MM:SS``
-    (UTC), ``YYYYMMDD HH:MM:SS`` (gateway time zone: America/New_York) and ``YYYYMMDD``
-    (end of that day, New York). Raises ValueError otherwise.
-    """
-    s = (text or "").strip()
-    if not s:
-        return None
-    try:
-        if len(s) == 8 and s.isdigit():
-            d = datetime.strptime(s, "%Y%m%d").replace(tzinfo=NY)
-            return (d + timedelta(days=1)).timestamp()
-        if len(s) >= 17 and s[8] == "-":
-            return datetime.strptime(s[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
-        parts = s.split(" ")
-        base = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zone set below
-        zone = " ".join(parts[2:]).strip()
-        tz = NY if not zone else (UTC if zone.upper() in ("UTC", "GMT") else ZoneInfo(zone))
-        return base.replace(tzinfo=tz).timestamp()
-    except (ValueError, IndexError, ZoneInfoNotFoundError) as exc:
-        raise ValueError(f"endDateTime {text!r} is invalid") from exc
-
-
-def _f(x: str) -> float | None:
-    """A request float field: ∅ or IB's UNSET_DOUBLE → None."""
-    if x in ("", None) or x.startswith("1.7976931348623157"):
-        return None
-    try:
-        v = float(x)
-    except ValueError:
-        return None
-    return None if math.isinf(v) or v >= 1.7e308 else v
-
-
-# --------------------------------------------------------------------------- pacing
-
-
-class HistoricalPacing:
-    """IB's pacing rules for historical requests of small bars (30 secs or less).
-
-    Source: IB TWS API documentation, "Historical Data Limitations" → "Pacing Violations for
-    Small Bars (30 secs or less)" (interactivebrokers.github.io/tws-api/historical_limitations.html).
-    A pacing violation occurs when a client makes
-
-    1. identical historical data requests within 15 seconds;
-    2. six or more historical data requests for the same Contract, Exchange and Tick Type
-       within two seconds (so at most 5 in any 2 s);
-    3. more than 60 requests within any ten-minute period.
-
-    Kept independent of the client-side :class:`daytrading.signals.pacing.HistoricalPacer` on
-    purpose (same published rules, separate code, no import either way): a test double must not
-    share the rules it checks, so a mistake in one shows up as error 162 against the other.
-
-    BID_ASK requests count twice. Windows are wall-clock seconds, across all connections of
-    this gateway (IB paces per user session). Rejected requests do not count.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_requests: int = 60,
-        window: float = 600.0,
-        identical_interval: float = 15.0,
-        burst_max: int = 5,
-        burst_window: float = 2.0,
-        now: Callable[[], float] = monotonic,
-    ) -> None:
-        self.max_requests, self.window = max_requests, window
-        self.identical_interval = identical_interval
-        self.burst_max, self.burst_window = burst_max, burst_window
-        self._now = now
-        self._all: deque[float] = deque()
-        self._by_contract: dict[tuple, deque[float]] = {}
-        self._identical: dict[tuple, float] = {}
-
-    def check(self, identical_key: tuple, contract_key: tuple, *, weight: int = 1) -> str | None:
-        """Record a request; return None if allowed, else the rule it breaks (text)."""
-        t = self._now()
-        while self._all and self._all[0] <= t - self.window:
-            self._all.popleft()
-        burst = self._by_contract.setdefault(contract_key, deque())
-        while burst and burst[0] <= t - self.burst_window:
-            burst.popleft()
-        last = self._identical.get(identical_key)
-        if last is not None and t - last < self.identical_interval:
-            return f"identical request within {self.identical_interval:g} s"
-        if len(burst) + weight > self.burst_max:
-            return f"six or more requests for the same contract within {self.burst_window:g} s"
-        if len(self._all) + weight > self.max_requests:
-            return f"more than {self.max_requests} requests within {self.window / 60:g} minutes"
-        for _ in range(weight):
-            self._all.append(t)
-            burst.append(t)
-        self._identical[identical_key] = t
-        if len(self._identical) > 4096:
-            self._identical = {k: v for k, v in self._identical.items() if t - v < self.identical_interval}
-        return None
 
 
 # --------------------------------------------------------------------------- subscriptions
@@ -286,7 +168,12 @@ class _ScanSub:
 class MarketDataService:
     """Market-data handlers of one :class:`SimGateway` (see the module docstring).
 
-    Lifecycle (driven by the gateway): ``install()`` registers the request handlers;
+    Args:
+        market: the replayed market; clock: the gateway's clock (``timestamp``, ``speed``,
+            optionally ``monotonic``); latency: the injected latency settings (``market_data_ms``,
+            :class:`~.engine.faults.Latency`); log: the gateway's event log ``log(event, **fields)``.
+
+    Lifecycle (driven by the gateway): ``install(register)`` registers the request handlers;
     ``run()`` is awaited as a background task and streams updates; the gateway calls
     ``on_connection_closed(conn)`` when a client goes away and ``on_data_lost()`` when an
     outage with data loss (1101) fires — every subscription is then dropped, as IB does.
@@ -297,8 +184,12 @@ class MarketDataService:
         stats: counters (``rt_bars``, ``ticks``, ``hist_updates``, ``scans``) for benchmarks.
     """
 
-    def __init__(self, gateway: SimGateway) -> None:
-        self.gw = gateway
+    def __init__(self, market: ReplayMarket, clock: Any, *, latency: Any = None,
+                 log: Callable[..., None] | None = None) -> None:
+        self.market = market
+        self.clock = clock
+        self.latency = latency
+        self.log_event = log
         self.pacing = HistoricalPacing(now=self._monotonic)
         self.max_step_wall = 0.1
         self.stats = {"rt_bars": 0, "ticks": 0, "hist_updates": 0, "scans": 0}
@@ -313,25 +204,22 @@ class MarketDataService:
         #: batch; benchmarks read it)
         self.rt_send_lag: deque[float] = deque(maxlen=200_000)
 
-    @property
-    def market(self) -> ReplayMarket:
-        """The gateway's replay market."""
-        return self.gw.market
+    def _speed(self) -> float:
+        """Market seconds per wall second of the clock."""
+        return max(float(getattr(self.clock, "speed", 1.0)), 1e-9)
 
     def _monotonic(self) -> float:
         """Wall seconds as the gateway's clock knows them (loop time on the backtest's clock)."""
-        clock = getattr(self.gw, "clock", None)
-        mono = getattr(clock, "monotonic", None)
+        mono = getattr(self.clock, "monotonic", None)
         return float(mono()) if callable(mono) else monotonic()
 
     def _now(self) -> float:
         """Market time as the data streams see it: now minus the injected ``market_data_ms``."""
-        faults = getattr(self.gw, "faults", None)
-        lag = faults.latency.seconds("market_data_ms") if faults is not None else 0.0
-        return self.gw.clock.timestamp() - lag
+        lag = self.latency.seconds("market_data_ms") if self.latency is not None else 0.0
+        return self.clock.timestamp() - lag
 
     def _log(self, event: str, **fields: Any) -> None:
-        logger = getattr(self.gw, "log", None)
+        logger = self.log_event
         if callable(logger):
             try:
                 logger(event, **fields)
@@ -342,9 +230,8 @@ class MarketDataService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def install(self) -> None:
-        """Register the request handlers with the gateway."""
-        reg = self.gw.register
+    def install(self, reg: Callable[[int, Callable[..., Any]], None]) -> None:
+        """Register the request handlers with ``reg(msg_id, handler)`` (the gateway's ``register``)."""
         reg(1, self.req_mkt_data)
         reg(2, self.cancel_mkt_data)
         reg(20, self.req_historical_data)
@@ -396,7 +283,7 @@ class MarketDataService:
         for sub in self._mkt.values():
             take(self.market.next_trade_time(sub.info.symbol, max(now, sub.last_ts)))
         if self._scan:
-            speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
+            speed = self._speed()
             mono = self._monotonic()
             for sc in self._scan.values():
                 wall_ok = now + max(0.0, sc.last_wall + 1.0 - mono) * speed + 1e-3
@@ -417,8 +304,7 @@ class MarketDataService:
             self._wake.clear()
             timeout = None
             if due is not None:
-                speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
-                timeout = max(0.0, (due - self._now()) / speed) + 1e-6
+                timeout = max(0.0, (due - self._now()) / self._speed()) + 1e-6
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
@@ -591,7 +477,7 @@ class MarketDataService:
                 return
         now = self._now()
         t1 = now if end is None else min(end, now)
-        t0 = self._duration_start(t1, n, unit)
+        t0 = duration_start(t1, n, unit)
         # an explicit end is exclusive (the bar starting at endDateTime is not part of the answer)
         t_last = t1 - 1e-6 if end is not None and end <= now else t1
         bars = self.market.aggregate(info.symbol, bar_seconds, t0, t_last, rth=rth)
@@ -624,21 +510,6 @@ class MarketDataService:
                  float(bars["count"][k])]
             self._hist[(id(conn), req_id)] = _HistSub(conn, req_id, info, bar_seconds, rth, fmt, last_ts=t1, bar=b)
             self._wake.set()
-
-    def _duration_start(self, t1: float, n: int, unit: str) -> float:
-        """Start (POSIX s) of a duration ending at ``t1``: S = seconds; D/W/M/Y = that many
-        sessions (W = 5, M = 21, Y = 252 per unit) counting the session of ``t1``, from its
-        midnight New York."""
-        if unit == "S":
-            return t1 - n
-        sessions = n * {"D": 1, "W": 5, "M": 21, "Y": 252}[unit]
-        cal = calendar()
-        day = datetime.fromtimestamp(t1, NY).date()
-        if not cal.is_session(day):
-            day = cal.session_date(datetime.fromtimestamp(t1, NY))
-        for _ in range(sessions - 1):
-            day = cal.previous_session(day)
-        return datetime(day.year, day.month, day.day, tzinfo=NY).timestamp()
 
     def cancel_historical_data(self, conn: Connection, req: Cancel) -> None:
         """25: cancelHistoricalData — stop keepUpToDate updates (no reply)."""
@@ -813,85 +684,9 @@ class MarketDataService:
     def scan(self, code: str, now: float, *, rows: int = SCANNER_MAX_ROWS, above_price: float | None = None,
              below_price: float | None = None, above_volume: float | None = None,
              tags: dict[str, str] | None = None) -> list[tuple[str, float]]:
-        """Ranking of ``code`` at market time ``now``: ``[(symbol, score), …]`` best first.
-
-        Scores: TOP_PERC_GAIN / TOP_PERC_LOSE — last / previous close − 1 (fraction; gainers
-        > 0, losers < 0 only); TOP_OPEN_PERC_GAIN — regular open / previous close − 1;
-        MOST_ACTIVE — shares traded since 04:00; HOT_BY_VOLUME — shares traded since 04:00
-        divided by the average volume of the same time of day over the ``history``
-        sessions (plain volume when there is no history). Filters: price (last) above /
-        below, volume above, ``changePercAbove``/``Below`` (percent). Symbols without a
-        trade yet, or halted, are left out.
-        """
-        tags = tags or {}
-        price_above = _first(above_price, _ftag(tags, "priceAbove"))
-        price_below = _first(below_price, _ftag(tags, "priceBelow"))
-        vol_above = _first(above_volume, _ftag(tags, "volumeAbove"))
-        chg_above, chg_below = _ftag(tags, "changePercAbove"), _ftag(tags, "changePercBelow")
-        m = self.market
-        out: list[tuple[str, float]] = []
-        for sym in m.symbols:
-            s = m.series(sym)
-            if s is None or m.is_halted(sym, now):
-                continue
-            b = int(np.searchsorted(s.tick_ts, now, side="right"))
-            if b == 0:
-                continue
-            last = float(s.tick_px[b - 1])
-            volume = float(s.tick_sz[:b].sum())
-            prev = m.previous_close(sym)
-            change = (last / prev - 1.0) if prev else None
-            if price_above is not None and not last > price_above:
-                continue
-            if price_below is not None and not last < price_below:
-                continue
-            if vol_above is not None and not volume > vol_above:
-                continue
-            if chg_above is not None and (change is None or not change * 100 > chg_above):
-                continue
-            if chg_below is not None and (change is None or not change * 100 < chg_below):
-                continue
-            score = self._score(code, sym, s, b, now, last, volume, change, prev)
-            if score is not None:
-                out.append((sym, score))
-        out.sort(key=lambda x: (-x[1], x[0]))
-        return out[:rows]
-
-    def _score(self, code: str, sym: str, s: Any, b: int, now: float, last: float, volume: float,
-               change: float | None, prev: float | None) -> float | None:
-        m = self.market
-        if code == "TOP_PERC_GAIN":
-            return change if change is not None and change > 0 else None
-        if code == "TOP_PERC_LOSE":
-            return -change if change is not None and change < 0 else None
-        if code == "TOP_OPEN_PERC_GAIN":
-            r = int(np.searchsorted(s.tick_ts, m.regular_open, side="left"))
-            if not prev or r >= b:
-                return None
-            gap = float(s.tick_px[r]) / prev - 1.0
-            return gap if gap > 0 else None
-        if code == "MOST_ACTIVE":
-            return volume if volume > 0 else None
-        if code == "HOT_BY_VOLUME":
-            avg = self._avg_volume_same_time(sym, now)
-            return volume / avg if avg else volume
-        return None
-
-    def _avg_volume_same_time(self, sym: str, now: float) -> float | None:
-        """Mean volume of the history sessions from 04:00 to the same time of day as ``now``."""
-        hist = self.market.history.get(sym)
-        if hist is None or not len(hist):
-            return None
-        tod = datetime.fromtimestamp(now, NY)
-        cut = tod.hour * 60 + tod.minute
-        idx = hist.index
-        minutes = idx.hour * 60 + idx.minute
-        sel = minutes < cut
-        days = len(set(idx.date))
-        if days == 0:
-            return None
-        total = float(hist["volume"].to_numpy()[np.asarray(sel)].sum())
-        return total / days if total > 0 else None
+        """Ranking of ``code`` at market time ``now`` (:func:`.engine.marketdata.scan`)."""
+        return scan(self.market, code, now, rows=rows, above_price=above_price, below_price=below_price,
+                    above_volume=above_volume, tags=tags)
 
     def _send_scan(self, sub: _ScanSub, now: float) -> None:
         ranking = self.scan(sub.code, now, rows=sub.rows, above_price=sub.above_price,
@@ -930,15 +725,6 @@ def _write_frames(conn: Any, frames: list[bytes]) -> None:
     if transport is not None and transport.get_write_buffer_size() > MAX_BUFFER:
         log.warning("client %r does not read; disconnecting", conn)
         conn.abort()
-
-
-def _first(*values: float | None) -> float | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _ftag(tags: dict[str, str], name: str) -> float | None:
-    v = tags.get(name)
-    return _f(v) if v is not None else None
 
 
 def _hdr(ts: float) -> str:

@@ -141,8 +141,8 @@ class SimGateway:
         self.order_requests.install()
         from daytrading.sim_gateway.marketdata import MarketDataService
 
-        self.data_service: Any = MarketDataService(self)
-        self.data_service.install()
+        self.data_service: Any = MarketDataService(market, self.clock, latency=self.faults.latency, log=self.log)
+        self.data_service.install(self.register)
         self.add_close_listener(self.data_service.on_connection_closed)
 
     # ------------------------------------------------------------------ API for services

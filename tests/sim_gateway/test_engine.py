@@ -21,7 +21,7 @@ from daytrading.sim_gateway.engine.fills import (
     sell_fees,
 )
 from daytrading.sim_gateway.engine.market import ReplayMarket
-from daytrading.sim_gateway.marketdata import HistoricalPacing
+from daytrading.sim_gateway.engine.marketdata import HistoricalPacing
 from daytrading.sim_gateway.protocol.requests import PlaceOrder, RequestContract
 from daytrading.sim_gateway.server import SimGateway
 

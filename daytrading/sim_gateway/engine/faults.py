@@ -31,13 +31,14 @@ halted=true)
 ``resume`` (symbol)     end a halt
 ``shortable`` (symbol,  change a symbol's shortability
 shortable)
-``latency`` (KEY=MS…)   set injected latencies (:mod:`.latency`: ``positions_ms``,
+``latency`` (KEY=MS…)   set injected latencies (:class:`Latency`: ``positions_ms``,
                         ``order_ack_ms``, ``executions_ms``, ``market_data_ms``); without
                         keys it only reports them
 ======================  =====================================================================
 
 Scenario file (``--faults FILE``): an optional ``[latency]`` table in force from the start
-(keys of :mod:`.latency`, milliseconds of market time), and ``[[fault]]`` entries::
+(keys of :class:`Latency`, milliseconds of market time; the delay line that applies them is
+:mod:`daytrading.sim_gateway.latency`), and ``[[fault]]`` entries::
 
     [latency]
     positions_ms = 700
