@@ -20,12 +20,20 @@ The day-trader never sends a SELL. After a restart, claims left by a killed
 predecessor are resolved with the broker (filled → confirmed, dead → released) and
 never re-sent: the entry order is found by its ``orderRef`` among this client's open
 and completed orders and executions.
+
+The event loop never runs SQLite code. Reads for the gates and the claim run in a worker
+thread and fail fast (:data:`DB_FAST` wall seconds): when the database cannot answer, the
+entry is skipped (safe) rather than the loop blocked (heartbeat, IB socket). No BUY goes out
+without a claim that landed. Everything after the claim (order rows, the entry's order id,
+confirmation or release, executions, gate decisions) goes through the
+:class:`~daytrading.bots.journal.Journal`, in order, retried until it lands.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -57,19 +65,20 @@ from daytrading.broker.orders import (
 )
 from daytrading.clock import NY, Clock, calendar
 from daytrading.config import Settings
-from daytrading.coordination import Coordinator
+from daytrading.coordination import ClaimResult, Coordinator
 from daytrading.db.models import PositionStatus
 from daytrading.errors import DaytradingError, TemporaryBrokerError
 from daytrading.signals import bars as sigbars
 from daytrading.signals import indicators as sigind
 from daytrading.signals import rules as sigrules
 from daytrading.signals.pacing import HistoricalPacer
-import contextlib
-
 log = logging.getLogger("daytrading.day_trader")
 gates_log = logging.getLogger("daytrading.gates")
 
 BOT = "day-trader"
+#: wall seconds a database read or claim may take before the entry is skipped (and a journal
+#: write before it is retried)
+DB_FAST = 2.0
 
 
 @dataclass
@@ -137,13 +146,18 @@ class DayTrader(Bot):
         self._entry_tasks: dict[str, asyncio.Task[None]] = {}
         self._backfills: set[asyncio.Task[None]] = set()
         self.ib.disconnectedEvent += self._on_disconnected
-        self.journal = Journal(self.db)
+        # fail fast and retry: a locked database never ties up the worker threads
+        self.journal = Journal(lambda fn, *a, **kw: self.db(fn, *a, timeout=DB_FAST, **kw))
         self.ib.execDetailsEvent += self._on_exec
         self.ib.commissionReportEvent += lambda trade, fill, report: self._journal_fills([fill])
 
     def _on_exec(self, trade: Trade, fill: Fill) -> None:
-        record_trade(self.coord, trade, "entry")
+        self._journal_order(trade)
         self._journal_fills([fill])
+
+    def _journal_order(self, trade: Trade) -> None:
+        """The ``orders`` row of an entry order, written by the journal (its state when written)."""
+        self.journal.put("order", record_trade, self.coord, trade, "entry", strict=True)
 
     # ------------------------------------------------------------------ helpers
 
@@ -220,9 +234,13 @@ class DayTrader(Bot):
         cancelled if still working; what filled is confirmed; nothing filled → the
         claim is released. Never re-sends an order. Returns the symbols resolved.
         """
-        resolved = []
-        claims = [r for r in self.coord.get_active_positions((PositionStatus.PENDING_ENTRY,))
-                  if r.claimed_by in (None, BOT) and r.symbol not in self._entry_tasks]
+        resolved: list[str] = []
+        try:
+            pending = await self.db(self.coord.get_active_positions, (PositionStatus.PENDING_ENTRY,), timeout=DB_FAST)
+        except DaytradingError as exc:  # left to the exit-manager's claim grace, and to the next connect
+            log.warning("claims not read; resolved at the next connect", extra={"error": str(exc)})
+            return resolved
+        claims = [r for r in pending if r.claimed_by in (None, BOT) and r.symbol not in self._entry_tasks]
         if not claims:
             return resolved
         positions = await fresh_positions(self.ib, timeout=self._order_wait(10))
@@ -243,11 +261,11 @@ class DayTrader(Bot):
                 qty, prices = held, [(held, avg_cost)]
             if qty > 0:
                 price = sum(q * (p or avg_cost) for q, p in prices) / sum(q for q, _ in prices)
-                self.coord.confirm_entry(symbol, qty, price)
+                self.journal.put("confirm", self.coord.confirm_entry, symbol, qty, price)
                 log.warning("claim from a previous run confirmed from broker fills",
                             extra={"symbol": symbol, "qty": qty, "price": price})
             else:
-                self.coord.release_claim(symbol, "previous run's entry never filled")
+                self.journal.put("release", self.coord.release_claim, symbol, "previous run's entry never filled")
                 log.warning("claim from a previous run released (no fill)", extra={"symbol": symbol})
             resolved.append(symbol)
         return resolved
@@ -284,20 +302,29 @@ class DayTrader(Bot):
             self._record_decisions(decisions)
         return report
 
+    def _gate_inputs(self) -> tuple[bool, frozenset[str], frozenset[str], list[dict[str, Any]], float]:
+        """(Worker thread) freeze, active symbols, symbols closed today, order rows, realised P&L $."""
+        frozen = self.coord.is_frozen()
+        active = frozenset(r.symbol for r in self.coord.get_active_positions())
+        closed = frozenset(r["symbol"] for r in self.coord.get_closed_today())
+        return frozen, active, closed, self.coord.get_orders(), self.coord.realized_pnl()
+
     async def _gate_and_enter(self, fired: list[tuple[str, Any]], now: datetime, report: CycleReport,
                               decisions: list[dict[str, Any]]) -> None:
-        frozen = self.coord.is_frozen()
-        rows = self.coord.get_active_positions()
-        active = frozenset(r.symbol for r in rows)
-        closed = frozenset(r["symbol"] for r in self.coord.get_closed_today())
-        orders = self.coord.get_orders()
+        try:
+            frozen, active, closed, orders, realized = await self.db(self._gate_inputs, timeout=DB_FAST)
+        except DaytradingError as exc:  # no entry on inputs the gates cannot see
+            log.warning("database unreadable; no entries this cycle", extra={"error": str(exc)})
+            for symbol, _rule in fired:
+                report.rejected[symbol] = f"database: {exc}"
+                decisions.append(self._decision(symbol, "database", False, f"database unreadable: {exc}", {}, now))
+            return
         last_attempt: dict[str, datetime] = {}
         for o in orders:
             if o["side"] == "BUY" and o.get("purpose") == "entry":
                 t = o["created_at"]
                 if o["symbol"] not in last_attempt or t > last_attempt[o["symbol"]]:
                     last_attempt[o["symbol"]] = t
-        realized = self.coord.realized_pnl()
         nlv, available, unrealized = self._account()
         entries = 0
         for symbol, rule in fired:
@@ -319,7 +346,7 @@ class DayTrader(Bot):
                 continue
             decisions.append(self._decision(symbol, "entry", True, f"{rule.rule}: {rule.reason}",
                                             {**rule.compared, "qty": ctx.quantity, "price": price}, now))
-            claim = self.coord.claim_entry(symbol, ctx.quantity, meta={"rule": rule.rule, "compared": rule.compared})
+            claim = await self._claim(symbol, ctx.quantity, {"rule": rule.rule, "compared": rule.compared})
             if not claim.ok:
                 decisions.append(self._decision(symbol, "claim", False, claim.reason or "claim refused", {}, now))
                 report.rejected[symbol] = f"claim: {claim.reason}"
@@ -329,6 +356,25 @@ class DayTrader(Bot):
             report.entered.append(symbol)
             self._entry_tasks[symbol] = asyncio.ensure_future(self._enter(st, ctx.quantity, price, rule.rule))
             self._entry_tasks[symbol].add_done_callback(lambda _t, s=symbol: self._entry_tasks.pop(s, None))
+
+    async def _claim(self, symbol: str, quantity: int, meta: dict[str, Any]) -> ClaimResult:
+        """Claim ``symbol`` within :data:`DB_FAST` wall seconds, or give up on the entry.
+
+        A database that cannot answer in time (locked, full, damaged) gives a refused claim
+        (``reason`` says why): skipping an entry is safe, a blocked loop is not. A claim that
+        lands after this gave up is released again through the journal.
+        """
+        call = asyncio.ensure_future(self.db(self.coord.claim_entry, symbol, quantity, meta=meta, timeout=DB_FAST))
+        try:
+            return await asyncio.wait_for(asyncio.shield(call), DB_FAST + 1.0)
+        except DaytradingError as exc:
+            return ClaimResult(False, symbol, f"database: {exc}")
+        except TimeoutError:
+            def late(t: asyncio.Future[ClaimResult]) -> None:
+                if not t.cancelled() and t.exception() is None and t.result().ok:
+                    self.journal.put("release", self.coord.release_claim, symbol, "claim landed after the entry was skipped")
+            call.add_done_callback(late)
+            return ClaimResult(False, symbol, f"database: no answer within {DB_FAST:g} s")
 
     async def _llm_gate(self, ctx: GateContext, st: SymbolState, rule: Any) -> GateResult:
         context = {"symbol": ctx.symbol, "price": ctx.price, "rule": rule.rule, "compared": rule.compared,
@@ -368,10 +414,11 @@ class DayTrader(Bot):
         try:
             trade = self.ib.placeOrder(st.contract, order)
         except Exception:
-            self.coord.release_claim(symbol, "order could not be sent")
+            self.journal.put("release", self.coord.release_claim, symbol, "order could not be sent")
             raise
-        record_trade(self.coord, trade, "entry")
-        self.coord.record_entry_order(symbol, self.client_id, trade.order.orderId, trade.order.permId or None)
+        self._journal_order(trade)
+        self.journal.put("entry order", self.coord.record_entry_order, symbol, self.client_id, trade.order.orderId,
+                         trade.order.permId or None)
         log.info("entry sent", extra={"symbol": symbol, "qty": quantity, "limit": limit, "rule": rule,
                                       "order_id": trade.order.orderId})
         if os.environ.get("DAYTRADING_TEST_CRASH_AT") == "after_order":
@@ -381,15 +428,16 @@ class DayTrader(Bot):
         if not is_done(trade):
             self.ib.cancelOrder(trade.order)
             await wait_done(trade, self._order_wait(10))
-        record_trade(self.coord, trade, "entry")
+        self._journal_order(trade)
         qty = filled_quantity(trade)
         if qty > 0:
             avg = average_fill_price(trade) or limit
-            self.coord.confirm_entry(symbol, qty, avg, perm_id=trade.order.permId or None)
+            self.journal.put("confirm", self.coord.confirm_entry, symbol, qty, avg, perm_id=trade.order.permId or None)
             log.info("entry filled; position OPEN", extra={"symbol": symbol, "qty": qty, "price": avg,
                                                           "partial": qty < quantity})
         else:
-            self.coord.release_claim(symbol, f"entry not filled: {rejection_reason(trade) or trade.orderStatus.status}")
+            self.journal.put("release", self.coord.release_claim, symbol,
+                             f"entry not filled: {rejection_reason(trade) or trade.orderStatus.status}")
             log.info("entry not filled; claim released",
                      extra={"symbol": symbol, "status": trade.orderStatus.status, "why": rejection_reason(trade)})
 
@@ -522,10 +570,8 @@ class DayTrader(Bot):
         return d
 
     def _record_decisions(self, decisions: list[dict[str, Any]]) -> None:
-        try:
-            self.coord.record_gate_decisions(decisions)
-        except DaytradingError as exc:
-            log.warning("could not record gate decisions", extra={"error": str(exc)})
+        """Gate decisions go to the database through the journal (never on the loop)."""
+        self.journal.put("gate decisions", self.coord.record_gate_decisions, decisions)
 
 
 def _crash_point(point: str) -> None:

@@ -252,7 +252,7 @@ class ExitManager(Bot):
         parsed = parse_order_ref(trade.order.orderRef)
         if parsed is None or trade.order.clientId != self.client_id:
             return
-        self.journal.put("order", record_trade, self.coord, trade, _purpose(trade))
+        self.journal.put("order", record_trade, self.coord, trade, _purpose(trade), strict=True)
         kind, symbol = parsed[0], parsed[1]
         perm_id = trade.order.permId or trade.orderStatus.permId
         if perm_id and trade.order.orderId not in self._perm_stored:

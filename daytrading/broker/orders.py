@@ -105,10 +105,11 @@ def rejection_reason(trade: Trade) -> str:
     return ""
 
 
-def record_trade(coord: Coordinator, trade: Trade, purpose: str) -> None:
+def record_trade(coord: Coordinator, trade: Trade, purpose: str, *, strict: bool = False) -> None:
     """Insert/update the ``orders`` row for ``trade`` (ids, permId, status, fills).
 
-    Never raises: a database hiccup must not stop order handling (it is logged).
+    Never raises: a database hiccup must not stop order handling (it is logged); with
+    ``strict`` (a journal that retries until the write lands) the database error is raised.
     """
     o, st = trade.order, trade.orderStatus
     try:
@@ -129,6 +130,8 @@ def record_trade(coord: Coordinator, trade: Trade, purpose: str) -> None:
             avg_fill_price=average_fill_price(trade),
         )
     except Exception:  # noqa: BLE001 - recording must not break trading
+        if strict:
+            raise
         log.exception("could not record order", extra={"symbol": trade.contract.symbol, "order_id": o.orderId})
 
 

@@ -161,7 +161,8 @@ class ClaimResult:
     """Outcome of :meth:`Coordinator.claim_entry`.
 
     ``ok`` is True when the symbol is now ``PENDING_ENTRY`` for the caller; else
-    ``reason`` is one of ``active``, ``closed_today``, ``frozen``.
+    ``reason`` is one of ``active``, ``closed_today``, ``frozen`` (or, from the day-trader,
+    ``database: …`` when the database did not answer in time and the entry was skipped).
     """
 
     ok: bool

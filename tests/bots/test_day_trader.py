@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
+import threading
+import time
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 
@@ -22,8 +25,10 @@ from ib_async import Stock
 from daytrading.bots.day_trader import DayTrader
 from daytrading.sim_gateway.testing import GatewayProcess
 from daytrading.clock import NY
+from daytrading.coordination.freeze import heartbeat_dir
 from daytrading.runtime import build_clock, open_coordinator
 from daytrading.signals.rules import RuleDecision
+from tests._dbtrouble import write_lock
 from tests.bots._harness import bot_env, bot_settings, coordinator, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -125,6 +130,64 @@ async def test_no_reentry_after_close_and_one_claim_per_symbol(tmp_path, minute_
             assert report.rejected.get("AAPL", "").startswith(("active", "claim"))
         assert len(entry_orders(gw.report(), "TSLA")) == 1
         assert len(entry_orders(gw.report(), "AAPL")) == 1
+
+
+class _Staleness(threading.Thread):
+    """Samples a heartbeat file's age (wall seconds) from a thread of its own, so that a blocked
+    event loop cannot hide from it; ``worst`` is the largest age seen."""
+
+    def __init__(self, path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.worst, self.done = path, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.worst = max(self.worst, time.time() - os.stat(self.path).st_mtime)
+
+
+async def test_under_a_write_lock_the_entry_is_skipped_and_the_heartbeat_keeps_beating(
+        tmp_path, minute_data_dir, caplog):
+    # TSLA gaps +12.8 % on 2020-11-17: gap-and-go fires at the open, while another process holds
+    # the database's write lock (a SQLite browser with unsaved edits): the claim cannot land
+    day = date(2020, 11, 17)
+    caplog.set_level(logging.INFO, logger="daytrading.gates")
+    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(9, 27, day)) as gw:
+        settings = trader_settings(tmp_path, gw, intervals={"cycle": 30, "heartbeat": 0.25}, cooldown_minutes=0)
+        write_watchlist(settings, ["TSLA"])
+        coord = coordinator(settings, "exit-manager")
+        clock = build_clock(settings)
+        bot = DayTrader(settings, open_coordinator(settings, "day-trader", clock), clock)
+        beat = heartbeat_dir(settings.paths.database) / "day-trader.json"
+
+        def refused():
+            return [r for r in caplog.records if getattr(r, "gate", None) == "claim" and "database" in r.getMessage()]
+
+        with write_lock(settings.paths.database):
+            task = asyncio.create_task(bot.run(install_signals=False))
+            try:
+                await wait_for(beat.exists, what="first heartbeat file")
+                stale = _Staleness(beat)
+                stale.start()
+                await wait_for(refused, timeout=90, what="the claim refused under the lock")
+                assert not entry_orders(gw.report(), "TSLA"), "no BUY without a claim that landed"
+                stale.done.set()
+                stale.join()
+                print(f"\n[day-trader lock] heartbeat file at most {stale.worst:.2f} wall s old during the lock")
+                assert stale.worst < 4.0, "the day-trader's loop blocked on the database"
+            except BaseException:
+                bot.stop()
+                raise
+        try:
+            # the lock is gone: the rule fires again on a later bar and the entry goes out with its claim
+            row = await wait_for(lambda: coord.get_position("TSLA"), timeout=60, what="an entry after the lock")
+            assert row.claimed_by == "day-trader"
+            await wait_for(lambda: entry_orders(gw.report(), "TSLA"), what="the BUY")
+            await wait_for(lambda: any(d["gate"] == "claim" and "database" in d["reason"]
+                                       for d in coord.get_gate_decisions("TSLA")), what="the refusal journalled")
+        finally:
+            bot.stop()
+            await asyncio.wait_for(task, 30)
+        assert len(entry_orders(gw.report(), "TSLA")) == 1
 
 
 @pytest.mark.parametrize("point", ["after_claim", "after_order"])
