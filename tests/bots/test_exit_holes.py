@@ -8,17 +8,21 @@ in the execution ledger the way the day-trader journals its own fills.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
 import time
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from ib_async import IB, MarketOrder, Stock
 
 from daytrading.clock import NY
 from daytrading.sim_gateway.testing import GatewayProcess
+from tests._dbtrouble import SmallDisk
+from tests.bots._stop_under_trouble import stop_under_trouble
 from tests.bots._harness import (
     bot_settings, buy_at_market, coordinator, never_short, running_exit_manager, sells, wait_for,
 )
@@ -229,3 +233,32 @@ async def test_stop_crossed_while_another_process_holds_the_write_lock_sells_wit
         assert trade.quantity == 10 and trade.exit_reason == "stop"
         assert trade.pnl == pytest.approx(report["realized_pnl"], abs=0.01)
         never_short(report)
+
+
+async def test_stop_crossed_on_a_damaged_database_file_still_sells(tmp_path, minute_data_dir):
+    result = await stop_under_trouble(minute_data_dir, tmp_path, tmp_path / "logs", "damaged")
+    print(f"\n[damaged file] SELL at the gateway {result['sell_s']:.2f} wall s after the stop was crossed "
+          f"(writer saw: {result['why']}); {result['journal_pending']} writes left queued")
+    assert result["why"], "the file must really be unusable for this test to mean anything"
+    assert result["sell_s"] <= 2.0
+    assert result["position"] == 0 and result["alive"]
+
+
+async def test_stop_crossed_on_a_full_disk_still_sells_and_the_trade_lands_once_there_is_room(
+        tmp_path, minute_data_dir):
+    folder, logs = tmp_path / "disk", tmp_path / "logs"
+    logs.mkdir()
+    argv = [sys.executable, "-m", "tests.bots._stop_under_trouble", str(minute_data_dir), str(folder), str(logs)]
+    with SmallDisk(folder, size="16m") as disk:
+        proc = subprocess.Popen(disk.argv(argv), stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+        disk.attach(proc.pid)
+        out, _ = proc.communicate(timeout=150)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "error" not in result, result
+    print(f"\n[full disk] SELL at the gateway {result['sell_s']:.2f} wall s after the stop was crossed "
+          f"(writer saw: {result['why']}); trade row after the disk was freed: {result['trade']}")
+    assert "full" in result["why"], result["why"]
+    assert result["sell_s"] <= 2.0
+    assert result["position"] == 0 and result["alive"]
+    assert result["trade"]["quantity"] == 10 and result["trade"]["exit_reason"] == "stop"
+    assert result["trade"]["pnl"] == pytest.approx(result["realized"], abs=0.01)
