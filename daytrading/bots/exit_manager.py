@@ -576,7 +576,7 @@ class ExitManager(Bot):
             price = t.order.auxPrice if kind == "disaster" else t.order.lmtPrice
             out.append(xp.WorkingOrder(t.order.orderId, t.contract.symbol, kind, float(t.order.totalQuantity),
                                        filled_quantity(t), float(price) if price and price < 1e300 else None,
-                                       t.orderStatus.status == "PendingCancel"))
+                                       t.orderStatus.status == "PendingCancel", t.order.ocaGroup or ""))
         return out
 
     # ------------------------------------------------------------------ carrying out
@@ -605,6 +605,8 @@ class ExitManager(Bot):
                 self.journal.put("quantity", self.coord.set_quantity, a.symbol, a.quantity)
             elif isinstance(a, xp.PlaceProtection):
                 await self._place_protection(a)
+            elif isinstance(a, xp.PlaceDisaster):
+                await self._place_disaster(a)
             elif isinstance(a, xp.Resize):
                 self._resize(a)
             elif isinstance(a, xp.Cancel):
@@ -671,11 +673,8 @@ class ExitManager(Bot):
         disaster = None
         if a.disaster_price is not None:
             group = f"dt-oca:{a.symbol}:{self.clock.now():%H%M%S%f}"
-            disaster = StopOrder("SELL", a.quantity, a.disaster_price, tif="DAY",
-                                 orderRef=order_ref(DISASTER_REF, a.symbol))
-            disaster.account = self.settings.ib.account
-            for o in (target, disaster):
-                o.ocaGroup, o.ocaType = group, 3  # 3: a fill reduces the other order, no block
+            disaster = self._disaster_order(a.symbol, a.quantity, a.disaster_price, group)
+            target.ocaGroup, target.ocaType = group, 3  # 3: a fill reduces the other order, no block
         trade = self.ib.placeOrder(contract, target)
         if disaster is not None:
             self.ib.placeOrder(contract, disaster)
@@ -684,6 +683,25 @@ class ExitManager(Bot):
                          trade.order.permId or None)
         log.info("target placed", extra={"symbol": a.symbol, "qty": a.quantity, "price": a.target_price,
                                          "disaster_stop": a.disaster_price, "order_id": trade.order.orderId})
+
+    def _disaster_order(self, symbol: str, quantity: float, price: float, group: str) -> StopOrder:
+        """The broker-side disaster STP SELL (DAY) in OCA group ``group`` (ocaType 3: a fill reduces the others)."""
+        order = StopOrder("SELL", quantity, price, tif="DAY", orderRef=order_ref(DISASTER_REF, symbol))
+        order.account = self.settings.ib.account
+        order.ocaGroup, order.ocaType = group, 3
+        return order
+
+    async def _place_disaster(self, a: xp.PlaceDisaster) -> None:
+        """Put a missing disaster stop back beside its working target, in the target's OCA group."""
+        if self._frozen_now():
+            return
+        contract = await self._contract(a.symbol)
+        if contract is None:
+            return
+        trade = self.ib.placeOrder(contract, self._disaster_order(a.symbol, a.quantity, a.price, a.oca_group))
+        log.warning("disaster stop missing beside the target; placed again",
+                    extra={"symbol": a.symbol, "qty": a.quantity, "stop": a.price, "oca_group": a.oca_group,
+                           "order_id": trade.order.orderId})
 
     def _trade_of(self, order_id: int) -> Trade | None:
         return next((t for t in self.ib.openTrades() if t.order.orderId == order_id

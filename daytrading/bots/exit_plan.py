@@ -104,6 +104,7 @@ class WorkingOrder:
     filled: float
     price: float | None  # limit (target) or stop (disaster) price, dollars
     pending_cancel: bool = False
+    oca_group: str = ""  # IB's ocaGroup ("" when the order is in none)
 
     @property
     def remaining(self) -> float:
@@ -195,6 +196,16 @@ class PlaceProtection(Action):
     quantity: float
     target_price: float
     disaster_price: float | None
+
+
+@dataclass(frozen=True)
+class PlaceDisaster(Action):
+    """Place the broker-side disaster STP SELL for ``quantity`` shares at ``price`` dollars in the
+    working target's OCA group ``oca_group`` (it went missing: cancelled or rejected at IB)."""
+
+    quantity: float
+    price: float
+    oca_group: str
 
 
 @dataclass(frozen=True)
@@ -384,7 +395,8 @@ def plan(  # noqa: C901 - one decision table, case by case as the docstring list
     with a fill → protect at once (confirm after the grace); a row whose position is gone →
     close from fills; an EXITING row without an exit in flight → resume; after the flatten
     time → exit every long position the system traded today; else one target (and disaster
-    stop) for the held quantity, the stop watched and checked against the latest quote.
+    stop) for the held quantity, the stop watched and checked against the latest quote; a
+    disaster stop missing beside a working target is placed again in the target's OCA group.
     """
     gate = order_gate(frozen=snapshot.frozen, after_flatten=after_flatten(now, settings),
                       backoff_until=snapshot.backoff_until)
@@ -495,6 +507,14 @@ def _protection(symbol: str, h: Held, entry: float, target_price: float, working
             out += [Cancel(symbol, o.order_id, "re-placed with a new target") for o in disasters[:1]]
             out.append(PlaceProtection(symbol, h.quantity, round(target_price, 2), stop_px))
         return out
+    if stop_px is not None and not disasters and gate.allows(symbol, reducing=False, now=now):
+        # the disaster stop is gone (cancelled or rejected) while the target works: put it back in the
+        # target's OCA group; a target in none is re-placed with it (two lone SELLs could both fill)
+        if targets[0].oca_group:
+            out.append(PlaceDisaster(symbol, h.quantity, stop_px, targets[0].oca_group))
+        else:
+            out.append(Cancel(symbol, targets[0].order_id, "re-placed with its disaster stop"))
+            return out
     for order, price in ((targets[0], round(target_price, 2)), (disasters[0] if disasters else None, stop_px)):
         if order is None or price is None:
             continue

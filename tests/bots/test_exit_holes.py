@@ -147,6 +147,14 @@ async def test_day_trader_killed_right_after_its_buy_position_protected_within_2
             assert orders["LMT"]["quantity"] == 5 and orders["STP"]["quantity"] == 5
             assert orders["LMT"]["oca_group"] == orders["STP"]["oca_group"] != ""
             assert bot._stops.get("TSLA"), "the bot-monitored stop is watched"
+            # the disaster stop is cancelled at IB (by hand in TWS, say): it is placed again beside the target
+            [stp] = [t for t in bot.ib.openTrades() if t.order.orderType == "STP"]
+            bot.ib.cancelOrder(stp.order)
+            again = await wait_for(lambda: (lambda p: p if p.get("STP", {}).get("order_id") not in (None, stp.order.orderId)
+                                            else None)(protection(gw.report(), "TSLA")),
+                                   timeout=10, what="the disaster stop placed again")
+            assert again["STP"]["oca_group"] == orders["LMT"]["oca_group"] and again["STP"]["quantity"] == 5
+            assert again["LMT"]["order_id"] == orders["LMT"]["order_id"], "the target kept working"
 
 
 async def test_partial_entry_protected_for_what_is_filled_and_resized_never_above_it(tmp_path, minute_data_dir):

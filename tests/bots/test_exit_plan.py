@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from daytrading.bots.exit_plan import (
-    Adopt, Cancel, Close, Confirm, Cover, Exit, PlaceProtection, Quote, Raise, ReleaseClaim, Resize, Snapshot,
+    Adopt, Cancel, Close, Confirm, Cover, Exit, PlaceDisaster, PlaceProtection, Quote, Raise, ReleaseClaim, Resize, Snapshot,
     TradingState, Watch, WorkingOrder, held, next_wake, order_gate, plan,
 )
 from daytrading.clock import NY
@@ -35,12 +35,12 @@ def ex(i, side, shares, price=150.0, ago=60.0, symbol="MKSI"):
     return Execution(f"e{i}", symbol, side, shares, price, NOW - timedelta(seconds=ago), 1.0)
 
 
-def target(qty, filled=0.0, price=152.7, oid=7, symbol="MKSI"):
-    return WorkingOrder(oid, symbol, "target", qty, filled, price)
+def target(qty, filled=0.0, price=152.7, oid=7, symbol="MKSI", oca="dt-oca:MKSI:1"):
+    return WorkingOrder(oid, symbol, "target", qty, filled, price, oca_group=oca)
 
 
 def disaster(qty, price=147.3, oid=8, symbol="MKSI"):
-    return WorkingOrder(oid, symbol, "disaster", qty, 0.0, price)
+    return WorkingOrder(oid, symbol, "disaster", qty, 0.0, price, oca_group="dt-oca:MKSI:1")
 
 
 def kinds(actions, cls):
@@ -231,3 +231,34 @@ def test_next_wake_includes_the_eod_flatten_time_early_closes_too():
     assert next_wake({}, Snapshot(positions={}), flatten - timedelta(seconds=4), SETTINGS) == flatten
     assert next_wake({}, Snapshot(positions={}), flatten, SETTINGS) == flatten + timedelta(
         seconds=SETTINGS.intervals.exit_poll)
+
+
+def test_a_missing_disaster_stop_is_placed_again_in_the_targets_oca_group():
+    # the disaster STP was cancelled (or rejected) at IB; the target still works, 200 of 500 sold
+    working = target(500, 200)
+    snap = Snapshot(positions={"MKSI": (300.0, 150.0)}, orders=[working])
+    ledger = {"MKSI": [ex(1, "BOT", 500, ago=300), ex(2, "SLD", 200, 152.7, ago=30)]}
+    actions = plan({"MKSI": row()}, snap, ledger, NOW, SETTINGS)
+    [again] = kinds(actions, PlaceDisaster)
+    assert (again.quantity, again.price, again.oca_group) == (300, round(150 * (1 - 2 * SETTINGS.stop_loss), 2),
+                                                              "dt-oca:MKSI:1")
+    assert not kinds(actions, PlaceProtection) and not kinds(actions, Cancel)
+    # not while the symbol backs off (the stop was rejected), not when switched off, not after flatten
+    held_off = Snapshot(positions=snap.positions, orders=[working], backoff_until={"MKSI": NOW + timedelta(seconds=5)})
+    assert not kinds(plan({"MKSI": row()}, held_off, ledger, NOW, SETTINGS), PlaceDisaster)
+    off = load_settings(None, {"mode": "sim", "disaster_stop_enabled": False}, env_file=None)
+    assert not kinds(plan({"MKSI": row()}, snap, ledger, NOW, off), PlaceDisaster)
+    late = datetime(2020, 12, 10, 15, 50, tzinfo=NY)
+    assert not kinds(plan({"MKSI": row()}, snap, ledger, late, SETTINGS), PlaceDisaster)
+
+
+def test_a_target_outside_any_oca_group_is_re_placed_with_its_disaster_stop():
+    # two lone SELLs for the same shares could both fill: the target goes, the next sweep places both
+    snap = Snapshot(positions={"MKSI": (500.0, 150.0)}, orders=[target(500, oca="")])
+    actions = plan({"MKSI": row()}, snap, {"MKSI": [ex(1, "BOT", 500, ago=300)]}, NOW, SETTINGS)
+    assert [(a.order_id, a.why) for a in kinds(actions, Cancel)] == [(7, "re-placed with its disaster stop")]
+    assert not kinds(actions, PlaceDisaster)
+    actions = plan({"MKSI": row()}, Snapshot(positions={"MKSI": (500.0, 150.0)}), {"MKSI": [ex(1, "BOT", 500, ago=300)]},
+                   NOW, SETTINGS)
+    [both] = kinds(actions, PlaceProtection)
+    assert both.quantity == 500 and both.disaster_price is not None
