@@ -599,7 +599,9 @@ class ExitManager(Bot):
                 self._correction(f"{a.symbol}: claim's entry filled ({a.quantity:g} @ {a.price:.4f}); confirmed OPEN")
                 self.journal.put("confirm", self.coord.confirm_entry, a.symbol, a.quantity, a.price)
             elif isinstance(a, xp.ReleaseClaim):
-                self.journal.put("release", self._release, a.symbol, a.reason)
+                self.journal.put("release", self.coord.release_claim, a.symbol, a.reason,
+                                 then=lambda released, s=a.symbol: released and self._correction(
+                                     f"{s}: stale claim with no position released"))
             elif isinstance(a, xp.SetQuantity):
                 self._correction(f"{a.symbol}: quantity → broker {a.quantity:g}")
                 self.journal.put("quantity", self.coord.set_quantity, a.symbol, a.quantity)
@@ -643,10 +645,6 @@ class ExitManager(Bot):
             b.gave_up = False
             return b.attempts < 2 * max(1, self.settings.exit_max_retries)
         return not b.gave_up
-
-    def _release(self, symbol: str, reason: str) -> None:
-        if self.coord.release_claim(symbol, reason):
-            self._correction(f"{symbol}: stale claim with no position released")
 
     def _recently_updated(self, row: Any) -> bool:
         updated = row.last_updated or row.entry_timestamp
