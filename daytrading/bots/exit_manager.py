@@ -661,9 +661,7 @@ class ExitManager(Bot):
 
     async def _place_protection(self, a: xp.PlaceProtection) -> None:
         """The target SELL LMT and (unless off) the disaster STP SELL, one OCA group (reduce on fill)."""
-        if self._frozen_now():
-            return
-        contract = await self._contract(a.symbol)
+        contract = await self._protective_contract(a.symbol)
         if contract is None:
             return
         target = LimitOrder("SELL", a.quantity, a.target_price, tif="DAY", orderRef=order_ref(TARGET_REF, a.symbol))
@@ -682,6 +680,10 @@ class ExitManager(Bot):
         log.info("target placed", extra={"symbol": a.symbol, "qty": a.quantity, "price": a.target_price,
                                          "disaster_stop": a.disaster_price, "order_id": trade.order.orderId})
 
+    async def _protective_contract(self, symbol: str) -> Contract | None:
+        """The contract to place a target or disaster stop for, or None (frozen now, or unknown to the broker)."""
+        return None if self._frozen_now() else await self._contract(symbol)
+
     def _disaster_order(self, symbol: str, quantity: float, price: float, group: str) -> StopOrder:
         """The broker-side disaster STP SELL (DAY) in OCA group ``group`` (ocaType 3: a fill reduces the others)."""
         order = StopOrder("SELL", quantity, price, tif="DAY", orderRef=order_ref(DISASTER_REF, symbol))
@@ -691,9 +693,7 @@ class ExitManager(Bot):
 
     async def _place_disaster(self, a: xp.PlaceDisaster) -> None:
         """Put a missing disaster stop back beside its working target, in the target's OCA group."""
-        if self._frozen_now():
-            return
-        contract = await self._contract(a.symbol)
+        contract = await self._protective_contract(a.symbol)
         if contract is None:
             return
         trade = self.ib.placeOrder(contract, self._disaster_order(a.symbol, a.quantity, a.price, a.oca_group))
