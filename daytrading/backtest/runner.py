@@ -11,8 +11,8 @@ For each session the runner builds, in ONE process on ONE asyncio loop:
   gateway over that loopback socket;
 * a fresh SQLite database in a temporary folder.
 
-The loop is ``looptime``'s: whenever every task waits (no socket is readable), the loop's
-clock jumps to the next scheduled timer. Every component reads market time from one
+The loop is ``looptime``'s (:mod:`daytrading.backtest.loop`): whenever every task waits (no
+socket is readable), the loop's clock jumps to the next scheduled timer. Every component reads market time from one
 :class:`~daytrading.clock.LoopClock` (market time = session pre-market open + loop time
 elapsed), so a session of 16 market hours runs as fast as the CPU allows, and the same
 data, settings and seed give the same orders and fills.
@@ -46,9 +46,6 @@ AFTER_CLOSE = 120.0
 PERM_BASE = 500_000_000
 #: Heartbeat period of the backtest's bots (seconds of loop time; nobody watches them).
 HEARTBEAT_S = 3600.0
-#: looptime's no-op cycles before a time jump (its default is 42; the loop only needs a
-#: few to let chained callbacks run, each costs a selector poll).
-NOOP_CYCLES = 5
 
 
 @dataclass(frozen=True)
@@ -199,9 +196,9 @@ def run_session(
         DataError: the session cannot be loaded at all (no usable bars that day).
         ValueError: ``session`` is not an XNYS session.
     """
-    import looptime
+    from daytrading.backtest.loop import new_loop
 
-    loop = looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
+    loop = new_loop(start=0.0)
     try:
         with tempfile.TemporaryDirectory(prefix="daytrading-backtest-") as tmp:
             return loop.run_until_complete(_run(Path(data), session, settings, seed, symbols, Path(tmp), start, end))
