@@ -229,7 +229,8 @@ class ExitManager(Bot):
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         t_event = time.perf_counter()
         now = self.clock.now()
-        for ticker in tickers:
+        # a set hashed by id(): sorted, so the order of stop exits never depends on memory addresses
+        for ticker in sorted(tickers, key=lambda t: t.contract.symbol if t.contract else ""):
             price = _ticker_price(ticker)
             if price is None:
                 continue

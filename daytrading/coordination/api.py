@@ -260,8 +260,10 @@ class Coordinator:
         clock: market time; ``session_date`` is derived from it via XNYS.
         profit_target, stop_loss: fractions used when a position becomes OPEN.
         retry_seconds: total budget for retrying a locked database.
-        inline: :meth:`run_async` runs calls directly instead of in a worker thread (for a
-            virtual-time event loop, where a thread would let real time leak in).
+        inline: :meth:`run_async` runs calls directly instead of in a worker thread, and
+            without its fail-fast wall-clock deadline (for the backtest's virtual-time event
+            loop and private database: a thread, or a deadline that a loaded machine misses,
+            would let real time leak into the result).
     """
 
     def __init__(
@@ -313,7 +315,9 @@ class Coordinator:
             Whatever ``fn`` raises: :class:`DatabaseBusyError`, :class:`DatabaseUnavailableError`,
             :class:`CoordinationError`...
         """
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        # inline (the backtest): no other program writes its private database, so a wall
+        # deadline could only be missed by a slow machine, and would change the outcome
+        deadline = None if timeout is None or self.inline else time.monotonic() + max(0.0, timeout)
 
         def work() -> T:
             local = self._local
