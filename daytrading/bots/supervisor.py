@@ -212,7 +212,9 @@ class Supervisor:
         argv = [sys.executable, "-m", "daytrading", "sim-gateway",
                 "--date", self.sim_date.isoformat(), "--speed", repr(sim.speed), "--port", str(sim.port),
                 "--start", self.env["DAYTRADING_SIM__START"], "--epoch", self.env["DAYTRADING_SIM__EPOCH"],
-                "--account", sim.account, "--cash", repr(sim.cash), "--log-dir", str(self.log_dir)]
+                "--account", sim.account, "--cash", repr(sim.cash), "--log-dir", str(self.log_dir),
+                # the fill model of the backtest (docs/fill-model.md): same path step, same order latency
+                "--path-step", repr(sim.path_step_s), "--order-latency-ms", repr(sim.order_latency_ms)]
         data = Path(sim.data)
         if str(sim.data) not in ("", "synthetic"):
             argv += ["--data", str(data.resolve())]

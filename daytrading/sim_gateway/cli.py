@@ -152,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic session")
     p.add_argument("--slippage", type=float, default=0.0, help="dollars per share on market fills")
     p.add_argument("--log-dir", help="folder of the JSON-lines event log")
+    p.add_argument("--path-step", type=float, default=None, metavar="SECONDS",
+                   help="market seconds between trades of the intrabar path (default 15: the four points; "
+                        "the supervisor's sim mode passes sim.path_step_s, 1 s, as the backtest does)")
+    p.add_argument("--order-latency-ms", type=float, default=None, metavar="MS",
+                   help="market ms before a placeOrder/cancelOrder reaches the book (default 0; the supervisor's "
+                        "sim mode passes sim.order_latency_ms, 50 ms, as the backtest does)")
     return p
 
 
@@ -166,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         print(f"sim-gateway: error: --date {args.date!r} is not YYYY-MM-DD", file=sys.stderr)
         return 2
+    if args.path_step is not None and not 0 < args.path_step <= 60:
+        print(f"sim-gateway: error: --path-step must be above 0 and at most 60 market seconds, got {args.path_step:g}",
+              file=sys.stderr)
+        return 2
+    if args.order_latency_ms is not None and not 0 <= args.order_latency_ms <= 60_000:
+        print(f"sim-gateway: error: --order-latency-ms must be 0-60000, got {args.order_latency_ms:g}", file=sys.stderr)
+        return 2
     if args.data and not Path(args.data).exists():
         print(f"sim-gateway: error: --data {args.data}: no such file or folder", file=sys.stderr)
         return 2
@@ -174,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         gw = build_gateway(data=args.data, session_date=session_date, speed=args.speed, start=args.start,
                            epoch=args.epoch, symbols=symbols, cash=args.cash, account=args.account,
                            port=args.port, admin_port=args.admin_port, faults=args.faults, seed=args.seed,
-                           slippage=args.slippage, log_dir=args.log_dir)
+                           slippage=args.slippage, log_dir=args.log_dir, path_step_s=args.path_step,
+                           order_latency_ms=args.order_latency_ms)
     except (DaytradingError, ValueError) as exc:
         print(f"sim-gateway: error: {exc}", file=sys.stderr)
         return 2

@@ -89,3 +89,45 @@ def test_order_latency_makes_an_order_miss_the_trade_it_would_meet(minute_data_d
     assert results[50.0][0] == pytest.approx(float(s.tick_px[i + 1]))
     assert results[50.0][1] == pytest.approx(float(s.tick_ts[i + 1]), abs=1)
     assert results[50.0][0] != results[0.0][0]
+
+
+def test_sim_mode_uses_the_backtests_fill_model(tmp_path, monkeypatch, minute_data_dir):
+    """The supervisor starts its sim-gateway with sim.path_step_s and sim.order_latency_ms (the values the
+    backtest hands to build_gateway), and the sim-gateway CLI passes them on."""
+    from daytrading.bots import supervisor as sup_mod
+    from daytrading.config import load_settings
+    from daytrading.sim_gateway import cli as gw_cli
+
+    settings = load_settings(None, {"mode": "sim", "sim": {"session_date": "2020-11-17", "port": 4999, "data": str(minute_data_dir)},
+                                    "paths": {"database": str(tmp_path / "t.db"), "log_dir": str(tmp_path / "logs")}},
+                             env_file=None)
+    sup = sup_mod.Supervisor(settings, sim=True)
+    sup._prepare_env()
+    seen: list[list[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def popen(argv, out):  # noqa: ARG001 - Supervisor._popen's signature
+        out.close()
+        seen.append(argv)
+        raise Stop
+
+    monkeypatch.setattr(sup, "_popen", popen)
+    monkeypatch.setattr(sup_mod, "_check_port_free", lambda port: None)
+    with pytest.raises(Stop):
+        sup._start_gateway()
+    argv = seen[0]
+    assert argv[argv.index("--path-step") + 1] == repr(settings.sim.path_step_s) == "1.0"
+    assert argv[argv.index("--order-latency-ms") + 1] == repr(settings.sim.order_latency_ms) == "50.0"
+
+    given = {}
+
+    def build(**kw):
+        given.update(kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(gw_cli, "build_gateway", build)
+    assert gw_cli.main(argv[argv.index("sim-gateway") + 1:]) == 2
+    assert given["path_step_s"] == 1.0 and given["order_latency_ms"] == 50.0
+    assert gw_cli.main(["--path-step", "0"]) == 2  # refused before anything is built
