@@ -115,7 +115,7 @@ async def serve(args: argparse.Namespace) -> None:
     r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.time()
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     send_lag = [x / 5.0 for x in gw.data_service.rt_send_lag]
-    print(json.dumps({"cpu_s": cpu, "wall_s": t1 - t0, "sent": gw.data_service.stats["rt_bars"] - sent0,
+    print(json.dumps({"cpu_s": cpu, "wall_s": t1 - t0, "preempted": r1.ru_nivcsw - r0.ru_nivcsw, "sent": gw.data_service.stats["rt_bars"] - sent0,
                       "gc": pauses.summary(),
                       "send_lag": send_lag[:: max(1, len(send_lag) // 20000)]}), flush=True)
     await asyncio.sleep(1.0)
@@ -169,7 +169,7 @@ async def client(args: argparse.Namespace) -> None:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     await asyncio.sleep(max(0.0, args.epoch + args.seconds - time.time()))
     ib.disconnect()
-    print(json.dumps({"bars": len(lags), "cpu_s": cpu, "lags": lags[:: max(1, len(lags) // 20000)],
+    print(json.dumps({"bars": len(lags), "cpu_s": cpu, "preempted": r1.ru_nivcsw - r0.ru_nivcsw, "lags": lags[:: max(1, len(lags) // 20000)],
                       "measured_s": window[1] - window[0], "keep": keep, "gc": pauses.summary()}), flush=True)
 
 
@@ -276,7 +276,8 @@ def main() -> None:
           f"(expected at this speed: {expected / measured:,.0f} bars/s; ratio {total / expected:.3f})")
     print(f"gateway CPU: {gw_stats['cpu_s']:.2f} s over {gw_stats['wall_s']:.1f} s wall = "
           f"{gw_stats['cpu_s'] / gw_stats['wall_s']:.0%} of one core; bars sent {gw_stats['sent']:,} "
-          f"({gw_stats['sent'] / gw_stats['wall_s']:,.0f}/s); {_gc_text(gw_stats['gc'])}")
+          f"({gw_stats['sent'] / gw_stats['wall_s']:,.0f}/s); {_gc_text(gw_stats['gc'])}; "
+          f"preempted by other processes {gw_stats['preempted'] / gw_stats['wall_s']:.0f}×/s")
     sl = gw_stats["send_lag"]
     print(f"gateway-side lag (bar end → sent), in bars: p50 {_pct(sl, 0.5):.2f}  p99 {_pct(sl, 0.99):.2f}  "
           f"max {max(sl) if sl else float('nan'):.2f}  (1 bar = {5 / args.speed * 1000:.1f} ms wall)")
@@ -289,7 +290,8 @@ def main() -> None:
         p99s[name] = _pct(lags, 0.99)
         what = (f"keeps {rs[0]['keep']} bars per symbol, collector off while measured" if rs[0]["keep"]
                 else "keeps every bar (ib_async's default)")
-        cpu = ", ".join(f"{r['cpu_s'] / r['measured_s']:.0%}" for r in rs)
+        cpu = ", ".join(f"{r['cpu_s'] / r['measured_s']:.0%} (preempted {r['preempted'] / r['measured_s']:.0f}×/s)"
+                        for r in rs)
         print(f"client-side lag, {len(rs)} client(s) that {what}: p50 {_pct(lags, 0.5):.2f}  "
               f"p99 {p99s[name]:.2f}  max {max(lags) if lags else float('nan'):.2f} bars; CPU {cpu} of a core; "
               + "; ".join(_gc_text(r["gc"]) for r in rs))
