@@ -587,6 +587,8 @@ class MarketDataService:
             return
         rth = req.use_rth
         grid = self.market.grid_bars(info.symbol, 5)
+        if grid is not None and info.symbol not in self._rt_frames:
+            self._rt_frames[info.symbol] = RealTimeBarFrames(grid)  # its cost here, not while streaming
         now = self._now()
         next_i = 0 if grid is None else max(0, int(math.ceil((now - grid.t0) / 5.0)))
         self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i, RealTimeBarFrames.header(req_id))
