@@ -241,6 +241,8 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
             t.cancel()
         await gw.stop()
     trades = _trades(em.coord, day, settings)
+    for coord in (em.coord, dt.coord):
+        coord.close_probe()
     fills = [FillRecord(e.time, e.order.info.symbol, e.side, e.shares, e.price, e.order.order_ref)
              for e in gw.orders.executions]
     return SessionResult(date=day, trades=trades, pnl=round(sum(t.pnl for t in trades), 2),

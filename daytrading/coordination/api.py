@@ -264,6 +264,8 @@ class Coordinator:
             without its fail-fast wall-clock deadline (for the backtest's virtual-time event
             loop and private database: a thread, or a deadline that a loaded machine misses,
             would let real time leak into the result).
+        read_cache: inline only, repeated reads are answered from the last result while no
+            connection has committed (:meth:`_read`); ``False`` reads the database every time.
     """
 
     def __init__(
@@ -276,6 +278,7 @@ class Coordinator:
         stop_loss: float = 0.009,
         retry_seconds: float = 30.0,
         inline: bool = False,
+        read_cache: bool = True,
     ) -> None:
         self.engine = engine
         self.bot = bot
@@ -287,6 +290,11 @@ class Coordinator:
         self._local = _HeldConnection()  # per thread: the held hot-path connection
         #: run :meth:`run_async` calls directly on the loop, no thread (the backtest's virtual-time loop)
         self.inline = inline
+        #: inline only: answer unchanged reads from the last result (:meth:`_read`); False = always the database
+        self.read_cache = read_cache
+        self._reads: dict[tuple[Any, ...], Any] = {}
+        self._reads_version: int | None = None
+        self._probe: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         database = engine.url.database
@@ -386,6 +394,48 @@ class Coordinator:
         return DatabaseUnavailableError(f"database {self.engine.url.database} unavailable: {orig}")
 
     # ------------------------------------------------------------------ plumbing
+
+    def _read(self, key: tuple[Any, ...], fn: Callable[[Session], T]) -> T:
+        """``fn`` in a read-only transaction (:meth:`_run`); inline (the backtest), the result of
+        the last read with the same ``key`` while no connection has committed since.
+
+        SQLite's ``PRAGMA data_version``, read on a connection that never writes, changes
+        whenever any other connection (this process's included) commits; it is read before
+        the query, so a commit during the query shows as a change at the next call. A read
+        then costs one PRAGMA while nothing changed (the backtest's sweeps and gate checks
+        re-read unchanged rows thousands of times a session). Lists of dicts come back as
+        fresh copies; rows are frozen views. Any trouble with the probe: read as usual.
+        """
+        version = self._data_version() if self.inline and self.read_cache else None
+        if version is None:
+            return self._run(fn, read_only=True)
+        if version != self._reads_version:
+            self._reads.clear()
+            self._reads_version = version
+        if key not in self._reads:
+            self._reads[key] = self._run(fn, read_only=True)
+        return _fresh(self._reads[key])
+
+    def _data_version(self) -> int | None:
+        if self.db_path is None:
+            return None
+        try:
+            if self._probe is None:
+                # mode=rw: a probe never creates a missing file
+                self._probe = sqlite3.connect(f"{self.db_path.as_uri()}?mode=rw", uri=True, isolation_level=None,
+                                              check_same_thread=False)
+            return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
+        except (sqlite3.Error, OSError, TypeError):
+            self.close_probe()
+            return None
+
+    def close_probe(self) -> None:
+        """Close :meth:`_read`'s ``data_version`` connection (opened again when needed)."""
+        probe, self._probe, self._reads_version = self._probe, None, None
+        self._reads.clear()
+        if probe is not None:
+            with suppress(sqlite3.Error):
+                probe.close()
 
     def _run(self, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run ``fn`` in one ORM-session transaction, retrying transient lock errors."""
@@ -854,7 +904,7 @@ class Coordinator:
                                                r.account))
             return out
 
-        return self._run(tx, read_only=True)
+        return self._read(("executions", tuple(wanted), day), tx)
 
     def _upsert_executions(self, c: sqlite3.Connection, executions: Sequence[Execution], now: datetime) -> None:
         now_text = utc_text(now)
@@ -879,7 +929,7 @@ class Coordinator:
     def get_position(self, symbol: str) -> PositionView | None:
         """The active row for ``symbol`` or ``None``."""
         symbol = symbol.upper()
-        return self._run(lambda s: (lambda r: PositionView.of(r) if r else None)(self._row(s, symbol)), read_only=True)
+        return self._read(("position", symbol), lambda s: (lambda r: PositionView.of(r) if r else None)(self._row(s, symbol)))
 
     def is_position_active(self, symbol: str) -> bool:
         """True when ``symbol`` has a row in ``active_positions`` (any status)."""
@@ -890,13 +940,13 @@ class Coordinator:
         symbol = symbol.upper()
         day = day or self.session_date()
         return bool(
-            self._run(
+            self._read(
+                ("closed", symbol, day),
                 lambda s: s.scalar(
                     select(ClosedPositionToday.id).where(
                         ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == day
                     )
                 ),
-                read_only=True,
             )
         )
 
@@ -909,7 +959,7 @@ class Coordinator:
                 q = q.where(ActivePosition.status.in_(statuses))
             return [PositionView.of(r) for r in s.scalars(q)]
 
-        return self._run(tx, read_only=True)
+        return self._read(("active", statuses), tx)
 
     def get_closed_today(self, day: date | None = None) -> list[dict[str, Any]]:
         """Rows of ``closed_positions_today`` for session ``day`` (default: current)."""
@@ -923,7 +973,7 @@ class Coordinator:
             )
             return [_as_dict(r) for r in rows]
 
-        return self._run(tx, read_only=True)
+        return self._read(("closed_today", day), tx)
 
     def get_trades_by_date(self, day: date | None = None) -> list[TradeView]:
         """Trades of session ``day`` (default: current), by exit time."""
@@ -939,9 +989,9 @@ class Coordinator:
         """Sum of trade P&L in dollars for session ``day``."""
         day = day or self.session_date()
         return float(
-            self._run(
+            self._read(
+                ("realized_pnl", day),
                 lambda s: s.scalar(select(func.coalesce(func.sum(Trade.pnl), 0.0)).where(Trade.session_date == day)),
-                read_only=True,
             )
         )
 
@@ -1036,7 +1086,7 @@ class Coordinator:
         """True while the global freeze is set (the freeze file is checked first, without SQL)."""
         if side_files.is_frozen_file(self.db_path):
             return True
-        return self._run(lambda s: s.get(Flag, FREEZE_FLAG) is not None, read_only=True)
+        return self._read(("frozen",), lambda s: s.get(Flag, FREEZE_FLAG) is not None)
 
     def freeze_info(self) -> dict[str, Any] | None:
         """The freeze's reason (``value``), setter (``set_by``) and time (``set_at``), or ``None``.
@@ -1151,14 +1201,14 @@ class Coordinator:
     def get_orders(self, day: date | None = None) -> list[dict[str, Any]]:
         """Orders of session ``day`` (default: current), oldest first."""
         day = day or self.session_date()
-        return self._run(
+        return self._read(
+            ("orders", day),
             lambda s: [
                 _as_dict(r)
                 for r in s.scalars(
                     select(OrderRecord).where(OrderRecord.session_date == day).order_by(OrderRecord.created_at)
                 )
             ],
-            read_only=True,
         )
 
     def record_gate_decision(
@@ -1266,6 +1316,16 @@ class Coordinator:
                 raise CoordinationError(f"{symbol}: no active position to update")
 
         self._run(tx)
+
+
+def _fresh(value: Any) -> Any:
+    """A cached read's result as the caller may keep and change it: new lists and dicts (their
+    rows are frozen views or plain values)."""
+    if isinstance(value, list):
+        return [dict(v) if isinstance(v, dict) else v for v in value]
+    if isinstance(value, dict):
+        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
+    return value
 
 
 def _as_dict(row: Any) -> dict[str, Any]:

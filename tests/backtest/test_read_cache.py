@@ -1,0 +1,83 @@
+"""The backtest's (inline) Coordinator answers repeated reads from its last result while no
+connection has committed, and never returns a stale one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from daytrading.clock import NY, ManualClock
+from daytrading.config import load_settings
+from daytrading.runtime import open_coordinator
+
+
+def _pair(tmp_path):
+    settings = load_settings(None, {"paths": {"database": str(tmp_path / "b.db"), "backup_dir": str(tmp_path / "bk")}},
+                             env_file=None)
+    clock = ManualClock(datetime(2020, 11, 17, 10, 0, tzinfo=NY))
+    reader, writer = (open_coordinator(settings, bot, clock) for bot in ("exit-manager", "day-trader"))
+    reader.inline = writer.inline = True
+    return reader, writer
+
+
+def test_repeated_reads_cost_no_transaction_until_someone_commits(tmp_path, monkeypatch):
+    reader, writer = _pair(tmp_path)
+    transactions = []
+    real = reader._run
+    monkeypatch.setattr(reader, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    assert reader.get_active_positions() == [] and reader.get_closed_today() == []
+    assert len(transactions) == 2
+    for _ in range(5):
+        assert reader.get_active_positions() == [] and not reader.is_frozen()
+    assert len(transactions) == 3  # only is_frozen's first read
+    # another connection commits: the next read goes to the database and sees the row
+    assert writer.claim_entry("TSLA", 10).ok
+    assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"]
+    assert len(transactions) == 4
+    # the reader's own write is a commit on another of its connections: seen too
+    reader.confirm_entry("TSLA", 10, 400.0)
+    (row,) = reader.get_active_positions()
+    assert row.status == "OPEN" and row.quantity == 10
+    writer.close_position("TSLA", 404.0, "target")
+    closed = reader.get_closed_today()
+    assert [c["symbol"] for c in closed] == ["TSLA"] and reader.get_active_positions() == []
+    # a caller changing what it got does not change the next answer
+    closed[0]["symbol"] = "XXX"
+    closed.clear()
+    assert [c["symbol"] for c in reader.get_closed_today()] == ["TSLA"]
+    assert reader.realized_pnl() > 0
+
+
+def test_a_live_coordinator_always_reads_the_database(tmp_path, monkeypatch):
+    reader, _ = _pair(tmp_path)
+    reader.inline = False
+    transactions = []
+    real = reader._run
+    monkeypatch.setattr(reader, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    for _ in range(3):
+        reader.get_active_positions()
+    assert len(transactions) == 3 and reader._probe is None
+
+
+def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
+    import subprocess
+    import sys
+
+    reader, _ = _pair(tmp_path)
+    assert reader.get_active_positions() == []
+    script = ("import sys; from datetime import datetime; from daytrading.clock import NY, ManualClock; "
+              "from daytrading.coordination import Coordinator; from daytrading.db import make_engine; "
+              "c = Coordinator(make_engine(sys.argv[1]), 'other', ManualClock(datetime(2020, 11, 17, 10, 1, tzinfo=NY))); "
+              "assert c.claim_entry('NIO', 5).ok")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "b.db")], check=True, timeout=120)
+    assert [p.symbol for p in reader.get_active_positions()] == ["NIO"]
+
+
+def test_the_cache_can_be_switched_off(tmp_path, monkeypatch):
+    reader, _ = _pair(tmp_path)
+    reader.read_cache = False
+    transactions = []
+    real = reader._run
+    monkeypatch.setattr(reader, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    for _ in range(3):
+        reader.get_closed_today()
+    assert len(transactions) == 3
