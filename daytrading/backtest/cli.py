@@ -24,14 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from daytrading.config import Settings
 from daytrading.errors import ConfigError, DaytradingError
 
-__all__ = ["cli", "cli_args", "parse_sets", "resolve_sessions"]
+__all__ = ["cli", "cli_args", "parse_sets", "parse_window", "resolve_sessions"]
 
 
 def cli_args(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +45,9 @@ def cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dates", default=None, metavar="D1,D2,...", help="these sessions only (not with --to)")
     parser.add_argument("--symbols", default=None, metavar="A,B,...",
                         help="replay only these symbols (default: every symbol with bars that day)")
+    parser.add_argument("--window", default=None, metavar="HH:MM-HH:MM",
+                        help="replay only this part of each session, New York time (e.g. 09:25-10:30; "
+                             "default: pre-market open to the close)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting for this run, e.g. profit_target=0.02 or entry.rsi_max=55 (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated market's random choices (default 0)")
@@ -72,6 +75,35 @@ def parse_sets(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. profit_target=0.02)")
         out[key.strip()] = value.strip()
     return out
+
+
+def parse_window(text: str | None) -> tuple[time, time] | None:
+    """``--window HH:MM-HH:MM`` as (start, end) times of day, New York; None when not given.
+
+    Raises:
+        ConfigError: not two times ``HH:MM`` joined by ``-``, or the end not after the start.
+    """
+    if not text:
+        return None
+    first, sep, second = str(text).partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        start, end = (time(*map(int, part.strip().split(":", 1))) for part in (first, second))
+    except ValueError:
+        raise ConfigError(f"--window {text!r}: expected HH:MM-HH:MM (New York), e.g. 09:25-10:30") from None
+    if end <= start:
+        raise ConfigError(f"--window {text!r}: the end {end:%H:%M} must be after the start {start:%H:%M}")
+    return start, end
+
+
+def window_span(day: date, window: tuple[time, time] | None) -> dict[str, datetime]:
+    """``run_session``'s ``start``/``end`` keywords for ``window`` on ``day`` (empty: the whole session)."""
+    if window is None:
+        return {}
+    from daytrading.clock import NY
+
+    return {"start": datetime.combine(day, window[0], NY), "end": datetime.combine(day, window[1], NY)}
 
 
 def _date(text: str, option: str) -> date:
@@ -127,6 +159,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings_with(settings, overrides) if overrides else settings
     data = Path(args.data or settings.sim.data)
     sessions = resolve_sessions(args, data)
+    parse_window(getattr(args, "window", None))  # a bad --window is refused before anything runs
     try:
         from daytrading.backtest import sweep_cli
     except ImportError:  # pragma: no cover
@@ -148,6 +181,7 @@ def run_backtest(args: argparse.Namespace, settings: Settings, data: Path, sessi
     for name in ("daytrading", "ib_async"):  # the bots' own logs would drown the report
         logging.getLogger(name).setLevel(logging.CRITICAL)
     symbols = _symbols(args)
+    window = parse_window(getattr(args, "window", None))
     results, failed = [], []
     quiet = bool(args.quiet or args.json)
     progress = _progress(quiet)
@@ -157,7 +191,7 @@ def run_backtest(args: argparse.Namespace, settings: Settings, data: Path, sessi
         for day in sessions:
             progress.update(task, description=f"session {day.isoformat()}")
             try:
-                r = run_session(data, day, settings, seed=args.seed, symbols=symbols)
+                r = run_session(data, day, settings, seed=args.seed, symbols=symbols, **window_span(day, window))
             except DaytradingError as exc:
                 failed.append({"file": str(data), "line": None, "field": "session", "value": day.isoformat(),
                                "reason": f"session {day.isoformat()} not replayed: {exc}"})

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +75,10 @@ def run_task(
     path = Path(data)
     if not path.exists():
         raise DataError(f"data folder {data} does not exist on worker host {os.uname().nodename}")
-    span: dict[str, Any] = {}
-    if window:
-        from daytrading.clock import NY
+    from daytrading.backtest.cli import window_span
 
-        span = {"start": datetime.combine(session, window[0], NY), "end": datetime.combine(session, window[1], NY)}
-    return run_session(path, session, settings, seed=seed, symbols=list(symbols) if symbols else None, **span)
+    return run_session(path, session, settings, seed=seed, symbols=list(symbols) if symbols else None,
+                       **window_span(session, window))
 
 
 def _thread_event_loop() -> None:

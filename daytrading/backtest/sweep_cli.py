@@ -94,6 +94,7 @@ def _definition(args: argparse.Namespace, settings: Any, sessions: Sequence[date
         "metric": metric, "sweep": list(args.sweep), "sessions": [d.isoformat() for d in sessions],
         "seed": getattr(args, "seed", 0) or 0, "symbols": list(_symbols(args) or ()),
         "data": str(_data(args, settings)), "settings": settings.model_dump_json(),
+        **({"window": str(args.window)} if getattr(args, "window", None) else {}),
     }
 
 
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace, settings: Any, sessions: Sequence[date]) -> in
         OperationalError: no cluster, or a worker that cannot read the data folder.
     """
     from daytrading.backtest import settings_with
+    from daytrading.backtest.cli import parse_window
     from daytrading.backtest.sweep import SweepRunner, check_workers, data_benchmark, open_client, run_grid
     from daytrading.backtest.sweep_grid import (
         build_grid,
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace, settings: Any, sessions: Sequence[date]) -> in
     with open_client(args.workers, args.scheduler) as client, _Progress(args, total, metric) as progress:
         nworkers = check_workers(client, data)
         runner = SweepRunner(client, data, seed=getattr(args, "seed", 0) or 0, symbols=_symbols(args),
-                             on_run=progress.run_done)
+                             window=parse_window(getattr(args, "window", None)), on_run=progress.run_done)
         if args.optimize:
             outcome = run_search(runner, specs, make_settings, sessions, metric, trials, out,
                                  name=study_name(_definition(args, settings, sessions, metric)),

@@ -97,3 +97,21 @@ def test_sessions_without_premarket_bars_are_reported(minute_data_dir, tsla_wind
     assert all(g["value"] == "2020-12-21" and g["field"] == "time" and g["file"].endswith(".csv.gz") for g in gaps)
     # TSLA has pre-market bars on 2020-11-17: nothing reported for it
     assert not [s for s in tsla_window[0].skipped if "TSLA" in s["reason"]]
+
+
+def test_window_option_is_parsed_and_bad_ones_are_named():
+    from datetime import date, time
+
+    from daytrading.backtest.cli import parse_window, window_span
+    from daytrading.errors import ConfigError
+
+    assert parse_window(None) is None
+    assert parse_window("09:25-10:30") == (time(9, 25), time(10, 30))
+    span = window_span(date(2020, 11, 17), parse_window("9:29-9:40"))
+    assert span["start"].isoformat() == "2020-11-17T09:29:00-05:00"
+    assert span["end"].isoformat() == "2020-11-17T09:40:00-05:00"
+    for bad, named in (("09:25", "expected HH:MM-HH:MM"), ("10:30-09:25", "must be after the start"),
+                       ("25:00-26:00", "expected HH:MM-HH:MM")):
+        with pytest.raises(ConfigError, match=named) as err:
+            parse_window(bad)
+        assert "--window" in str(err.value) and bad in str(err.value)

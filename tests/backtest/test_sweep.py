@@ -1,8 +1,9 @@
 """Sweeps on a real Dask LocalCluster with the real backtest, and the checks made before any run.
 
-The run is kept to seconds: one recorded session, two symbols and a 20-minute window around
-the open (NIO is entered at 09:35 on 2020-11-18 and exits before 09:40). The reference is
-``run_session`` called in this process, as ``daytrading backtest --set`` calls it.
+The runs are kept to about a second each: two symbols and an 11-minute window around the
+open (09:29-09:40) of two recorded sessions; on 2020-11-17 TSLA stops out and NIO hits its
+target, on 2020-11-18 NIO hits its target, and every cell of the 2 x 2 grid trades. The
+reference is ``run_session`` called in this process, as ``daytrading backtest --set`` calls it.
 """
 
 from __future__ import annotations
@@ -14,38 +15,44 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, datetime
+from datetime import date
 from datetime import time as dtime
 from pathlib import Path
 
 import pytest
 
 from daytrading.backtest import run_session, settings_with
+from daytrading.backtest.cli import window_span
 from daytrading.backtest.sweep import SweepRunner, check_workers, combine, data_benchmark, open_client, run_grid
 from daytrading.cli import main as cli_main
-from daytrading.clock import NY
 from daytrading.config import load_settings
 from daytrading.errors import OperationalError
 from tests.conftest import market_data_root
 
 DATA = market_data_root() / "alphavantage_1min"
 SESSION = date(2020, 11, 18)
+SESSIONS = [date(2020, 11, 17), SESSION]
 SYMBOLS = ["TSLA", "NIO"]
-WINDOW = (dtime(9, 20), dtime(9, 40))
+WINDOW = (dtime(9, 29), dtime(9, 40))
+GRID = [{"profit_target": pt, "stop_loss": sl} for pt in ("0.012", "0.02") for sl in ("0.006", "0.009")]
+CELL = GRID[-1]
 
 
-CELL = {"profit_target": "0.02", "stop_loss": "0.009"}
-
-
-def _settings():
-    return settings_with(load_settings(env_file=None), CELL)
+def _settings(cell=CELL):
+    return settings_with(load_settings(env_file=None), cell)
 
 
 @pytest.fixture(scope="module")
-def alone():
+def one_by_one():
+    """Every (cell, session) of the grid run in this process, one after the other."""
+    return {(i, day): run_session(DATA, day, _settings(cell), symbols=SYMBOLS, **window_span(day, WINDOW))
+            for i, cell in enumerate(GRID) for day in SESSIONS}
+
+
+@pytest.fixture(scope="module")
+def alone(one_by_one):
     """The cell's session run in this process, as ``daytrading backtest --set`` runs it."""
-    result = run_session(DATA, SESSION, _settings(), symbols=SYMBOLS,
-                         start=datetime.combine(SESSION, WINDOW[0], NY), end=datetime.combine(SESSION, WINDOW[1], NY))
+    result = one_by_one[(len(GRID) - 1, SESSION)]
     assert result.fills, "the window must trade for the comparison to mean something"
     return result
 
@@ -61,18 +68,28 @@ def _assert_same(outcome, alone, bench):
 
 @pytest.fixture(scope="module")
 def client():
-    with open_client(workers=1) as c:
+    with open_client(workers=2) as c:
         yield c
 
 
-def test_a_cell_on_a_worker_equals_the_run_made_alone(client, alone):
-    """Dask runs tasks in worker threads (no event loop there); the run must still be the same."""
+def test_a_2x2_grid_over_2_sessions_on_2_workers_equals_the_runs_made_one_by_one(client, one_by_one):
+    """Dask runs tasks in worker threads of other processes; every cell must still be the runs made alone."""
     bench = data_benchmark(DATA)
     runner = SweepRunner(client, DATA, symbols=SYMBOLS, window=WINDOW)
-    outcome = run_grid(runner, [({"profit_target": "0.02"}, _settings())], [SESSION], "total_pnl", benchmark=bench)
-    assert outcome.cells[0].values == {"profit_target": 0.02}
-    _assert_same(outcome, alone, bench)
-    assert outcome.best is outcome.cells[0] and (outcome.runs_done, outcome.runs_total) == (1, 1)
+    outcome = run_grid(runner, [(cell, _settings(cell)) for cell in GRID], SESSIONS, "total_pnl", benchmark=bench)
+    assert (outcome.runs_done, outcome.runs_total) == (8, 8)
+    assert len({r.fingerprint for (_, day), r in one_by_one.items() if day == SESSIONS[0]}) == 4, \
+        "the four cells must differ for the comparison to mean something"
+    for i, cell in enumerate(outcome.cells):
+        assert cell.error is None and cell.values == {k: float(v) for k, v in GRID[i].items()}
+        alone = [one_by_one[(i, day)] for day in SESSIONS]
+        assert all(r.fills for r in alone)
+        for r in alone:
+            assert cell.results[r.date].fills == r.fills
+            assert cell.results[r.date].fingerprint == r.fingerprint
+        metrics, fp = combine(alone, _settings(GRID[i]), bench)
+        assert (cell.fingerprint, cell.metrics) == (fp, metrics)
+    assert outcome.best.metrics["total_pnl"] == max(c.metrics["total_pnl"] for c in outcome.cells)
 
 
 def test_worker_killed_mid_run_is_retried_with_the_same_result(client, alone):
@@ -97,10 +114,10 @@ def test_worker_killed_mid_run_is_retried_with_the_same_result(client, alone):
     killer.join(timeout=5)
     assert killed, "the worker was never seen busy"
     _assert_same(outcome, alone, data_benchmark(DATA))
-    client.wait_for_workers(1, timeout=120)  # the nanny restarted it
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it
 
 
-def test_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path, alone):
+def test_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path, alone, capsys):
     bindir = Path(sys.executable).parent
     scheduler_file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen(
@@ -118,13 +135,17 @@ def test_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path, alone):
         procs.append(subprocess.Popen(
             [str(bindir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
-        # the path `daytrading backtest --sweep ... --scheduler ADDRESS` takes
-        with open_client(scheduler=address) as remote:
-            assert check_workers(remote, DATA) == 1
-            bench = data_benchmark(DATA)
-            outcome = run_grid(SweepRunner(remote, DATA, symbols=SYMBOLS, window=WINDOW),
-                               [({"profit_target": "0.02"}, _settings())], [SESSION], "total_pnl", benchmark=bench)
-        _assert_same(outcome, alone, bench)
+        # `daytrading backtest --sweep ... --scheduler ADDRESS`, as a user runs it
+        code = cli_main(["backtest", "--data", str(DATA), "--dates", SESSION.isoformat(), "--symbols", ",".join(SYMBOLS),
+                         "--window", "09:29-09:40", "--set", "stop_loss=0.009", "--sweep", "profit_target=0.02",
+                         "--scheduler", address, "--out", str(tmp_path / "out"), "--json"])
+        assert code == 0
+        doc = json.loads(capsys.readouterr().out)
+        (cell,) = doc["cells"]
+        metrics, fp = combine([alone], _settings(), data_benchmark(DATA))
+        assert cell["settings"] == {"profit_target": 0.02} and cell["fingerprint"] == fp
+        assert cell["metrics"]["trades"] == metrics["trades"] == len(alone.trades)
+        assert (tmp_path / "out" / "sweep.csv").is_file()
     finally:
         for proc in reversed(procs):
             proc.terminate()
