@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CellRun",
+    "SessionRun",
     "SweepRunner",
     "check_workers",
     "combine",
@@ -51,18 +52,32 @@ __all__ = [
 # --------------------------------------------------------------------------- worker side
 
 
-def run_task(
-    data: str,
-    session: date,
-    settings: Any,
-    seed: int,
-    symbols: tuple[str, ...] | None,
-    window: tuple[time, time] | None = None,
-) -> Any:
-    """One backtest session on a worker (the task function; importable by every worker).
+@dataclass(frozen=True)
+class SessionRun:
+    """One session-run of a sweep: what its task is given, and what identifies it.
 
-    ``window`` = (start, end) times of day, New York, to replay only that part of the session
+    ``data`` is the data folder (absolute, the same path on every worker); ``window`` =
+    (start, end) times of day, New York, to replay only that part of the session
     (``run_session``'s ``start``/``end``); None = the whole session.
+    """
+
+    data: str
+    session: date
+    settings: Any
+    seed: int = 0
+    symbols: tuple[str, ...] | None = None
+    window: tuple[time, time] | None = None
+
+    def key(self) -> str:
+        """Identity of the run: the same inputs give the same key (runs are deterministic)."""
+        span = f"{self.window[0].isoformat()}-{self.window[1].isoformat()}" if self.window else ""
+        blob = "\0".join([self.data, self.session.isoformat(), self.settings.model_dump_json(), str(self.seed),
+                          ",".join(self.symbols or ()), span])
+        return f"backtest-{self.session.isoformat()}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+
+
+def run_task(run: SessionRun) -> Any:
+    """One backtest session on a worker (the task function; importable by every worker).
 
     Returns the :class:`~daytrading.backtest.SessionResult` of ``run_session``.
 
@@ -72,13 +87,13 @@ def run_task(
     _thread_event_loop()
     from daytrading.backtest import run_session
 
-    path = Path(data)
+    path = Path(run.data)
     if not path.exists():
-        raise DataError(f"data folder {data} does not exist on worker host {os.uname().nodename}")
+        raise DataError(f"data folder {run.data} does not exist on worker host {os.uname().nodename}")
     from daytrading.backtest.cli import window_span
 
-    return run_session(path, session, settings, seed=seed, symbols=list(symbols) if symbols else None,
-                       **window_span(session, window))
+    return run_session(path, run.session, run.settings, seed=run.seed,
+                       symbols=list(run.symbols) if run.symbols else None, **window_span(run.session, run.window))
 
 
 def _thread_event_loop() -> None:
@@ -263,20 +278,6 @@ class CellRun:
         return self.error is not None or len(self.results) == len(self.sessions)
 
 
-def task_key(
-    data: str,
-    session: date,
-    settings: Any,
-    seed: int,
-    symbols: tuple[str, ...] | None,
-    window: tuple[time, time] | None = None,
-) -> str:
-    """Identity of a run: the same inputs give the same key (runs are deterministic)."""
-    span = f"{window[0].isoformat()}-{window[1].isoformat()}" if window else ""
-    blob = "\0".join([data, session.isoformat(), settings.model_dump_json(), str(seed), ",".join(symbols or ()), span])
-    return f"backtest-{session.isoformat()}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
-
-
 class SweepRunner:
     """Submits (cell, session) runs to Dask and yields cells as their last session comes back.
 
@@ -324,17 +325,15 @@ class SweepRunner:
         self._cells[cell_id] = cell
         self.total += len(cell.sessions)
         for session in cell.sessions:
-            key = task_key(self.data, session, settings, self.seed, self.symbols, self.window)
+            run = SessionRun(self.data, session, settings, self.seed, self.symbols, self.window)
+            key = run.key()
             if key in self._finished:
                 cell.results[session] = self._finished[key]
                 self._count()
                 continue
             self._waiting.setdefault(key, []).append((cell_id, session))
             if key not in self._futures:
-                future = self.client.submit(
-                    run_task, self.data, session, settings, self.seed, self.symbols, self.window,
-                    key=f"{key}-{self._nonce}", pure=False,
-                )
+                future = self.client.submit(run_task, run, key=f"{key}-{self._nonce}", pure=False)
                 self._keys[future.key] = key
                 self._futures[key] = future
                 self._queue.add(future)

@@ -19,11 +19,17 @@ def _pair(tmp_path):
     return reader, writer
 
 
+def _count_transactions(coord, monkeypatch) -> list:
+    """The keyword arguments of every transaction ``coord`` runs from now on."""
+    transactions: list = []
+    real = coord._run
+    monkeypatch.setattr(coord, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    return transactions
+
+
 def test_repeated_reads_cost_no_transaction_until_someone_commits(tmp_path, monkeypatch):
     reader, writer = _pair(tmp_path)
-    transactions = []
-    real = reader._run
-    monkeypatch.setattr(reader, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    transactions = _count_transactions(reader, monkeypatch)
     assert reader.get_active_positions() == [] and reader.get_closed_today() == []
     assert len(transactions) == 2
     for _ in range(5):
@@ -50,9 +56,7 @@ def test_repeated_reads_cost_no_transaction_until_someone_commits(tmp_path, monk
 def test_a_live_coordinator_always_reads_the_database(tmp_path, monkeypatch):
     reader, _ = _pair(tmp_path)
     reader.inline = False
-    transactions = []
-    real = reader._run
-    monkeypatch.setattr(reader, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    transactions = _count_transactions(reader, monkeypatch)
     for _ in range(3):
         reader.get_active_positions()
     assert len(transactions) == 3 and reader._probe is None
@@ -75,9 +79,7 @@ def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
 def test_the_cache_can_be_switched_off(tmp_path, monkeypatch):
     reader, _ = _pair(tmp_path)
     reader.read_cache = False
-    transactions = []
-    real = reader._run
-    monkeypatch.setattr(reader, "_run", lambda fn, **kw: transactions.append(kw) or real(fn, **kw))
+    transactions = _count_transactions(reader, monkeypatch)
     for _ in range(3):
         reader.get_closed_today()
     assert len(transactions) == 3
