@@ -32,3 +32,26 @@ def market_data_dir() -> Path:
 def minute_data_dir(market_data_dir: Path) -> Path:
     """The 39-symbol Alpha Vantage 1-minute folder (pre-market included)."""
     return market_data_dir / "alphavantage_1min"
+
+
+# --- file order for ``pytest -n 2 --dist loadfile`` ------------------------------------------
+# xdist gives each worker whole files, by default in order of test count (most tests first), so
+# the one-test whole-session files (a supervisor replay of minutes) came last and one worker ran
+# them alone while the other sat idle. Longest first balances the workers: the files with a test
+# marked ``slow`` go first (most tests first among them), then the others as xdist orders them.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, keep the collection order below (xdist would re-sort files by test count)."""
+    if getattr(config.option, "dist", "no") == "loadfile":
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with a ``slow`` test first, then by number of tests (most first); order kept within a file."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    slow = {f for f, its in files.items() if any(it.get_closest_marker("slow") for it in its)}
+    ranked = sorted(files, key=lambda f: (f not in slow, -len(files[f])))  # stable: ties keep collection order
+    items[:] = [item for f in ranked for item in files[f]]

@@ -135,6 +135,9 @@ def test_start_supervisor_sh_replays_a_session_end_to_end(tmp_path, venv, market
     env["DAYTRADING_SIM__DATA"] = str(market_data_dir / "alphavantage_1min")
     env["DAYTRADING_PATHS__REPORT_DIR"] = str(tmp_path / "reports")
     env["DAYTRADING_PATHS__WATCHLIST"] = str(tmp_path / "none.json")
+    # the last half hour only: the script is under test here (bootstrap, db init, exec, report);
+    # the whole session's trading is test_supervisor_e2e.py::test_main_job_replays_a_recorded_session's
+    env["DAYTRADING_SIM__START"] = "2020-11-17T15:30:00-05:00"
     res = subprocess.run([str(ROOT / "start_supervisor.sh"), "--speed", "1200"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=280)
     out = res.stdout + res.stderr
