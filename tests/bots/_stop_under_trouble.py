@@ -31,6 +31,9 @@ from daytrading.sim_gateway.testing import GatewayProcess
 from tests._dbtrouble import damage, fill_disk, wal_truncate
 from tests.bots._harness import bot_settings, buy_at_market, coordinator, never_short, running_exit_manager, wait_for
 
+#: the only symbols these tests trade: the sim-gateway loads just these (a shorter start-up)
+GATEWAY_SYMBOLS = ["AAPL"]
+
 DAY = date(2020, 11, 17)
 #: market seconds after which a quote is not used for a stop (short: the halt must outlast it)
 PRICE_AGE = 5.0
@@ -59,7 +62,7 @@ async def stop_under_trouble(data: Path, folder: Path, logs: Path, trouble: str)
     (the bot's loop still ran), and for ``full`` after the disk was freed: ``trade``
     (quantity, exit reason, P&L of the recorded trade) and ``realized`` (the broker's).
     """
-    with GatewayProcess(data=data, session_date=DAY, speed=60.0, start=datetime(2020, 11, 17, 10, 0, tzinfo=NY)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=data, session_date=DAY, speed=60.0, start=datetime(2020, 11, 17, 10, 0, tzinfo=NY)) as gw:
         settings = bot_settings(folder, gw, disaster_stop=0.05, max_price_age=PRICE_AGE,
                                 paths={"log_dir": str(logs), "backup_dir": str(logs / "backups")})
         db = Path(settings.paths.database)

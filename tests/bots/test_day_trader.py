@@ -31,6 +31,9 @@ from daytrading.signals.rules import RuleDecision
 from tests._dbtrouble import write_lock
 from tests.bots._harness import bot_env, bot_settings, coordinator, wait_for
 
+#: the only symbols these tests trade (but the every-symbol test): the sim-gateway loads just these (a shorter start-up)
+GATEWAY_SYMBOLS = ["AAPL", "GOOG", "MSFT", "TSLA"]
+
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -68,7 +71,7 @@ def entry_orders(report, symbol):
 
 async def test_gap_and_go_entry_on_a_real_gap_day(tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(9, 20, day)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60, start=at(9, 20, day)) as gw:
         settings = trader_settings(tmp_path, gw)
         write_watchlist(settings, ["TSLA"])
         coord = coordinator(settings)
@@ -89,13 +92,14 @@ async def test_gap_and_go_entry_on_a_real_gap_day(tmp_path, minute_data_dir):
 
 async def test_no_entry_where_the_rules_do_not_fire(tmp_path, minute_data_dir):
     day = date(2020, 12, 24)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=120, start=at(10, 0, day)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=120, start=at(10, 0, day)) as gw:
         settings = trader_settings(tmp_path, gw)
         write_watchlist(settings, ["GOOG"])
         coord = coordinator(settings)
         clock = build_clock(settings)
         async with day_trader(settings):
-            await wait_for(lambda: clock.now() >= at(11, 30, day), timeout=120, what="90 market minutes")
+            # 45 market minutes of 30-s cycles on top of the backfilled half hour from 09:30
+            await wait_for(lambda: clock.now() >= at(10, 45, day), timeout=120, what="45 market minutes")
         assert coord.get_position("GOOG") is None
         assert not entry_orders(gw.report(), "GOOG")
         decisions = coord.get_gate_decisions("GOOG")
@@ -105,7 +109,7 @@ async def test_no_entry_where_the_rules_do_not_fire(tmp_path, minute_data_dir):
 
 async def test_no_reentry_after_close_and_one_claim_per_symbol(tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(9, 20, day)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60, start=at(9, 20, day)) as gw:
         settings = trader_settings(tmp_path, gw, cooldown_minutes=0)
         write_watchlist(settings, ["TSLA"])
         coord = coordinator(settings, "exit-manager")
@@ -151,7 +155,7 @@ async def test_under_a_write_lock_the_entry_is_skipped_and_the_heartbeat_keeps_b
     # the database's write lock (a SQLite browser with unsaved edits): the claim cannot land
     day = date(2020, 11, 17)
     caplog.set_level(logging.INFO, logger="daytrading.gates")
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(9, 27, day)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60, start=at(9, 27, day)) as gw:
         settings = trader_settings(tmp_path, gw, intervals={"cycle": 30, "heartbeat": 0.25}, cooldown_minutes=0)
         write_watchlist(settings, ["TSLA"])
         coord = coordinator(settings, "exit-manager")
@@ -193,7 +197,7 @@ async def test_under_a_write_lock_the_entry_is_skipped_and_the_heartbeat_keeps_b
 @pytest.mark.parametrize("point", ["after_claim", "after_order"])
 async def test_sigkill_during_entry_then_restart_resolves_the_claim(tmp_path, minute_data_dir, point):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(9, 20, day)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60, start=at(9, 20, day)) as gw:
         settings = trader_settings(tmp_path, gw)
         write_watchlist(settings, ["TSLA"])
         coord = coordinator(settings, "test")
@@ -227,7 +231,7 @@ async def test_sigkill_during_entry_then_restart_resolves_the_claim(tmp_path, mi
 async def test_malformed_watchlist_mid_session_keeps_the_last_good_list(tmp_path, minute_data_dir, caplog):
     caplog.set_level(logging.INFO)
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60, start=at(10, 0, day)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60, start=at(10, 0, day)) as gw:
         settings = trader_settings(tmp_path, gw, intervals={"scanner_refresh": 60, "cycle": 30})
         write_watchlist(settings, ["AAPL", "MSFT"])
         async with day_trader(settings) as bot:

@@ -27,6 +27,9 @@ from tests.bots._harness import (
     bot_settings, buy_at_market, coordinator, never_short, running_exit_manager, sells, wait_for,
 )
 
+#: the only symbols these tests trade: the sim-gateway loads just these (a shorter start-up)
+GATEWAY_SYMBOLS = ["AAPL", "LI", "MKSI", "TSLA"]
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -61,7 +64,7 @@ async def test_partial_target_with_lagging_position_stream_never_goes_short_and_
     # MKSI 2020-12-10 10:45 trades a few hundred shares a minute: a 500-share target fills in
     # pieces, and every position push comes 700 ms (market) after its fill, as IB may send it.
     day = date(2020, 12, 10)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 45)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 45)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         assert coord.claim_entry("MKSI", 500).ok
@@ -100,7 +103,7 @@ async def test_partial_target_with_lagging_position_stream_never_goes_short_and_
 async def test_target_4_of_10_then_stop_6_trade_row_has_10_shares_and_both_legs_commission(
         tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=10.0, start=at(day, 10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=10.0, start=at(day, 10, 0)) as gw:
         settings = bot_settings(tmp_path, gw, disaster_stop=0.05)
         coord = coordinator(settings, "day-trader")
         assert coord.claim_entry("AAPL", 10).ok
@@ -131,7 +134,7 @@ async def test_target_4_of_10_then_stop_6_trade_row_has_10_shares_and_both_legs_
 
 async def test_day_trader_killed_right_after_its_buy_position_protected_within_2_s(tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         async with running_exit_manager(settings) as bot:
@@ -159,7 +162,7 @@ async def test_day_trader_killed_right_after_its_buy_position_protected_within_2
 
 async def test_partial_entry_protected_for_what_is_filled_and_resized_never_above_it(tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=10.0, start=at(day, 10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=10.0, start=at(day, 10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         async with running_exit_manager(settings) as bot:
@@ -209,7 +212,7 @@ con.execute("COMMIT")
 
 async def test_stop_crossed_while_another_process_holds_the_write_lock_sells_within_2_s(tmp_path, minute_data_dir):
     day = date(2020, 11, 17)
-    with GatewayProcess(data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=day, speed=60.0, start=at(day, 10, 0)) as gw:
         settings = bot_settings(tmp_path, gw, disaster_stop=0.05)
         coord = coordinator(settings, "day-trader")
         assert coord.claim_entry("AAPL", 10).ok

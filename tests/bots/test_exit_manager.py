@@ -25,6 +25,9 @@ from tests.bots._harness import (
     bot_env, bot_settings, buy_at_market, coordinator, never_short, running_exit_manager, sells, wait_for,
 )
 
+#: the only symbols these tests trade: the sim-gateway loads just these (a shorter start-up)
+GATEWAY_SYMBOLS = ["AAPL", "AMD", "INTC", "MSFT", "TSLA"]
+
 pytestmark = pytest.mark.timeout(180)
 
 DAY = date(2020, 11, 17)
@@ -44,7 +47,7 @@ def open_row(coord, symbol: str, qty: float, entry: float) -> None:
 
 
 def gw_at(data, start, speed=60.0, **kw):
-    return GatewayProcess(data=data, session_date=start.date(), speed=speed, start=start, **kw)
+    return GatewayProcess(symbols=GATEWAY_SYMBOLS, data=data, session_date=start.date(), speed=speed, start=start, **kw)
 
 
 async def test_target_fill_closes_position_once(tmp_path, minute_data_dir):

@@ -57,6 +57,7 @@ def _supervisor(tmp: Path, market: Path, db: Path, disk: SmallDisk) -> subproces
             "--date", "2020-11-17", "--speed", "60", "--no-end"]
     env = _env(tmp, free_port(), DAYTRADING_PATHS__DATABASE=str(db))
     env["DAYTRADING_INTERVALS__HEALTH_CHECK"] = repr(HEALTH_CHECK)
+    env["DAYTRADING_DASHBOARD__ENABLED"] = "false"  # not looked at here: one process less
     with open(tmp / "supervisor.out", "wb") as out:
         proc = subprocess.Popen(disk.argv(argv), env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
     disk.attach(proc.pid)

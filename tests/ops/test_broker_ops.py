@@ -17,6 +17,9 @@ from daytrading.sim_gateway.testing import GatewayProcess
 from tests.bots._harness import bot_settings, buy_at_market, coordinator, wait_for
 from tests.ops._util import DAY, ROOT, at, run_cli
 
+#: the only symbols these tests trade: the sim-gateway loads just these (a shorter start-up)
+GATEWAY_SYMBOLS = ["AAPL", "AMD", "TSLA"]
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -69,7 +72,7 @@ def held(report):
 
 
 async def test_liquidate_all_flattens_cancels_freezes_and_closes_rows(tmp_path, minute_data_dir):
-    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=60.0, start=at(10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=DAY, speed=60.0, start=at(10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         aapl, _ = await buy_at_market(gw.port, "AAPL", 10)
@@ -111,7 +114,7 @@ async def test_liquidate_all_flattens_cancels_freezes_and_closes_rows(tmp_path, 
 
 
 async def test_liquidate_all_with_corrupt_database_still_flattens(tmp_path, minute_data_dir):
-    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=60.0, start=at(10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=DAY, speed=60.0, start=at(10, 0)) as gw:
         await buy_at_market(gw.port, "AAPL", 7)
         async with client(gw.port, 10) as em:
             await working_limit(em, "AAPL", "SELL", 7, 500.0, "dt-target:AAPL")
@@ -129,7 +132,7 @@ async def test_liquidate_all_with_corrupt_database_still_flattens(tmp_path, minu
 async def test_liquidate_all_stands_the_exit_manager_down(tmp_path, minute_data_dir):
     """A running exit-manager has placed its target; liquidate-all freezes it first, then flattens,
     and the exit-manager places nothing afterwards."""
-    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=30.0, start=at(10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=DAY, speed=30.0, start=at(10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
@@ -161,7 +164,7 @@ async def test_liquidate_all_stands_the_exit_manager_down(tmp_path, minute_data_
 
 
 async def test_tools_against_the_gateway(tmp_path, minute_data_dir):
-    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=10.0, start=at(11, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=DAY, speed=10.0, start=at(11, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AMD", 15)

@@ -138,6 +138,7 @@ def test_start_supervisor_sh_replays_a_session_end_to_end(tmp_path, venv, market
     # the last half hour only: the script is under test here (bootstrap, db init, exec, report);
     # the whole session's trading is test_supervisor_e2e.py::test_main_job_replays_a_recorded_session's
     env["DAYTRADING_SIM__START"] = "2020-11-17T15:30:00-05:00"
+    env["DAYTRADING_DASHBOARD__ENABLED"] = "false"  # not looked at here: one process less
     res = subprocess.run([str(ROOT / "start_supervisor.sh"), "--speed", "1200"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=280)
     out = res.stdout + res.stderr

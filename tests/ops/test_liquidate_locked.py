@@ -19,11 +19,14 @@ from tests.bots._harness import bot_settings, buy_at_market, coordinator, wait_f
 from tests.ops._util import DAY, at, run_cli
 from tests.ops.test_broker_ops import gw_env, held, never_short, open_row
 
+#: the only symbols these tests trade: the sim-gateway loads just these (a shorter start-up)
+GATEWAY_SYMBOLS = ["AAPL", "TSLA"]
+
 pytestmark = pytest.mark.timeout(180)
 
 
 async def test_liquidate_all_sells_under_a_write_lock_with_the_freeze_file(tmp_path, minute_data_dir):
-    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=60.0, start=at(10, 0)) as gw:
+    with GatewayProcess(symbols=GATEWAY_SYMBOLS, data=minute_data_dir, session_date=DAY, speed=60.0, start=at(10, 0)) as gw:
         settings = bot_settings(tmp_path, gw)
         coord = coordinator(settings, "day-trader")
         price, _ = await buy_at_market(gw.port, "AAPL", 10)
