@@ -168,10 +168,18 @@ class BarAggregator:
     bars whose duration divides ``bar_seconds`` and which are aligned to it. The
     aggregation rules are in the module docstring.
 
-    ``add(bar)`` returns the completed bar of the previous bucket when ``bar``
-    belongs to a later bucket, else ``None``; ``flush()`` returns the bar being built
-    (end of data, or the caller knows the bucket is over); ``poll(now)`` returns it
-    once ``now`` has passed the bucket's end.
+    ``add(bar)`` returns a completed bar: the bucket's own bar when ``bar`` is its last
+    input (it ends at the bucket's end: the 5-second bar stamped ``:25`` closes the
+    ``:00`` bucket), else the previous bucket's when ``bar`` belongs to a later bucket,
+    else ``None``. ``flush()`` returns the bar being built (end of data, or the caller
+    knows the bucket is over). ``poll(now)`` returns it once its last input has come, or
+    once ``now`` is ``grace_seconds`` past the bucket's end without it (that input bar is
+    missing).
+
+    Why the grace: IB stamps a real-time bar with its start and sends it when it ends,
+    so the bar that completes a bucket arrives just *after* the bucket's end. Emitting at
+    the end itself would close every 30-second bar without its last 5 seconds (a close
+    5 s stale, a sixth of the volume lost) and drop that input bar as late.
 
     Bad input never raises out of ``add``: a bar at or before the last accepted
     bar's start (duplicate or out of order), a bar for a bucket already emitted (late,
@@ -180,15 +188,28 @@ class BarAggregator:
 
     Args:
         bar_seconds: output bar length in seconds; must divide 3600.
+        input_seconds: length of one input bar in seconds (IB real-time bars: 5).
+        grace_seconds: how long past a bucket's end ``poll`` waits for its last input bar
+            (default ``input_seconds``: IB sends a real-time bar within a second of its end).
 
     Raises:
-        ValueError: ``bar_seconds`` is not a positive divisor of 3600.
+        ValueError: ``bar_seconds`` is not a positive divisor of 3600, or ``input_seconds``
+            is not a positive divisor of ``bar_seconds``, or ``grace_seconds`` is negative.
     """
 
-    def __init__(self, bar_seconds: int = 30, *, symbol: str = "") -> None:
+    def __init__(self, bar_seconds: int = 30, *, symbol: str = "", input_seconds: int = 5,
+                 grace_seconds: float | None = None) -> None:
         if not isinstance(bar_seconds, int) or bar_seconds <= 0 or 3600 % bar_seconds:
             raise ValueError(f"bar_seconds must be a positive divisor of 3600, got {bar_seconds!r}")
+        if not isinstance(input_seconds, int) or input_seconds <= 0 or bar_seconds % input_seconds:
+            raise ValueError(f"input_seconds must be a positive divisor of bar_seconds ({bar_seconds}), "
+                             f"got {input_seconds!r}")
+        grace = float(input_seconds if grace_seconds is None else grace_seconds)
+        if not grace >= 0:
+            raise ValueError(f"grace_seconds must be >= 0, got {grace_seconds!r}")
         self.bar_seconds = bar_seconds
+        self.input_seconds = input_seconds
+        self.grace_seconds = grace
         self.symbol = symbol
         self.rejected = 0
         self._last_input: float | None = None
@@ -233,7 +254,14 @@ class BarAggregator:
             self._start(bucket, b)
         else:
             self._extend(b)
+        if done is None and self._complete():
+            done = self.flush()  # its last input bar: nothing more can come for this bucket
         return done
+
+    def _complete(self) -> bool:
+        """The open bucket has its last input bar (the one that ends at the bucket's end)."""
+        return (self._bucket is not None and self._last_input is not None
+                and self._last_input + self.input_seconds >= self._bucket + self.bar_seconds)
 
     def _start(self, bucket: float, b: Bar) -> None:
         self._bucket = bucket
@@ -266,7 +294,10 @@ class BarAggregator:
         return out
 
     def poll(self, now: datetime) -> Bar | None:
-        """Emit the bar being built if ``now`` (tz-aware) is at or past its bucket's end."""
-        if self._bucket is not None and now.timestamp() >= self._bucket + self.bar_seconds:
+        """Emit the bar being built if it has its last input bar, or if ``now`` (tz-aware) is
+        ``grace_seconds`` or more past its bucket's end (its last input bar never came)."""
+        if self._bucket is None:
+            return None
+        if self._complete() or now.timestamp() >= self._bucket + self.bar_seconds + self.grace_seconds:
             return self.flush()
         return None

@@ -1,8 +1,9 @@
 """Sweeps on a real Dask LocalCluster with the real backtest, and the checks made before any run.
 
-The runs are kept to about a second each: two symbols and an 11-minute window around the
-open (09:29-09:40) of two recorded sessions; on 2020-11-17 TSLA stops out and NIO hits its
-target, on 2020-11-18 NIO hits its target, and every cell of the 2 x 2 grid trades. The
+The runs are kept to about a second each: three symbols and an 11-minute window around the
+open (09:29-09:40) of two recorded sessions; on 2020-11-17 TSLA stops out and LI hits its
+target at the 1.2 % target (its stop at 2 %), on 2020-11-18 BA stops out, so the four cells
+of the 2 x 2 grid give four different sets of fills on the first session. The
 reference is ``run_session`` called in this process, as ``daytrading backtest --set`` calls it.
 """
 
@@ -32,7 +33,7 @@ from tests.conftest import market_data_root
 DATA = market_data_root() / "alphavantage_1min"
 SESSION = date(2020, 11, 18)
 SESSIONS = [date(2020, 11, 17), SESSION]
-SYMBOLS = ["TSLA", "NIO"]
+SYMBOLS = ["TSLA", "LI", "BA"]
 WINDOW = (dtime(9, 29), dtime(9, 40))
 GRID = [{"profit_target": pt, "stop_loss": sl} for pt in ("0.012", "0.02") for sl in ("0.006", "0.009")]
 CELL = GRID[-1]

@@ -126,13 +126,14 @@ def test_duplicates_out_of_order_late_and_bad_bars_are_dropped_with_a_warning(ma
     assert sum("high" in m and "below low" in m for m in msgs) == 2
 
 
-def test_poll_emits_at_bucket_end_and_rejects_late_bars():
+def test_poll_waits_a_grace_for_the_missing_last_bar_then_emits_and_rejects_late_bars():
     t0 = datetime(2021, 1, 4, 9, 30, tzinfo=NY)
     agg = BarAggregator(30)
     assert agg.add(Bar(t0, 10, 11, 9, 10.5, 100, wap=10.2, count=3)) is None
     assert agg.add(Bar(t0 + timedelta(seconds=5), 10.5, 12, 10, 11, 300, wap=11.0, count=5)) is None
     assert agg.poll(t0 + timedelta(seconds=29.9)) is None and agg.pending
-    bar = agg.poll(t0 + timedelta(seconds=30))
+    assert agg.poll(t0 + timedelta(seconds=34.9)) is None and agg.pending  # the :25 bar may still come
+    bar = agg.poll(t0 + timedelta(seconds=35))
     assert bar == Bar(t0, 10, 12, 9, 11, 400, wap=(10.2 * 100 + 11.0 * 300) / 400, count=8)
     assert not agg.pending and agg.flush() is None
     assert agg.add(Bar(t0 + timedelta(seconds=25), 11, 11, 11, 11, 1)) is None  # late for an emitted bar
@@ -171,3 +172,25 @@ def test_bars_from_ib_converts_historical_bardata(minute_data_dir):
     assert naive.time == datetime(2021, 1, 4, 9, 30, tzinfo=NY)
     daily = as_bar(BarData(date=date(2021, 1, 4), open=1, high=1, low=1, close=1))
     assert daily.time == datetime(2021, 1, 4, tzinfo=NY)
+
+
+def test_the_bar_that_ends_a_bucket_closes_it_even_though_it_arrives_after_the_buckets_end():
+    """IB sends the 5-s bar stamped :25 just after :30: a poll at :30 must not close the 30-s
+    bar without it (its close would be 5 s stale and the :25 bar dropped as late)."""
+    t0 = datetime(2021, 1, 4, 9, 30, tzinfo=NY)
+    agg = BarAggregator(30)
+    fives = [Bar(t0 + timedelta(seconds=5 * i), 10 + i, 10.5 + i, 9.5 + i, 10.2 + i, 100) for i in range(6)]
+    for b in fives[:5]:
+        assert agg.add(b) is None
+    assert agg.poll(t0 + timedelta(seconds=30.2)) is None  # the :25 bar is on its way
+    bar = agg.add(fives[5])  # ... and closes the bucket on arrival, without waiting for a next bar
+    assert bar == Bar(t0, 10, 15.5, 9.5, 15.2, 600, wap=None, count=None)
+    assert agg.rejected == 0 and not agg.pending
+    assert agg.poll(t0 + timedelta(seconds=40)) is None
+
+
+def test_input_and_grace_seconds_are_validated_naming_the_argument():
+    with pytest.raises(ValueError, match="input_seconds"):
+        BarAggregator(30, input_seconds=7)
+    with pytest.raises(ValueError, match="grace_seconds"):
+        BarAggregator(30, grace_seconds=-1)
