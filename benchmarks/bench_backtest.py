@@ -10,8 +10,8 @@ Printed:
    one session through the multi-process supervisor at speed 390 (``--supervisor``), wall
    seconds, and the ratio.
 2. **Where the time goes**: one session under ``cProfile``, own time grouped by package:
-   sim-gateway (encode, matching), ib_async (decode), bots + coordination + database
-   (SQLAlchemy, sqlite3), asyncio + looptime, other; shares of the total.
+   sim-gateway (encode, matching), ib_async (decode), bots (and signals, scanners), database
+   (coordination, SQLAlchemy, sqlite3), asyncio + looptime, other; shares of the total.
 3. **Determinism**: ``--determinism`` sessions (default 5) run twice; fingerprints compared.
 4. **Fidelity** (``--fidelity``): the first hour (09:30–10:30) of ``--day`` through the
    supervisor at speed 30 beside the backtest of the same hour: both trade lists side by
@@ -42,8 +42,9 @@ DATA = Path(os.environ.get("DAYTRADING_MARKET_DATA", ROOT.parent / "shared" / "d
 GROUPS = (
     ("sim-gateway", ("daytrading/sim_gateway",)),
     ("ib_async decode", ("ib_async",)),
-    ("bots + db", ("daytrading/bots", "daytrading/coordination", "daytrading/db", "sqlalchemy", "sqlite3",
-                   "daytrading/signals", "daytrading/scanners", "daytrading/broker")),
+    ("database", ("daytrading/coordination", "daytrading/db", "sqlalchemy", "sqlite3", "method 'execute'",
+                  "method 'commit'", "method 'fetchall'")),
+    ("bots", ("daytrading/bots", "daytrading/signals", "daytrading/scanners", "daytrading/broker")),
     ("asyncio + looptime", ("asyncio", "looptime", "selectors")),
 )
 
@@ -111,9 +112,10 @@ def where_time_goes(day: date, settings) -> None:  # noqa: ANN001
     stats = pstats.Stats(prof)
     totals = {name: 0.0 for name, _ in GROUPS}
     totals["other"] = 0.0
-    for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+    for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+        where = f"{filename} {func}"  # built-ins (sqlite3's execute/commit) have no file name
         for name, keys in GROUPS:
-            if any(k in filename for k in keys):
+            if any(k in where for k in keys):
                 totals[name] += tt
                 break
         else:

@@ -31,13 +31,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from datetime import date, datetime
-from datetime import time as dtime
+from datetime import date
 from pathlib import Path
 
 from daytrading.backtest import list_sessions, run_session, settings_with
+from daytrading.backtest.cli import parse_window, window_span
 from daytrading.backtest.sweep import SweepRunner, check_workers, open_client
-from daytrading.clock import NY
 from daytrading.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +70,7 @@ def main() -> None:
     parser.add_argument("--symbols", default="TSLA,NIO")
     parser.add_argument("--window", default="09:20-09:40", help="HH:MM-HH:MM New York, or 'all'")
     args = parser.parse_args()
-    window = None
-    if args.window != "all":
-        first, last = args.window.split("-")
-        window = (dtime.fromisoformat(first), dtime.fromisoformat(last))
+    window = None if args.window == "all" else parse_window(args.window)
     data = args.data.resolve()
     symbols = [s for s in args.symbols.split(",") if s]
     sessions = [d for d in list_sessions(data) if d >= date(2020, 11, 16)][: args.sessions]
@@ -84,16 +80,11 @@ def main() -> None:
           f"window {args.window}")
     bare_cells = _cells(args.cells)
 
-    def span(day):
-        if window is None:
-            return {}
-        return {"start": datetime.combine(day, window[0], NY), "end": datetime.combine(day, window[1], NY)}
-
-    run_session(data, sessions[0], bare_cells[0], symbols=symbols, **span(sessions[0]))  # warm-up: parse files
+    run_session(data, sessions[0], bare_cells[0], symbols=symbols, **window_span(sessions[0], window))  # warm-up: parse files
     start = time.perf_counter()
     for settings in bare_cells:
         for day in sessions:
-            run_session(data, day, settings, symbols=symbols, **span(day))
+            run_session(data, day, settings, symbols=symbols, **window_span(day, window))
     bare = (time.perf_counter() - start) / runs
     print(f"bare run_session in this process: {bare:.2f} s per run, {60 / bare:.1f} session-runs/min")
 

@@ -85,7 +85,12 @@ def run_task(run: SessionRun) -> Any:
         DataError: the data folder is missing on this worker (names the worker's host and path).
     """
     _thread_event_loop()
+    import logging
+
     from daytrading.backtest import run_session
+
+    for name in ("daytrading", "ib_async"):  # as `daytrading backtest` does: the bots' logs would flood the worker's
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
     path = Path(run.data)
     if not path.exists():
