@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from daytrading.clock import NY, ManualClock
 from daytrading.config import load_settings
 from daytrading.runtime import open_coordinator
@@ -53,13 +55,15 @@ def test_repeated_reads_cost_no_transaction_until_someone_commits(tmp_path, monk
     assert reader.realized_pnl() > 0
 
 
-def test_a_live_coordinator_always_reads_the_database(tmp_path, monkeypatch):
+@pytest.mark.parametrize("switch", ["inline", "read_cache"], ids=["live coordinator", "cache switched off"])
+def test_without_the_cache_every_read_is_a_transaction(tmp_path, monkeypatch, switch):
     reader, _ = _pair(tmp_path)
-    reader.inline = False
+    setattr(reader, switch, False)
     transactions = _count_transactions(reader, monkeypatch)
     for _ in range(3):
         reader.get_active_positions()
-    assert len(transactions) == 3 and reader._probe is None
+        reader.get_closed_today()
+    assert len(transactions) == 6 and reader._probe is None
 
 
 def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
@@ -74,12 +78,3 @@ def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
               "assert c.claim_entry('NIO', 5).ok")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "b.db")], check=True, timeout=120)
     assert [p.symbol for p in reader.get_active_positions()] == ["NIO"]
-
-
-def test_the_cache_can_be_switched_off(tmp_path, monkeypatch):
-    reader, _ = _pair(tmp_path)
-    reader.read_cache = False
-    transactions = _count_transactions(reader, monkeypatch)
-    for _ in range(3):
-        reader.get_closed_today()
-    assert len(transactions) == 3
