@@ -7,8 +7,9 @@ Routes (OpenAPI schema at ``/openapi.json``; no Swagger UI, which would load fro
 * ``GET /metrics`` — Prometheus text format;
 * ``GET /api/status``, ``/api/positions``, ``/api/trades?date=``, ``/api/gates?date=&symbol=``,
   ``/api/events?since=&level=&limit=``;
-* ``GET /api/stream`` — Server-Sent Events: ``status``, ``positions``, ``fill``, ``exit``, ``gate``,
-  ``critical`` (each ``data`` is JSON; the page also gets rendered HTML fragments in ``html``);
+* ``GET /api/stream`` — Server-Sent Events: ``sync`` first (the whole page, on every connect and
+  reconnect), then ``status``, ``positions``, ``fill``, ``exit``, ``gate``, ``critical`` (each
+  ``data`` is JSON; the page also gets rendered HTML fragments in ``html``);
 * ``POST /api/control/freeze|unfreeze|liquidate-all`` — only with ``dashboard.token`` set, as a
   bearer token (see :mod:`daytrading.dashboard.controls`).
 
@@ -277,7 +278,8 @@ class Dashboard:
         self.controls = bool(settings.dashboard.token.get_secret_value())
         self.cursor: Cursor | None = None
         self._responses: dict[Any, tuple[dict[str, Any], tuple[bytes, int, str]]] = {}
-        self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients)
+        self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients,
+                         welcome=self.welcome)
 
     async def snapshot(self, day: date | None = None, started_after: float | None = None) -> dict[str, Any]:
         """The snapshot of session ``day`` (shared by every request for one poll interval); with
@@ -309,6 +311,17 @@ class Dashboard:
         return self.env.get_template("index.html").render(
             snap=snap, controls=self.controls, requested=requested.isoformat() if requested else "",
             poll_ms=int(self.settings.dashboard.poll_interval * 1000))
+
+    #: Every fragment of the page, keyed by element id (the ``sync`` message carries them all).
+    FRAGMENTS = ("health", "summary", "positions", "trades", "equity", "gates", "events")
+
+    async def welcome(self, subscribed: float) -> tuple[str, Any]:
+        """The first message of a new stream: ``sync`` with every fragment of the page, from a
+        snapshot read after ``subscribed`` (``time.monotonic()``), so a page that reconnects
+        after a gap shows the exits recorded meanwhile."""
+        snap = await self.snapshot(started_after=subscribed)
+        return "sync", {"session_date": snap["session_date"], "market_time": snap["market_time"],
+                        "html": self.fragments(snap, *self.FRAGMENTS)}
 
     async def poll(self) -> list[tuple[str, Any]]:
         """One tick of the live stream: the state messages and one message per kind of new rows."""
@@ -399,7 +412,7 @@ def _add_pages(app: FastAPI, d: Dashboard) -> None:
 
         return await d.respond("metrics", None, lambda snap: (metrics_text(snap), 200, CONTENT_TYPE_LATEST))
 
-    @app.get("/api/stream", summary="Server-Sent Events: status, positions, fill, exit, gate, critical",
+    @app.get("/api/stream", summary="Server-Sent Events: sync (first), status, positions, fill, exit, gate, critical",
              response_class=StreamingResponse)
     async def stream() -> StreamingResponse:
         try:

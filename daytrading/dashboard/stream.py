@@ -6,7 +6,9 @@ wall seconds it reads one snapshot and the rows recorded since the last read (se
 ``render`` callback and puts each message in every client's queue. A client whose queue
 is full (it stopped reading) is dropped; at most ``dashboard.max_stream_clients`` listen.
 
-Messages are Server-Sent Events: ``event: <kind>`` and one ``data:`` line of JSON.
+Messages are Server-Sent Events: ``event: <kind>`` and one ``data:`` line of JSON. A new
+stream (also a browser's automatic reconnect) starts with the ``welcome`` message, read after
+it subscribed, so nothing recorded while a client was away is missing from its page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
@@ -54,16 +57,21 @@ class Feed:
             its own cursor. Raising is logged and retried next tick.
         interval: wall seconds between ticks.
         max_clients: concurrent clients allowed.
+        welcome: optional coroutine giving the first message of every new stream,
+            ``(kind, data)``, read after the client subscribed (the page's whole state: a
+            client that reconnects after a gap, or whose queue overflowed, misses no exit).
+            Raising is logged; the stream then starts without it.
     """
 
     #: Message kinds whose latest payload a new client gets at once.
     STATE_KINDS = ("status", "positions")
 
     def __init__(self, poll: Callable[[], Awaitable[list[tuple[str, Any]]]], interval: float,
-                 max_clients: int) -> None:
+                 max_clients: int, welcome: Callable[[float], Awaitable[tuple[str, Any]]] | None = None) -> None:
         self.poll = poll
         self.interval = interval
         self.max_clients = max_clients
+        self.welcome = welcome
         self.clients: set[asyncio.Queue[str | None]] = set()
         self.latest: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -81,11 +89,17 @@ class Feed:
         self.clients.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        return self._frames(queue)
+        return self._frames(queue, time.monotonic())
 
-    async def _frames(self, queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:
+    async def _frames(self, queue: asyncio.Queue[str | None], subscribed: float) -> AsyncIterator[str]:
         try:
             yield "retry: 2000\n\n"
+            if self.welcome is not None:
+                try:
+                    kind, data = await self.welcome(subscribed)
+                    yield frame(kind, to_json(data))
+                except Exception as exc:  # noqa: BLE001 - the live messages still follow
+                    log.warning("live stream welcome failed", extra={"error": str(exc)})
             for kind in self.STATE_KINDS:
                 if kind in self.latest:
                     yield frame(kind, self.latest[kind])

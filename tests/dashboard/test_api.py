@@ -240,3 +240,31 @@ def test_an_exit_recorded_after_a_cached_snapshot_is_streamed_with_its_trade_row
     messages = dict(asyncio.run(scenario()))
     assert [t["symbol"] for t in messages["exit"]["trades"]] == ["MSFT"]
     assert 'data-symbol="MSFT"' in messages["exit"]["html"]["trades"]
+
+
+def test_a_stream_starts_with_the_whole_page_so_a_reconnect_misses_no_exit(world):
+    """A browser whose stream broke (a restarted dashboard, a slow reader dropped for a full
+    queue) reconnects by itself; exits recorded meanwhile were never streamed to it. The
+    first message of every stream, ``sync``, carries every fragment read after it subscribed."""
+    import asyncio
+
+    from daytrading.dashboard.app import Dashboard
+    from daytrading.dashboard.stream import frame
+
+    settings, clock, coord = world
+    d = Dashboard(settings, clock)
+
+    async def scenario() -> list[str]:
+        await d.snapshot()  # cached before the exit below
+        round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
+        frames = await d.feed.subscribe()
+        out = [await anext(frames), await anext(frames)]
+        await d.feed.close()
+        return out
+
+    retry, first = asyncio.run(scenario())
+    assert retry.startswith("retry:")
+    kind, data = first.split("\n")[0], json.loads(first.split("\n")[1].removeprefix("data: "))
+    assert kind == "event: sync" and frame("sync", "x").startswith("event: sync")
+    assert set(data["html"]) == {"health", "summary", "positions", "trades", "equity", "gates", "events"}
+    assert 'data-symbol="MSFT"' in data["html"]["trades"] and 'data-symbol="AAPL"' in data["html"]["trades"]

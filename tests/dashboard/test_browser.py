@@ -56,7 +56,7 @@ def _env(tmp: Path, sim_port: int, dash_port: int) -> dict[str, str]:
         "DAYTRADING_SIM__SYMBOLS": '["AAPL", "MSFT", "TSLA"]', "DAYTRADING_SCANNER__IB_SCAN_CODES": '["TOP_PERC_GAIN"]',
         "DAYTRADING_SIM__START": "2020-11-17T09:35:00-05:00", "DAYTRADING_DASHBOARD__PORT": str(dash_port),
         "DAYTRADING_DASHBOARD__TOKEN": TOKEN, "DAYTRADING_DASHBOARD__POLL_INTERVAL": "0.2",
-        "DAYTRADING_INTERVALS__HEALTH_CHECK": "20", "DAYTRADING_LLM__ENABLED": "false",
+        "DAYTRADING_LLM__ENABLED": "false",  # the default 60-s health check: no start-up kill under load
     })
     return env
 
@@ -211,7 +211,16 @@ def test_liquidate_all_from_the_page_and_the_pnl_matches_status_json(run, page):
     page.fill("#confirm", "LIQUIDATE")
     page.click('button[data-action="liquidate-all"]')
     page.wait_for_selector('#control-result[data-status="200"]', timeout=120_000)
-    page.wait_for_selector('#trades tr[data-symbol="AAPL"]')  # the exit arrives through the stream
+    result = json.loads(page.inner_text("#control-result").split(": ", 1)[1])
+    sold = sorted(a["symbol"] for a in result["actions"] if a["filled"])
+    assert result["broker_ok"] and sold, result  # the positions open now (AAPL of the first test unless it exited)
+    for symbol in sold:
+        try:
+            page.wait_for_selector(f'#trades tr[data-symbol="{symbol}"]')  # the exit arrives through the stream
+        except Exception as exc:  # say what the database and the page hold, not only "timeout"
+            trades = [dict(r) for r in run.db().execute("SELECT symbol, exit_reason, exit_time FROM trades")]
+            raise AssertionError(f"no {symbol} trade on the page; liquidation: {result}; trades in the "
+                                 f"database: {trades}; page trades: {page.inner_text('#trades')[:1000]}") from exc
     page.wait_for_selector('#positions tr.empty')
     res = subprocess.run([sys.executable, "-m", "daytrading", "status", "--json"], env=run.env, cwd=run.tmp,
                          capture_output=True, text=True, timeout=60)

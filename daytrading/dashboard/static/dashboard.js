@@ -24,7 +24,8 @@
     const es = new EventSource("/api/stream");
     es.onopen = () => { live.textContent = "● live"; live.className = "live on"; };
     es.onerror = () => { live.textContent = "○ reconnecting"; live.className = "live off"; };
-    for (const kind of ["status", "positions", "exit", "gate", "critical", "fill"]) {
+    // "sync" comes first on every (re)connect: the whole page, so nothing missed while away is lost
+    for (const kind of ["sync", "status", "positions", "exit", "gate", "critical", "fill"]) {
       es.addEventListener(kind, (e) => apply(JSON.parse(e.data)));
     }
   }
