@@ -27,8 +27,8 @@ from daytrading.sim_gateway.engine.faults import (
     OutageEnded,
     ResumeListening,
     StopListening,
-    market_iso,
 )
+from daytrading.sim_gateway.engine.units import market_iso
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.server import Connection, SimGateway

@@ -26,14 +26,14 @@ import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from daytrading.sim_gateway.engine.context import PositionChanged
+from daytrading.sim_gateway.engine.units import market_iso
 from daytrading.sim_gateway.protocol.requests import NoArgs, ReqIds
 from daytrading.sim_gateway.session import Connection, Session
-from daytrading.clock import NY, Clock
+from daytrading.clock import Clock
 
 log = logging.getLogger("daytrading.sim_gateway")
 
@@ -188,8 +188,7 @@ class SimGateway:
     def log(self, event: str, **fields: Any) -> None:
         """Record one event (JSON line with market time) in memory, the event log and logging."""
         ts = self.now()
-        rec = {"event": event, "market_time": datetime.fromtimestamp(ts, tz=NY).isoformat(timespec="seconds"),
-               **fields}
+        rec = {"event": event, "market_time": market_iso(ts), **fields}
         self.events.append(rec)
         if len(self.events) > 20_000:
             del self.events[:10_000]

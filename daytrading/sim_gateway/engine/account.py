@@ -26,11 +26,9 @@ account-wide and pushed to every subscriber after each fill and once a market mi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.clock import NY
-from daytrading.sim_gateway.engine.units import qty_field
+from daytrading.sim_gateway.engine.units import market_iso, qty_field
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.engine.context import EngineContext
@@ -128,7 +126,7 @@ class Account:
         if p.qty < 0 and p.qty < q:
             self.shorts.append({
                 "symbol": info.symbol, "position": qty_field(p.qty), "before": qty_field(q),
-                "market_time": datetime.fromtimestamp(self.ctx.now(), tz=NY).isoformat(timespec="seconds"),
+                "market_time": market_iso(self.ctx.now()),
                 "order_id": getattr(order, "order_id", None), "client_id": getattr(order, "client_id", None),
                 "perm_id": getattr(order, "perm_id", None),
             })

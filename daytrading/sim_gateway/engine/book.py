@@ -33,10 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daytrading.clock import NY, wall_time
+from daytrading.clock import wall_time
 from daytrading.sim_gateway.engine.context import (
     EngineContext,
     FillReported,
@@ -46,7 +45,7 @@ from daytrading.sim_gateway.engine.context import (
 )
 from daytrading.sim_gateway.engine.fills import commission_for, sell_fees
 from daytrading.sim_gateway.engine.requests import PlaceOrder
-from daytrading.sim_gateway.engine.units import qty_field
+from daytrading.sim_gateway.engine.units import market_iso, qty_field
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.engine.account import Account
@@ -56,10 +55,6 @@ __all__ = ["Execution", "OrderBook", "SimOrder", "WORKING", "DONE"]
 WORKING = frozenset({"PreSubmitted", "Submitted", "PendingCancel"})
 DONE = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP"})
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=NY).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -87,7 +82,7 @@ class Execution:
         o = self.order
         return {"exec_id": self.exec_id, "order_id": o.order_id, "perm_id": o.perm_id, "client_id": o.client_id,
                 "symbol": o.info.symbol, "side": self.side, "shares": qty_field(self.shares), "price": self.price,
-                "time": _iso(self.time), "cum_qty": qty_field(self.cum_qty), "avg_price": self.avg_price,
+                "time": market_iso(self.time), "cum_qty": qty_field(self.cum_qty), "avg_price": self.avg_price,
                 "commission": round(self.commission, 6),
                 "realized": None if self.realized is None else round(self.realized, 6), "order_ref": o.order_ref}
 
@@ -157,7 +152,7 @@ class SimOrder:
                 "order_ref": self.order_ref, "parent_id": self.parent_id, "status": self.status,
                 "filled": qty_field(self.filled), "remaining": qty_field(self.remaining),
                 "avg_fill_price": self.avg_fill_price, "commission": round(self.commission, 6),
-                "placed_at": _iso(self.placed_at), "reject_code": self.reject_code,
+                "placed_at": market_iso(self.placed_at), "reject_code": self.reject_code,
                 "reject_reason": self.reject_reason, "short_sale": self.short_sale}
 
 
@@ -350,7 +345,7 @@ class OrderBook:
             return None
         rec = {"symbol": o.info.symbol, "order_id": o.order_id, "client_id": o.client_id, "perm_id": o.perm_id,
                "quantity": qty_field(o.total_qty), "position": qty_field(held), "projected": qty_field(after),
-               "shortable": o.info.shortable, "market_time": _iso(self.ctx.now()), "order_ref": o.order_ref}
+               "shortable": o.info.shortable, "market_time": market_iso(self.ctx.now()), "order_ref": o.order_ref}
         if not o.info.shortable:
             self.rejected_short_sells.append(rec)
             self.ctx.log("short_sale_rejected", **rec)
@@ -499,7 +494,7 @@ class OrderBook:
         self.ctx.emit(FillReported(e, complete))
         self.ctx.log("fill", client_id=o.client_id, order_id=o.order_id, perm_id=o.perm_id, exec_id=e.exec_id,
                     symbol=o.info.symbol, side=e.side, shares=shares, price=price, cum=o.filled,
-                    commission=round(fee, 6), fill_time=_iso(ts))
+                    commission=round(fee, 6), fill_time=market_iso(ts))
         self.ctx.emit(PositionChanged(o.info.symbol))
         if complete and o.cancel_due is not None:
             self._error(o.client_id, o.order_id, 10148,

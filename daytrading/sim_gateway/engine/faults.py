@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 from daytrading.clock import NY
 from daytrading.errors import ConfigError
 from daytrading.sim_gateway.engine.context import EngineContext
+from daytrading.sim_gateway.engine.units import market_iso
 
 if TYPE_CHECKING:
     from daytrading.sim_gateway.engine.book import SimOrder
@@ -87,7 +88,6 @@ __all__ = [
     "ResumeListening",
     "ScheduledFault",
     "StopListening",
-    "market_iso",
     "parse_scenario",
 ]
 
@@ -467,6 +467,3 @@ def _positive(value: Any, name: str) -> float:
     return v
 
 
-def market_iso(ts: float) -> str:
-    """Market time (POSIX s) as ISO text in New York time, to the second."""
-    return datetime.fromtimestamp(ts, tz=NY).isoformat(timespec="seconds")
