@@ -63,45 +63,103 @@ def run(day: date, settings, **kw):  # noqa: ANN001, ANN201
     return run_session(DATA, day, settings, **kw)
 
 
-def speed(days: list[date], settings) -> list:  # noqa: ANN001
-    results = []
+def speed(days: list[date], settings) -> tuple[list, list[float]]:  # noqa: ANN001
+    results, walls = [], []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for d in days:
         c, w = time.process_time(), time.perf_counter()
         r = run(d, settings)
         results.append(r)
+        walls.append(time.perf_counter() - w)
         print(f"  {d}  cpu {time.process_time() - c:6.1f} s  wall {time.perf_counter() - w:6.1f} s  "
               f"trades {len(r.trades):3d}  P&L {r.pnl:+9.2f} $")
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     print(f"speed: {len(days)} sessions, {cpu / len(days):.1f} CPU s and {wall / len(days):.1f} wall s per session "
           f"= {60 * len(days) / cpu:.2f} sessions/min/core (target >= 6)")
-    return results
+    return results, walls
 
 
-def supervisor_session(day: date, speed_x: float, end: str | None = None) -> tuple[float, list[dict]]:
-    """Wall seconds of one supervisor sim run and its trades (from its database)."""
+def supervisor_session(day: date, speed_x: float, start: str | None = None,
+                       end: str | None = None) -> tuple[float, list[dict]]:
+    """Wall seconds of one supervisor sim run and its trades (from its database).
+
+    ``start``/``end`` ("HH:MM", New York) bound the replay: the sim starts at ``start`` and the
+    run is stopped ``(end - start) / speed`` wall seconds plus a 60-s start-up allowance later
+    (the trades recorded by then are read from its database). Without them the whole session
+    runs to the supervisor's own end of day.
+    """
+    from daytrading.clock import NY, ManualClock
     from daytrading.coordination import Coordinator
     from daytrading.db.engine import make_engine
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "DAYTRADING_PATHS__DATABASE": f"{tmp}/t.db", "DAYTRADING_PATHS__LOG_DIR": f"{tmp}/logs",
                "DAYTRADING_SIM__PORT": "4591", "DAYTRADING_DASHBOARD__ENABLED": "false"}
-        if end:
-            env["DAYTRADING_SIM__START"] = f"{day.isoformat()}T09:30:00-05:00"
+        timeout = 900.0
+        if start and end:
+            t0, t1 = (datetime.combine(day, datetime.strptime(x, "%H:%M").time(), NY) for x in (start, end))
+            env["DAYTRADING_SIM__START"] = t0.isoformat()
+            timeout = (t1 - t0).total_seconds() / speed_x + 60
         argv = [sys.executable, "-m", "daytrading", "supervisor", "--sim", "--data", str(DATA), "--date",
                 day.isoformat(), "--speed", repr(speed_x)]
         t = time.perf_counter()
-        # a first-hour run is stopped by the timeout; the trades so far are in the database
+        # a bounded run is stopped by the timeout; the trades so far are in the database
         with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(argv, env=env, cwd=tmp, capture_output=True, timeout=(3600 / speed_x + 60) if end else 900)
+            subprocess.run(argv, env=env, cwd=tmp, capture_output=True, timeout=timeout)
         wall = time.perf_counter() - t
-        from daytrading.clock import ManualClock, NY
-
-        coord = Coordinator(make_engine(Path(tmp) / "t.db"), "bench", ManualClock(datetime(day.year, day.month,
-                                                                                              day.day, 12, tzinfo=NY)))
-        trades = [{"symbol": v.symbol, "entry_time": v.entry_time, "exit_time": v.exit_time, "pnl": v.pnl,
-                   "exit_reason": v.exit_reason} for v in coord.get_trades_by_date(day)]
+        coord = Coordinator(make_engine(Path(tmp) / "t.db"), "bench",
+                            ManualClock(datetime(day.year, day.month, day.day, 12, tzinfo=NY)))
+        trades = [{"symbol": v.symbol, "entry_time": v.entry_time and v.entry_time.astimezone(NY),
+                   "exit_time": v.exit_time.astimezone(NY), "quantity": v.quantity, "entry_price": v.entry_price,
+                   "exit_price": v.exit_price, "pnl": v.pnl or 0.0, "exit_reason": v.exit_reason}
+                  for v in coord.get_trades_by_date(day)]
     return wall, trades
+
+
+def _row(t: dict | None) -> str:
+    if t is None:
+        return " " * 62
+    when = f"{t['entry_time']:%H:%M:%S}" if t["entry_time"] else "--:--:--"
+    return (f"{t['symbol']:5s} {t['quantity']:5.0f} {when} {t['entry_price'] or 0:8.2f} "
+            f"{t['exit_time']:%H:%M:%S} {t['exit_price']:8.2f} {t['exit_reason']:6s} {t['pnl']:+8.2f}")
+
+
+def side_by_side(sup: list[dict], bt: list[dict], t0: datetime, t1: datetime) -> None:
+    """Print both trade lists (entries in ``[t0, t1)``), matched by symbol in entry order, with differences."""
+    def window(ts: list[dict]) -> list[dict]:
+        return sorted((t for t in ts if t["entry_time"] and t0 <= t["entry_time"] < t1),
+                      key=lambda t: (t["entry_time"], t["symbol"]))
+
+    sup, bt = window(sup), window(bt)
+    print(f"  {'supervisor at 30x':62s} | backtest")
+    head = "sym     qty entry    e.price  exit      x.price reason      P&L"
+    print(f"  {head:62s} | {head}   differences")
+    left = list(bt)
+    for a in sup:
+        b = next((x for x in left if x["symbol"] == a["symbol"]), None)
+        if b is not None:
+            left.remove(b)
+        print(f"  {_row(a)} | {_row(b)}   {_diff(a, b)}")
+    for b in left:
+        print(f"  {_row(None)} | {_row(b)}   only in the backtest")
+    ps, pb = sum(t["pnl"] for t in sup), sum(t["pnl"] for t in bt)
+    print(f"  totals: supervisor {len(sup)} trades {ps:+.2f} $ | backtest {len(bt)} trades {pb:+.2f} $ "
+          f"| difference {pb - ps:+.2f} $")
+
+
+def _diff(a: dict, b: dict | None) -> str:
+    if b is None:
+        return "only in the supervisor"
+    parts = []
+    if a["entry_time"] and b["entry_time"]:
+        parts.append(f"entry {(b['entry_time'] - a['entry_time']).total_seconds():+.0f} s")
+    if a["entry_price"] and b["entry_price"]:
+        parts.append(f"e.price {b['entry_price'] - a['entry_price']:+.2f}")
+    parts.append(f"x.price {b['exit_price'] - a['exit_price']:+.2f}")
+    if a["exit_reason"] != b["exit_reason"]:
+        parts.append(f"reason {a['exit_reason']}->{b['exit_reason']}")
+    parts.append(f"P&L {b['pnl'] - a['pnl']:+.2f}")
+    return ", ".join(parts)
 
 
 def where_time_goes(day: date, settings) -> None:  # noqa: ANN001
@@ -124,6 +182,11 @@ def where_time_goes(day: date, settings) -> None:  # noqa: ANN001
     print("where the time goes (one session, own time under cProfile):")
     for name, t in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {name:20s} {t:7.1f} s  {100 * t / whole:5.1f} %")
+
+
+def _trade_dict(t) -> dict:  # noqa: ANN001
+    return {"symbol": t.symbol, "entry_time": t.entry_time, "exit_time": t.exit_time, "quantity": t.quantity,
+            "entry_price": t.entry_price, "exit_price": t.exit_price, "pnl": t.pnl, "exit_reason": t.exit_reason}
 
 
 def slippage(results) -> str:  # noqa: ANN001
@@ -153,12 +216,12 @@ def main() -> None:
     settings = load_settings(env_file=None)
     days = list_sessions(DATA, date(2020, 11, 2))[: args.sessions]
     print(f"data {DATA}; sessions {days[0]} … {days[-1]}")
-    results = speed(days, settings)
-    cpu_per_session = None
+    results, walls = speed(days, settings)
     if args.supervisor:
         wall, _ = supervisor_session(date.fromisoformat(args.day), 390.0)
-        print(f"supervisor at 390x: one session {wall:.1f} s wall (backtest: see the per-session figures above)")
-        cpu_per_session = wall
+        per = statistics.mean(walls)
+        print(f"supervisor at 390x: {args.day} took {wall:.1f} s wall = {wall / per:.1f}x the backtest's "
+              f"{per:.1f} wall s per session")
     where_time_goes(date.fromisoformat(args.day), settings)
     det = days[: args.determinism]
     again = [run(d, settings) for d in det]
@@ -171,19 +234,13 @@ def main() -> None:
         day = date.fromisoformat(args.day)
         from daytrading.clock import NY
 
-        wall, sup = supervisor_session(day, 30.0, end="10:30")
-        bt = run(day, settings, start=datetime(day.year, day.month, day.day, 9, 30, tzinfo=NY),
-                 end=datetime(day.year, day.month, day.day, 10, 30, tzinfo=NY))
-        print(f"fidelity, {day} 09:30-10:30: supervisor at 30x ({wall:.0f} s wall) | backtest")
-        rows = max(len(sup), len(bt.trades))
-        for i in range(rows):
-            a = sup[i] if i < len(sup) else None
-            b = bt.trades[i] if i < len(bt.trades) else None
-            left = f"{a['symbol']:5s} {a['exit_reason']:6s} {a['pnl'] or 0:+8.2f}" if a else " " * 21
-            right = f"{b.symbol:5s} {b.exit_reason:6s} {b.pnl:+8.2f}" if b else ""
-            mark = "" if a and b and a["symbol"] == b.symbol and a["exit_reason"] == b.exit_reason else "  <- differs"
-            print(f"  {left} | {right}{mark}")
-    _ = cpu_per_session
+        # both start at 09:00 so the bots are up and warm at the open (at 30x the supervisor's
+        # processes take tens of market minutes to start); trades entered 09:30-10:30 compared
+        wall, sup = supervisor_session(day, 30.0, start="09:00", end="10:30")
+        t0, t1 = (datetime.combine(day, datetime.strptime(x, "%H:%M").time(), NY) for x in ("09:30", "10:30"))
+        bt = run(day, settings, start=datetime.combine(day, datetime.strptime("09:00", "%H:%M").time(), NY), end=t1)
+        print(f"fidelity, {day} 09:30-10:30 (both started 09:00): supervisor at 30x ({wall:.0f} s wall) vs backtest")
+        side_by_side(sup, [_trade_dict(t) for t in bt.trades], t0, t1)
 
 
 if __name__ == "__main__":
