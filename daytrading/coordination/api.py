@@ -64,7 +64,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, UTC
 from pathlib import Path
@@ -85,7 +85,7 @@ from tenacity import (
 )
 
 from daytrading.clock import Clock, LiveClock, session_date
-from daytrading.coordination import ledger
+from daytrading.coordination import generations, ledger
 from daytrading.coordination.ledger import Execution
 from daytrading.db import lifecycle_sql as sql
 from daytrading.db.lifecycle_sql import json_text, utc_text, utc_value
@@ -264,8 +264,8 @@ class Coordinator:
             without its fail-fast wall-clock deadline (for the backtest's virtual-time event
             loop and private database: a thread, or a deadline that a loaded machine misses,
             would let real time leak into the result).
-        read_cache: inline only, repeated reads are answered from the last result while no
-            connection has committed (:meth:`_read`); ``False`` reads the database every time.
+        read_cache: inline only, a repeated read is answered from its last result while no
+            table it read has been written (:meth:`_read`); ``False`` reads the database every time.
     """
 
     def __init__(
@@ -292,9 +292,8 @@ class Coordinator:
         self.inline = inline
         #: inline only: answer unchanged reads from the last result (:meth:`_read`); False = always the database
         self.read_cache = read_cache
-        self._reads: dict[tuple[Any, ...], Any] = {}
-        self._reads_version: int | None = None
-        self._probe: sqlite3.Connection | None = None
+        #: inline: read key -> (table generations when read, result)
+        self._reads: dict[tuple[Any, ...], tuple[tuple[int, ...], Any]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         database = engine.url.database
@@ -395,47 +394,55 @@ class Coordinator:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _read(self, key: tuple[Any, ...], fn: Callable[[Session], T]) -> T:
+    def _read(self, key: tuple[Any, ...], tables: tuple[str, ...], fn: Callable[[Session], T]) -> T:
         """``fn`` in a read-only transaction (:meth:`_run`); inline (the backtest), the result of
-        the last read with the same ``key`` while no connection has committed since.
+        the last read with the same ``key`` while none of ``tables`` (the tables ``fn`` reads)
+        has been written since.
 
-        SQLite's ``PRAGMA data_version``, read on a connection that never writes, changes
-        whenever any other connection (this process's included) commits; it is read before
-        the query, so a commit during the query shows as a change at the next call. A read
-        then costs one PRAGMA while nothing changed (the backtest's sweeps and gate checks
-        re-read unchanged rows thousands of times a session). Lists of dicts come back as
-        fresh copies; rows are frozen views. Any trouble with the probe: read as usual.
+        Every write transaction of an inline coordinator bumps the generations of the tables
+        it wrote, process-wide per database file (:mod:`daytrading.coordination.generations`,
+        which also catches untraced commits through ``PRAGMA data_version``); the generations
+        are taken before the query, so a write during it shows at the next call. A hit then
+        costs one PRAGMA (the backtest's sweeps and gate checks re-read unchanged rows
+        thousands of times a session, while gate decisions are written every cycle). Lists of
+        dicts come back as fresh copies; rows are frozen views. A probe that cannot read the
+        file: read as usual.
         """
-        version = self._data_version() if self.inline and self.read_cache else None
-        if version is None:
+        gens = self._generations() if self.read_cache else None
+        snap = gens.snapshot(tables) if gens is not None else None
+        if snap is None:
             return self._run(fn, read_only=True)
-        if version != self._reads_version:
-            self._reads.clear()
-            self._reads_version = version
-        if key not in self._reads:
-            self._reads[key] = self._run(fn, read_only=True)
-        return _fresh(self._reads[key])
+        hit = self._reads.get(key)
+        if hit is None or hit[0] != snap:
+            hit = self._reads[key] = (snap, self._run(fn, read_only=True))
+        return _fresh(hit[1])
 
-    def _data_version(self) -> int | None:
-        if self.db_path is None:
-            return None
+    def _generations(self) -> generations.Generations | None:
+        """The write generations of this coordinator's file when inline (else None: live)."""
+        return generations.of(self.db_path) if self.inline and self.db_path is not None else None
+
+    @contextmanager
+    def _traced(self, dbapi: sqlite3.Connection) -> Iterator[None]:
+        """Around an inline write transaction: record the tables it writes, bump them after it ended."""
+        gens = self._generations()
+        if gens is None:
+            yield
+            return
+        gens.before_write()
+        trace = generations.WriteTrace()
+        dbapi.set_trace_callback(trace)
         try:
-            if self._probe is None:
-                # mode=rw: a probe never creates a missing file
-                self._probe = sqlite3.connect(f"{self.db_path.as_uri()}?mode=rw", uri=True, isolation_level=None,
-                                              check_same_thread=False)
-            return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
-        except (sqlite3.Error, OSError, TypeError):
-            self.close_probe()
-            return None
+            yield
+        finally:
+            with suppress(sqlite3.Error):
+                dbapi.set_trace_callback(None)
+            gens.wrote(trace.tables)
 
     def close_probe(self) -> None:
-        """Close :meth:`_read`'s ``data_version`` connection (opened again when needed)."""
-        probe, self._probe, self._reads_version = self._probe, None, None
+        """Forget the cached reads and close the file's ``data_version`` connection (opened again when needed)."""
         self._reads.clear()
-        if probe is not None:
-            with suppress(sqlite3.Error):
-                probe.close()
+        if self.db_path is not None:
+            generations.forget(self.db_path)
 
     def _run(self, fn: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run ``fn`` in one ORM-session transaction, retrying transient lock errors."""
@@ -459,6 +466,9 @@ class Coordinator:
         try:
             if conn is None or local.pid != os.getpid() or conn.closed or conn.invalidated:
                 conn = self._held_connection()
+            if self.inline:
+                with self._traced(local.dbapi), conn.begin():  # type: ignore[arg-type]
+                    return fn(local.dbapi)  # type: ignore[arg-type]
             with conn.begin():
                 return fn(local.dbapi)  # type: ignore[arg-type]
         except CoordinationError:
@@ -518,9 +528,10 @@ class Coordinator:
         conn = self.engine.connect()
         if read_only:
             conn = conn.execution_options(sqlite_begin="DEFERRED")
+        dbapi = conn.connection.driver_connection
         try:
-            with self._busy_limit(conn.connection.driver_connection), conn.begin(), \
-                    Session(bind=conn, expire_on_commit=False) as session:
+            with self._busy_limit(dbapi), self._traced(dbapi) if self.inline and not read_only else nullcontext(), \
+                    conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
                 yield session
                 session.flush()
         finally:
@@ -539,8 +550,10 @@ class Coordinator:
         """
         try:
             conn = self._held_connection()
-            with self._busy_limit(self._local.dbapi), conn.begin():  # type: ignore[arg-type]
-                yield self._local.dbapi  # type: ignore[misc]
+            dbapi = self._local.dbapi
+            with self._busy_limit(dbapi), self._traced(dbapi) if self.inline else nullcontext(), \
+                    conn.begin():  # type: ignore[arg-type]
+                yield dbapi  # type: ignore[misc]
         except (CoordinationError, DatabaseBusyError):
             raise
         except sqlite3.Error as exc:
@@ -904,7 +917,7 @@ class Coordinator:
                                                r.account))
             return out
 
-        return self._read(("executions", tuple(wanted), day), tx)
+        return self._read(("executions", tuple(wanted), day), (ExecutionRecord.__tablename__,), tx)
 
     def _upsert_executions(self, c: sqlite3.Connection, executions: Sequence[Execution], now: datetime) -> None:
         now_text = utc_text(now)
@@ -929,7 +942,8 @@ class Coordinator:
     def get_position(self, symbol: str) -> PositionView | None:
         """The active row for ``symbol`` or ``None``."""
         symbol = symbol.upper()
-        return self._read(("position", symbol), lambda s: (lambda r: PositionView.of(r) if r else None)(self._row(s, symbol)))
+        return self._read(("position", symbol), (ActivePosition.__tablename__,),
+                          lambda s: (lambda r: PositionView.of(r) if r else None)(self._row(s, symbol)))
 
     def is_position_active(self, symbol: str) -> bool:
         """True when ``symbol`` has a row in ``active_positions`` (any status)."""
@@ -941,7 +955,7 @@ class Coordinator:
         day = day or self.session_date()
         return bool(
             self._read(
-                ("closed", symbol, day),
+                ("closed", symbol, day), (ClosedPositionToday.__tablename__,),
                 lambda s: s.scalar(
                     select(ClosedPositionToday.id).where(
                         ClosedPositionToday.symbol == symbol, ClosedPositionToday.close_date == day
@@ -959,7 +973,7 @@ class Coordinator:
                 q = q.where(ActivePosition.status.in_(statuses))
             return [PositionView.of(r) for r in s.scalars(q)]
 
-        return self._read(("active", statuses), tx)
+        return self._read(("active", statuses), (ActivePosition.__tablename__,), tx)
 
     def get_closed_today(self, day: date | None = None) -> list[dict[str, Any]]:
         """Rows of ``closed_positions_today`` for session ``day`` (default: current)."""
@@ -973,7 +987,7 @@ class Coordinator:
             )
             return [_as_dict(r) for r in rows]
 
-        return self._read(("closed_today", day), tx)
+        return self._read(("closed_today", day), (ClosedPositionToday.__tablename__,), tx)
 
     def get_trades_by_date(self, day: date | None = None) -> list[TradeView]:
         """Trades of session ``day`` (default: current), by exit time."""
@@ -990,7 +1004,7 @@ class Coordinator:
         day = day or self.session_date()
         return float(
             self._read(
-                ("realized_pnl", day),
+                ("realized_pnl", day), (Trade.__tablename__,),
                 lambda s: s.scalar(select(func.coalesce(func.sum(Trade.pnl), 0.0)).where(Trade.session_date == day)),
             )
         )
@@ -1086,7 +1100,7 @@ class Coordinator:
         """True while the global freeze is set (the freeze file is checked first, without SQL)."""
         if side_files.is_frozen_file(self.db_path):
             return True
-        return self._read(("frozen",), lambda s: s.get(Flag, FREEZE_FLAG) is not None)
+        return self._read(("frozen",), (Flag.__tablename__,), lambda s: s.get(Flag, FREEZE_FLAG) is not None)
 
     def freeze_info(self) -> dict[str, Any] | None:
         """The freeze's reason (``value``), setter (``set_by``) and time (``set_at``), or ``None``.
@@ -1202,7 +1216,7 @@ class Coordinator:
         """Orders of session ``day`` (default: current), oldest first."""
         day = day or self.session_date()
         return self._read(
-            ("orders", day),
+            ("orders", day), (OrderRecord.__tablename__,),
             lambda s: [
                 _as_dict(r)
                 for r in s.scalars(

@@ -1,5 +1,5 @@
 """The backtest's (inline) Coordinator answers repeated reads from its last result while no
-connection has committed, and never returns a stale one."""
+table they read has been written, and never returns a stale one (real SQLite files)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from daytrading.clock import NY, ManualClock
 from daytrading.config import load_settings
+from daytrading.coordination.freeze import freeze_file
 from daytrading.runtime import open_coordinator
 
 
@@ -63,7 +64,54 @@ def test_without_the_cache_every_read_is_a_transaction(tmp_path, monkeypatch, sw
     for _ in range(3):
         reader.get_active_positions()
         reader.get_closed_today()
-    assert len(transactions) == 6 and reader._probe is None
+    assert len(transactions) == 6 and not reader._reads
+
+
+def test_a_write_to_another_table_keeps_the_cached_read(tmp_path, monkeypatch):
+    reader, writer = _pair(tmp_path)
+    assert writer.claim_entry("TSLA", 10).ok
+    transactions = _count_transactions(reader, monkeypatch)
+    assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"] and not reader.is_frozen()
+    assert len(transactions) == 2
+    # gate decisions and events (other tables), by the other coordinator and by the reader itself
+    writer.record_gate_decisions([{"symbol": "NIO", "gate": "rule", "passed": False, "reason": "rsi"}])
+    reader.record_event("INFO", "note", "a note")
+    writer.heartbeat("running")
+    assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"] and not reader.is_frozen()
+    assert transactions[2:] == [{}]  # the reader's own write; no read went to the database
+    # a write to a table read is seen at once: the freeze flag (without its side file, which
+    # would answer without SQL), the position (the pre-written lifecycle SQL)
+    writer.freeze("test")
+    freeze_file(reader.db_path).unlink()
+    assert reader.is_frozen()
+    writer.confirm_entry("TSLA", 10, 400.0)
+    assert reader.get_active_positions()[0].status == "OPEN"
+    assert transactions[3:] == [{"read_only": True}] * 2
+
+
+def test_an_untraced_commit_in_this_process_is_seen(tmp_path):
+    import sqlite3
+
+    reader, writer = _pair(tmp_path)
+    assert writer.claim_entry("TSLA", 10).ok
+    assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"]
+    writer.record_gate_decisions([{"symbol": "NIO", "gate": "rule", "passed": False, "reason": "rsi"}])
+    with sqlite3.connect(tmp_path / "b.db") as plain:  # not a coordinator: no generation bumped
+        plain.execute("DELETE FROM active_positions")
+    assert reader.get_active_positions() == []
+
+
+def test_write_trace_names_the_tables_written():
+    from daytrading.coordination.generations import ALL, WriteTrace
+    from daytrading.db import lifecycle_sql as sql
+
+    trace = WriteTrace()
+    for statement in ("BEGIN IMMEDIATE", "SELECT * FROM trades", "PRAGMA busy_timeout=5", sql.CLAIM_INSERT,
+                      sql.CLOSE_DELETE, sql.EXECUTION_UPSERT, 'UPDATE "orders" SET status = ?', "COMMIT"):
+        trace(statement)
+    assert trace.tables == {"active_positions", "executions", "orders"}
+    trace("CREATE TABLE x (a)")
+    assert ALL in trace.tables
 
 
 def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
