@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+from ib_async import RealTimeBar
+
 from daytrading.clock import NY
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,37 @@ def bars_from_ib(bars: Iterable[Any], *, naive_tz: tzinfo = NY) -> list[Bar]:
     return out
 
 
+_INF = math.inf
+
+
+def _rt_fields(bar: Any) -> tuple[Any, ...] | None:
+    """``(start POSIX s, open, high, low, close, volume, wap, count)`` of an ib_async
+    ``RealTimeBar`` whose fields are already clean (the values :func:`as_bar` would give),
+    without building a :class:`Bar`; None for anything else (another type, a value of another
+    type, a naive time, a bad value), which then takes the validating path of :func:`as_bar`.
+
+    This is the per-bar path of a live session (one call per symbol every 5 s), so it checks
+    the same rules as :class:`Bar` with plain comparisons: prices and volume finite and ≥ 0,
+    ``low ≤ high``, a finite WAP (≤ 0 means none), a count ≥ 0 (else none).
+    """
+    if type(bar) is not RealTimeBar:
+        return None
+    t, o, h, lo, c, v, w, n = bar.time, bar.open_, bar.high, bar.low, bar.close, bar.volume, bar.wap, bar.count
+    if (type(t) is not datetime or type(o) is not float or type(h) is not float or type(lo) is not float
+            or type(c) is not float or type(v) is not float or type(w) is not float
+            or not (0.0 <= lo <= h < _INF and 0.0 <= o < _INF and 0.0 <= c < _INF and 0.0 <= v < _INF)
+            or w == _INF or t.utcoffset() is None):
+        return None
+    if n is not None and type(n) is not int:
+        return None
+    return (t.timestamp(), o, h, lo, c, v, w if w > 0 else None, n if n is not None and n >= 0 else None)
+
+
+def _iso(ts: float) -> str:
+    """POSIX seconds as New York ISO text (log messages)."""
+    return datetime.fromtimestamp(ts, NY).isoformat()
+
+
 class BarAggregator:
     """Build ``bar_seconds`` bars (default 30) from finer bars, aligned to the clock.
 
@@ -227,33 +260,35 @@ class BarAggregator:
 
     def add(self, bar: Any) -> Bar | None:
         """Add one finer bar; return the completed previous bar, if this one closes it."""
-        try:
-            b = as_bar(bar)
-        except ValueError as exc:
-            self.rejected += 1
-            log.warning("%s: bad input bar dropped: %s", self.symbol or "bar aggregator", exc,
-                        extra={"symbol": self.symbol})
-            return None
-        ts = b.time.timestamp()
+        f = _rt_fields(bar)
+        if f is None:  # not a plain ib_async RealTimeBar with clean values: the validating path
+            try:
+                b = as_bar(bar)
+            except ValueError as exc:
+                self.rejected += 1
+                log.warning("%s: bad input bar dropped: %s", self.symbol or "bar aggregator", exc,
+                            extra={"symbol": self.symbol})
+                return None
+            f = (b.time.timestamp(), b.open, b.high, b.low, b.close, b.volume, b.wap, b.count)
+        ts = f[0]
         if self._last_input is not None and ts <= self._last_input:
             self.rejected += 1
             kind = "duplicate" if ts == self._last_input else "out-of-order"
             log.warning("%s: %s input bar at %s dropped (last accepted %s)", self.symbol or "bar aggregator",
-                        kind, b.time.isoformat(), datetime.fromtimestamp(self._last_input, NY).isoformat(),
-                        extra={"symbol": self.symbol})
+                        kind, _iso(ts), _iso(self._last_input), extra={"symbol": self.symbol})
             return None
         bucket = ts - (ts % self.bar_seconds)
         if self._emitted is not None and bucket <= self._emitted:
             self.rejected += 1
             log.warning("%s: late input bar at %s dropped (its bar was already emitted)",
-                        self.symbol or "bar aggregator", b.time.isoformat(), extra={"symbol": self.symbol})
+                        self.symbol or "bar aggregator", _iso(ts), extra={"symbol": self.symbol})
             return None
         self._last_input = ts
         done = self.flush() if self._bucket is not None and bucket != self._bucket else None
         if self._bucket is None:
-            self._start(bucket, b)
+            self._start(bucket, f)
         else:
-            self._extend(b)
+            self._extend(f)
         if done is None and self._complete():
             done = self.flush()  # its last input bar: nothing more can come for this bucket
         return done
@@ -263,22 +298,24 @@ class BarAggregator:
         return (self._bucket is not None and self._last_input is not None
                 and self._last_input + self.input_seconds >= self._bucket + self.bar_seconds)
 
-    def _start(self, bucket: float, b: Bar) -> None:
+    def _start(self, bucket: float, f: tuple[Any, ...]) -> None:
         self._bucket = bucket
-        self._open, self._high, self._low, self._close = b.open, b.high, b.low, b.close
-        self._volume = b.volume
-        self._wap_num = None if b.wap is None else b.wap * b.volume
-        self._count = b.count
+        _, self._open, self._high, self._low, self._close, volume, wap, self._count = f
+        self._volume = volume
+        self._wap_num = None if wap is None else wap * volume
 
-    def _extend(self, b: Bar) -> None:
-        self._high = max(self._high, b.high)
-        self._low = min(self._low, b.low)
-        self._close = b.close
-        self._volume += b.volume
+    def _extend(self, f: tuple[Any, ...]) -> None:
+        _, _, high, low, close, volume, wap, count = f
+        if high > self._high:
+            self._high = high
+        if low < self._low:
+            self._low = low
+        self._close = close
+        self._volume += volume
         if self._wap_num is not None:
-            self._wap_num = None if b.wap is None else self._wap_num + b.wap * b.volume
+            self._wap_num = None if wap is None else self._wap_num + wap * volume
         if self._count is not None:
-            self._count = None if b.count is None else self._count + b.count
+            self._count = None if count is None else self._count + count
 
     def flush(self) -> Bar | None:
         """Emit the bar being built (``None`` if there is none) and start afresh."""

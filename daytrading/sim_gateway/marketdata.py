@@ -44,7 +44,6 @@ the event log, never the gateway object.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections import deque
@@ -56,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from daytrading.clock import NY, monotonic
+from daytrading.sim_gateway.engine.alarm import Alarm
 from daytrading.sim_gateway.engine.market import ContractInfo, ReplayMarket, _num
 from daytrading.sim_gateway.engine.marketdata import (
     SCAN_CODES,
@@ -81,7 +81,6 @@ from daytrading.sim_gateway.protocol.requests import (
 )
 from daytrading.sim_gateway.protocol.versions import MAX_SERVER_VERSION, bar_volume, tick_size
 from daytrading.sim_gateway.session import MAX_BUFFER
-import contextlib
 
 if TYPE_CHECKING:  # pragma: no cover
     from daytrading.sim_gateway.session import Connection
@@ -199,7 +198,7 @@ class MarketDataService:
         self._rt: dict[tuple[int, int], _RtSub] = {}
         self._scan: dict[tuple[int, int], _ScanSub] = {}
         self._rt_frames: dict[str, RealTimeBarFrames] = {}
-        self._wake = asyncio.Event()
+        self._wake = Alarm()
         #: market seconds between a 5-s bar's end and its sending (one sample per sent bar
         #: batch; benchmarks read it)
         self.rt_send_lag: deque[float] = deque(maxlen=200_000)
@@ -305,8 +304,7 @@ class MarketDataService:
             timeout = None
             if due is not None:
                 timeout = max(0.0, (due - self._now()) / self._speed()) + 1e-6
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            await self._wake.sleep(timeout)
 
     def step(self) -> None:
         """Send everything due up to market now (one streaming pass)."""
@@ -601,10 +599,12 @@ class MarketDataService:
     def _step_rt(self, now: float) -> None:
         m = self.market
         frames = self._rt_frames
+        halts = m._halts  # noqa: SLF001 - same package
+        lags = self.rt_send_lag
         batches: dict[int, tuple[Any, list[bytes]]] = {}
         for key, sub in list(self._rt.items()):
             conn = sub.conn
-            if not self._alive(conn):
+            if getattr(conn, "closed", False):
                 self._rt.pop(key, None)
                 continue
             sym = sub.info.symbol
@@ -619,16 +619,20 @@ class MarketDataService:
             i = sub.next_i
             if i >= last_i:
                 continue
-            halted = m._halts.get(sym)  # noqa: SLF001 - same package
-            header = sub.header
-            out = batches.setdefault(id(conn), (conn, []))[1]
-            self.rt_send_lag.append(now - (grid.t0 + 5.0 * (i + 1)))
-            while i < last_i:
-                t = grid.t0 + 5.0 * i
-                if (not sub.rth or grid.rth[i]) and not (halted and m.halted_during(sym, t, t + 5.0)):
-                    out.append(bars.frame(header, i))
-                i += 1
-            sub.next_i = i
+            batch = batches.get(id(conn))
+            if batch is None:
+                batch = batches[id(conn)] = (conn, [])
+            out = batch[1]
+            lags.append(now - (grid.t0 + 5.0 * (i + 1)))
+            header, frame = sub.header, bars.frame
+            if not sub.rth and not halts.get(sym):
+                out += [frame(header, k) for k in range(i, last_i)]
+            else:
+                for k in range(i, last_i):
+                    t = grid.t0 + 5.0 * k
+                    if (not sub.rth or grid.rth[k]) and not (halts.get(sym) and m.halted_during(sym, t, t + 5.0)):
+                        out.append(frame(header, k))
+            sub.next_i = last_i
         for conn, msgs in batches.values():
             if msgs:
                 _write_frames(conn, msgs)

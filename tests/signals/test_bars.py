@@ -12,7 +12,7 @@ import ta
 from ib_async import BarData, RealTimeBar
 
 from daytrading.clock import NY
-from daytrading.signals.bars import Bar, BarAggregator, as_bar, bars_from_ib
+from daytrading.signals.bars import Bar, BarAggregator, _rt_fields, as_bar, bars_from_ib
 from daytrading.signals.indicators import IndicatorSet
 from tests.signals._data import load_lean_seconds, load_minute, to_bars
 
@@ -194,3 +194,34 @@ def test_input_and_grace_seconds_are_validated_naming_the_argument():
         BarAggregator(30, input_seconds=7)
     with pytest.raises(ValueError, match="grace_seconds"):
         BarAggregator(30, grace_seconds=-1)
+
+
+def test_real_time_bars_take_the_fast_path_with_the_same_bars_and_the_same_rejections(market_data_dir, caplog):
+    """ib_async's RealTimeBar is aggregated without building a Bar per input: the 30-s bars are
+    those of the same input as validated :class:`Bar` objects, and every bad value is still
+    rejected with the field named (NaN, infinite, negative, high < low, a WAP of inf)."""
+    rt = realtime_bars(load_lean_seconds(market_data_dir, "SPY", date(2013, 10, 10)))[:600]
+    as_plain = [RealTimeBar(time=b.time, endTime=-1, open_=float(b.open_), high=float(b.high), low=float(b.low),
+                            close=float(b.close), volume=float(b.volume), wap=float(b.wap), count=b.count)
+                for b in rt]  # ib_async's own value types (float, int), as its decoder makes them
+    assert all(_rt_fields(b) is not None for b in as_plain)  # all on the fast path
+    assert aggregate(as_plain, 30) == aggregate([as_bar(b) for b in as_plain], 30) == aggregate(rt, 30)
+    t = as_plain[-1].time
+    bad = {
+        "close": dict(close=float("nan")), "high": dict(high=float("inf")), "volume": dict(volume=-1.0),
+        "below low": dict(high=0.5, low=2.0), "wap": dict(wap=float("inf")),
+    }
+    agg = BarAggregator(30, symbol="SPY")
+    with caplog.at_level(logging.WARNING, logger="daytrading.signals.bars"):
+        for i, (word, fields) in enumerate(bad.items()):
+            ok = dict(time=t + timedelta(seconds=5 * (i + 1)), endTime=-1, open_=1.0, high=2.0, low=1.0,
+                      close=1.5, volume=10.0, wap=1.2, count=1)
+            assert agg.add(RealTimeBar(**{**ok, **fields})) is None
+            assert word in caplog.records[-1].getMessage()
+    assert agg.rejected == len(bad) and not agg.pending
+    # zero or negative WAP and a negative count mean "none", as for a Bar
+    later = datetime.fromtimestamp((t.timestamp() // 30 + 2) * 30, UTC)
+    agg.add(RealTimeBar(time=later, endTime=-1, open_=1.0, high=1.0, low=1.0, close=1.0, volume=0.0, wap=0.0,
+                        count=-1))
+    done = agg.flush()
+    assert done.wap is None and done.count is None and done.time == later and done.time.tzinfo is NY

@@ -120,3 +120,35 @@ def test_aggregate_minutes_days_and_rth(market: ReplayMarket, minute_data_dir: P
     daily = market.aggregate("TSLA", 86400, _ts("2020-11-16 00:00"), t1, rth=True)
     assert list(daily["open"]) == [src.loc[pd.Timestamp("2020-11-16 09:30", tz=NY), "open"], 460.17]
     assert daily["close"][0] == src.loc[src.index < pd.Timestamp("2020-11-16 16:00", tz=NY), "close"].iloc[-1]
+
+
+def test_real_time_bar_frames_are_the_fields_ib_async_reads(market: ReplayMarket) -> None:
+    """Every 5-s bar of a recorded session, framed in chunks, is byte for byte the message built
+    field by field with the wire's own encoder (``50|3|reqId|time|o|h|l|c|volume|wap|count``),
+    in whatever order the buckets are first asked for."""
+    from daytrading.sim_gateway.protocol.messages import RealTimeBarFrames, _wire_num
+    from daytrading.sim_gateway.protocol.wire import encode_message
+
+    grid = market.grid_bars("NIO", 5)
+    frames = RealTimeBarFrames(grid)
+    header = RealTimeBarFrames.header(4007)
+    n = len(grid)
+    assert n > 2 * RealTimeBarFrames.CHUNK
+    order = [n - 1, RealTimeBarFrames.CHUNK + 3, *range(n)]  # the end, mid-chunk, then every bucket
+    for i in order:
+        want = encode_message([50, 3, 4007, int(grid.t0 + 5 * i), _wire_num(float(grid.open[i])),
+                               _wire_num(float(grid.high[i])), _wire_num(float(grid.low[i])),
+                               _wire_num(float(grid.close[i])), int(grid.volume[i]),
+                               _wire_num(round(float(grid.wap[i]), 6)), int(grid.count[i])])
+        assert frames.frame(header, i) == want, i
+    assert _wire_num(12.0) == "12" and _wire_num(-0.0) == "0" and _wire_num(float("nan")) == "0"
+    assert _wire_num(12.25) == "12.25" and _wire_num(1e15) == "1000000000000000.0"
+
+
+def test_history_day_profile_is_the_history_by_minute_of_day(market: ReplayMarket) -> None:
+    hist = market.history["TSLA"]
+    minutes, volume, days = market.history_day_profile("TSLA")
+    assert days == len(set(hist.index.date)) >= 1
+    assert list(minutes[:3]) == [t.hour * 60 + t.minute for t in hist.index[:3]]
+    assert volume.sum() == hist["volume"].sum() and market.history_day_profile("TSLA")[0] is minutes
+    assert market.history_day_profile("NOPE") is None

@@ -230,3 +230,30 @@ def test_scheduled_faults_fire_once_in_scenario_order(bars):
     assert [x.action for x in state.take_due(clock.timestamp())] == ["notice", "halt"]
     assert state.take_due(clock.timestamp()) == []
     assert state.next_due() == at(10, 5).timestamp()
+
+
+def test_alarm_wakes_on_set_or_after_its_timeout_and_keeps_an_early_set() -> None:
+    import asyncio
+
+    from daytrading.sim_gateway.engine.alarm import Alarm
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        alarm = Alarm()
+        t = loop.time()
+        assert await alarm.sleep(0.01) is False and loop.time() - t >= 0.01  # timed out
+        alarm.set()
+        assert alarm.is_set() and await alarm.sleep(None) is True  # an early set is kept
+        alarm.clear()
+        loop.call_later(0.01, alarm.set)
+        assert await alarm.sleep(60) is True  # woken long before its timeout
+        alarm.clear()
+        sleeper = asyncio.ensure_future(alarm.sleep(None))
+        await asyncio.sleep(0)
+        sleeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeper
+        alarm.set()  # nobody sleeps any more: harmless
+        assert alarm.is_set()
+
+    asyncio.run(main())

@@ -342,6 +342,7 @@ class ReplayMarket:
         self._series: dict[str, SeriesArrays] = {}
         self._trades: dict[str, TradeArrays] = {}
         self._grids: dict[tuple[str, int], GridBars] = {}
+        self._day_profiles: dict[str, tuple[np.ndarray, np.ndarray, int] | None] = {}
         self._halts: dict[str, list[list[float]]] = {}
         self._shortable = {k.upper(): bool(v) for k, v in (shortable or {}).items()}
         self._contracts: dict[str, ContractInfo] = {}
@@ -552,6 +553,24 @@ class ReplayMarket:
             arr = TradeArrays(parts)
             self._trades[info.symbol] = arr
         return arr
+
+    def history_day_profile(self, symbol: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """``(minute_of_day, volume, days)`` of the ``history`` minute bars of ``symbol`` (cached):
+        each bar's minute of the day in its index's time zone (``hour * 60 + minute``, New York for
+        recorded data), its volume (shares), both in index order, and the number of distinct days;
+        None without history. The scanner's HOT_BY_VOLUME reads it at every refresh."""
+        info = self.contract(symbol)
+        if info is None:
+            return None
+        if info.symbol not in self._day_profiles:
+            hist = self.history.get(info.symbol)
+            profile = None
+            if hist is not None and len(hist):
+                idx = hist.index
+                minutes = np.asarray(idx.hour * 60 + idx.minute)
+                profile = (minutes, hist["volume"].to_numpy(), len(set(idx.date)))
+            self._day_profiles[info.symbol] = profile
+        return self._day_profiles[info.symbol]
 
     def aggregate(
         self, symbol: str, bar_seconds: int, t0: float, t1: float, *, rth: bool = False

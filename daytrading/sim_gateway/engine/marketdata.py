@@ -259,18 +259,15 @@ def _score(m: ReplayMarket, code: str, sym: str, s: Any, b: int, now: float, las
 
 def _avg_volume_same_time(market: ReplayMarket, sym: str, now: float) -> float | None:
     """Mean volume of the history sessions from 04:00 to the same time of day as ``now``."""
-    hist = market.history.get(sym)
-    if hist is None or not len(hist):
+    profile = market.history_day_profile(sym)
+    if profile is None:
         return None
+    minutes, volume, days = profile
     tod = datetime.fromtimestamp(now, NY)
     cut = tod.hour * 60 + tod.minute
-    idx = hist.index
-    minutes = idx.hour * 60 + idx.minute
-    sel = minutes < cut
-    days = len(set(idx.date))
     if days == 0:
         return None
-    total = float(hist["volume"].to_numpy()[np.asarray(sel)].sum())
+    total = float(volume[minutes < cut].sum())
     return total / days if total > 0 else None
 
 

@@ -214,28 +214,41 @@ def _wire_num(x: float) -> str:
     return repr(x)
 
 
+class _WireNums(dict):
+    """``_wire_num`` of each float, computed once per distinct value (prices repeat bar after bar)."""
+
+    def __missing__(self, x: float) -> str:
+        text = self[x] = _wire_num(x)
+        return text
+
+
 class RealTimeBarFrames:
     """realtimeBar (50) messages of one symbol's 5-s grid, framed for the socket.
 
     ``50|3|reqId|time|open|high|low|close|volume|wap|count`` (the same at 157–178; ib_async's
     ``Decoder.realtimeBar``): ``time`` is the bar's start, POSIX seconds; prices dollars;
     ``volume`` shares (integer); ``wap`` the volume-weighted price rounded to 6 decimals. The part
-    after ``reqId`` is encoded once per bar, when first sent, and reused for every subscriber and
-    client; :meth:`frame` prepends the subscriber's header and the length prefix. The grid's
+    after ``reqId`` is encoded once per bar and reused for every subscriber and client;
+    :meth:`frame` prepends the subscriber's header and the length prefix. Bars are encoded
+    :data:`CHUNK` at a time (an hour of 5-s bars) when the first of them is sent, so a session
+    never encodes much more than it streams and each bar costs about a microsecond. The grid's
     columns become Python lists when this object is made (about a millisecond per session of 5-s
-    bars: make it when the subscription arrives, not while streaming), so each bar costs the same
-    few microseconds and no streaming step pays for many bars at once.
+    bars: make it when the subscription arrives, not while streaming).
 
     Args:
         grid: :class:`daytrading.sim_gateway.engine.market.GridBars` (arrays ``open``, ``high``,
             ``low``, ``close``, ``volume``, ``wap``, ``count``; ``t0`` and ``seconds``).
     """
 
+    #: Bars encoded together (an hour of 5-s bars).
+    CHUNK = 720
+
     def __init__(self, grid: Any) -> None:
         self.grid = grid
         self._tails: list[bytes | None] = [None] * len(grid)
         self._cols = (grid.open.tolist(), grid.high.tolist(), grid.low.tolist(), grid.close.tolist(),
                       grid.volume.tolist(), grid.wap.tolist(), grid.count.tolist())
+        self._nums = _WireNums()
 
     @staticmethod
     def header(req_id: int) -> bytes:
@@ -252,7 +265,13 @@ class RealTimeBarFrames:
         return _LEN.pack(len(header) + len(tail)) + header + tail
 
     def _encode(self, i: int) -> None:
-        o, h, lo, c, vol, wap, n = (col[i] for col in self._cols)
-        num = _wire_num
-        self._tails[i] = (f"{int(self.grid.t0 + i * self.grid.seconds)}\0{num(o)}\0{num(h)}\0{num(lo)}\0"
-                          f"{num(c)}\0{int(vol)}\0{num(round(wap, 6))}\0{int(n)}\0").encode()
+        """Encode buckets ``i`` … ``i + CHUNK − 1`` (fewer at the grid's end)."""
+        j = min(i + self.CHUNK, len(self._tails))
+        step = int(self.grid.seconds)
+        t0 = int(self.grid.t0)
+        o, h, lo, c, vol, wap, n = (col[i:j] for col in self._cols)
+        num = self._nums.__getitem__
+        waps = [_wire_num(round(w, 6)) for w in wap]
+        rows = zip(map(str, range(t0 + i * step, t0 + j * step, step)), map(num, o), map(num, h), map(num, lo),
+                   map(num, c), map(str, map(int, vol)), waps, map(str, map(int, n)), strict=True)
+        self._tails[i:j] = ["\0".join(row).encode() + b"\0" for row in rows]
