@@ -6,44 +6,56 @@ side exactly as ``bench_exit_latency.py`` does, with its code) — without a das
 a dashboard serving **50 concurrent SSE clients and 200 requests/s** on loopback, on the same
 database the bot writes.
 
-Phases, in one run (drift of the machine shows as a difference between 1 and 3):
+Design (one run, both conditions interleaved so that drift of the machine cancels):
 
-1. ``--quiet-rounds`` exit-latency rounds without a dashboard;
-2. ``--minutes`` (default 10) of dashboard load: the real ``daytrading dashboard`` process on the
-   rounds' database, and a load process (this file with ``--load``: 50 SSE clients reading every
-   event, 200 GET/s paced every 5 ms over 20 keep-alive connections, cycling through ``/``,
-   ``/health``, ``/metrics`` and every ``/api/*`` read); exit-latency rounds run back to back
-   the whole time. The dashboard runs below normal priority (nice 10, as always) and so does the
-   load process (it stands in for browsers and scrapers, normally on other machines);
-3. ``--quiet-rounds`` rounds without a dashboard again.
+* a *round* is one exit-latency run: an in-process sim-gateway on recorded 1-minute bars
+  (2020-11-17), the real exit-manager subprocess, ``--positions`` positions whose stops the
+  replay crosses (see ``bench_exit_latency.py``; closed-today rows are cleared between rounds
+  so every round opens the same positions, about 20-30 exits each);
+* a *block* is ``--block-rounds`` rounds (default 4, about a minute on an idle machine) in one
+  condition: **quiet** (no dashboard process at all) or **loaded** (the real
+  ``daytrading dashboard`` process on the rounds' database, started for the block, and a load
+  process, this file with ``--load``: ``--sse-clients`` SSE clients reading every event and
+  ``--rate`` GET/s paced evenly over 20 keep-alive connections, cycling through ``/``,
+  ``/health``, ``/metrics`` and every ``/api/*`` read; the rounds start once every SSE client
+  is connected);
+* blocks come in pairs, ordered Q L, L Q, Q L, … (a linear drift then weighs on both
+  conditions alike), until the loaded blocks add up to ``--minutes`` (default 10) of load. Both
+  conditions so run the same number of rounds and get about the same number of exits.
 
-Each round: an in-process sim-gateway on recorded 1-minute bars (2020-11-17), the real
-exit-manager subprocess, ``--positions`` positions whose stops the replay crosses (see
-``bench_exit_latency.py``); closed-today rows are cleared between rounds so every round opens
-the same positions. Bounded: the load process stops by itself at its deadline, never has more
-than 20 requests in flight (a tick with none free is counted as skipped, not queued), and
-talks only to 127.0.0.1.
+The dashboard runs below normal priority as it always does (``daytrading.dashboard.server.
+lower_priority``), and so does the load process (it stands in for browsers and scrapers,
+normally on other machines; it is plain asyncio streams sending pre-built requests, so it
+costs little). Bounded: the load process stops when this script closes its stdin, or by itself
+``--minutes`` + 5 minutes after it started; it never has more than 20 requests in flight (a tick
+with none free is counted as skipped, not queued) and talks only to 127.0.0.1. The run stops
+after the current pair once ``--max-wall`` minutes (default 25) have passed.
 
-Printed: p50/p99/max per phase (all rounds' exits pooled), the ratio loaded/quiet, the
-dashboard's achieved request rate, response p50/p99, errors, SSE events delivered, and its CPU.
-Target: loaded p50 and p99 at most 10 % above quiet.
+Printed: one line per block pair; per condition the exits, rounds, p50/p99/max (each
+condition's exits pooled) with a 95 % interval from resampling whole rounds; the ratios
+loaded/quiet with their intervals; the dashboard's achieved request rate, response p50/p99,
+errors, SSE events delivered, its CPU (share of a core, and CPU milliseconds per GET answered,
+SSE work included) and the load process's CPU. Target: loaded p50 and p99 at most 10 % above
+quiet.
 
-    python benchmarks/bench_dashboard.py [--minutes 10] [--quiet-rounds 3] [--positions 60] [--speed 390]
+    python benchmarks/bench_dashboard.py [--minutes 10] [--block-rounds 4] [--positions 60] [--speed 390]
+        [--sse-clients 50] [--rate 200] [--max-wall 25]
+
+Wall time ≈ 2 × ``--minutes`` + about 5 s per loaded block (21-22 minutes by default).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from datetime import date
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,102 +66,135 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 ENDPOINTS = ("/api/status", "/api/positions", "/api/trades", "/api/gates", "/api/gates?symbol=TSLA",
              "/api/events", "/health", "/metrics", "/")
-SSE_CLIENTS, RATE, CONNECTIONS = 50, 200.0, 20
+CONNECTIONS = 20
 TARGET_RATIO = 1.10
+READY = "load ready"
 
 
 # --------------------------------------------------------------------------- the load process
 
 
-async def _http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
-    """One GET on a keep-alive connection; returns the status code (body read and dropped)."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    await writer.drain()
+def _request(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+
+async def _http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One pre-built GET on a keep-alive connection; returns the status code (body read and dropped)."""
+    writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
+    at = head.lower().find(b"content-length:")
+    length = int(head[at + 15:head.index(b"\r\n", at)]) if at >= 0 else 0
     await reader.readexactly(length)
-    return status
+    return int(head[9:12])
 
 
-async def _sse(port: int, deadline: float, stats: dict[str, Any]) -> None:
+async def _sse(port: int, stop: asyncio.Event, stats: dict[str, Any], connected: asyncio.Event,
+               clients: int) -> None:
+    """One SSE client: counts events (``\\nevent: `` never occurs inside a JSON ``data`` line)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
-    await writer.drain()
-    stats["sse_connected"] += 1
+    tail, first = b"", True
     try:
-        while time.monotonic() < deadline:
-            try:
-                line = await asyncio.wait_for(reader.readline(), max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            if not line:
+        while not stop.is_set():
+            chunk = await reader.read(1 << 16)
+            if not chunk:
                 stats["sse_dropped"] += 1
                 return
-            if line.startswith(b"event: "):
-                stats["sse_events"] += 1
+            if first:  # the response has begun: this client listens
+                first = False
+                stats["sse_connected"] += 1
+                if stats["sse_connected"] == clients:
+                    connected.set()
+            stats["sse_events"] += (tail + chunk).count(b"\nevent: ")
+            stats["sse_bytes"] += len(chunk)
+            tail = chunk[-7:]
     finally:
         writer.close()
 
 
-async def _load(port: int, seconds: float) -> dict[str, Any]:
+async def _load(port: int, seconds: float, rate: float, sse_clients: int, stop: asyncio.Event) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
-    stats: dict[str, Any] = {"requests": 0, "errors": 0, "skipped": 0, "status": {}, "latency_ms": [], "sse_connected": 0,
-                             "sse_dropped": 0, "sse_events": 0}
-    sse = [asyncio.create_task(_sse(port, deadline, stats)) for _ in range(SSE_CLIENTS)]
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    stats: dict[str, Any] = {"requests": 0, "errors": 0, "skipped": 0, "status": {}, "latency_ms": [],
+                             "sse_connected": 0, "sse_dropped": 0, "sse_events": 0, "sse_bytes": 0}
+    connected = asyncio.Event()
+    if sse_clients == 0:
+        connected.set()
+    sse = [asyncio.create_task(_sse(port, stop, stats, connected, sse_clients)) for _ in range(sse_clients)]
+    pool = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)]
+    await asyncio.wait_for(connected.wait(), 60)
+    requests = [(path, _request(path)) for path in ENDPOINTS]
+    latency: list[float] = stats["latency_ms"]
+    status: dict[str, int] = stats["status"]
 
-    async def one(path: str) -> None:
-        conn = pool.get_nowait()
+    async def one(path: str, request: bytes) -> None:
+        conn = pool.pop()
         t0 = time.perf_counter()
         try:
-            status = await _http_get(*conn, path)
-            stats["latency_ms"].append((time.perf_counter() - t0) * 1000)
-            stats["requests"] += 1
-            stats["status"][str(status)] = stats["status"].get(str(status), 0) + 1
-            # /health answers 503 here by design (no day-trader runs in the benchmark): not an error
-            stats["errors"] += status >= 500 and path != "/health"
-            pool.put_nowait(conn)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+            code = await _http_get(*conn, request)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             stats["errors"] += 1
             conn[1].close()
-            pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+            pool.append(await asyncio.open_connection("127.0.0.1", port))
+            return
+        latency.append((time.perf_counter() - t0) * 1000)
+        stats["requests"] += 1
+        status[str(code)] = status.get(str(code), 0) + 1
+        # /health answers 503 here by design (no day-trader runs in the benchmark): not an error
+        stats["errors"] += code >= 500 and path != "/health"
+        pool.append(conn)
 
+    print(READY, flush=True)
+    cpu0, start, i = os.times(), time.monotonic(), 0
     tasks: set[asyncio.Task[None]] = set()
-    start, i = time.monotonic(), 0
-    while time.monotonic() < deadline:
-        due = start + i / RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        if pool.empty():
-            stats["skipped"] += 1
-        else:
-            t = asyncio.create_task(one(ENDPOINTS[i % len(ENDPOINTS)]))
+    while not stop.is_set() and time.monotonic() < deadline:
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            continue
+        if pool:
+            path, request = requests[i % len(requests)]
+            t = asyncio.create_task(one(path, request))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
+        else:
+            stats["skipped"] += 1
         i += 1
+    stats["seconds"] = time.monotonic() - start
+    cpu1 = os.times()
+    stats["cpu_s"] = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for t in sse:
+        t.cancel()
     await asyncio.gather(*sse, return_exceptions=True)
-    stats["seconds"] = seconds
+    for _, writer in pool:
+        writer.close()
     return stats
 
 
-def load_main(port: int, seconds: float, out: Path) -> None:
-    """``--load``: run the load for ``seconds`` and write its figures to ``out`` (JSON)."""
-    with contextlib.suppress(OSError):
-        os.nice(10)  # the load stands in for browsers and scrapers; the dashboard itself runs at nice 10 too
-    stats = asyncio.run(_load(port, seconds))
-    lat = stats.pop("latency_ms")
-    stats["p50_ms"] = float(np.percentile(lat, 50)) if lat else None
-    stats["p99_ms"] = float(np.percentile(lat, 99)) if lat else None
+def load_main(port: int, seconds: float, rate: float, sse_clients: int, out: Path) -> None:
+    """``--load``: load the dashboard until stdin closes (or ``seconds`` pass); figures to ``out`` (JSON)."""
+    from daytrading.dashboard.server import lower_priority
+
+    lower_priority()  # the load stands in for browsers and scrapers: below the bots, like the dashboard
+
+    async def run() -> dict[str, Any]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def watch_stdin() -> None:  # EOF: the benchmark is done with this block (or died)
+            sys.stdin.buffer.read()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        return await _load(port, seconds, rate, sse_clients, stop)
+
+    stats = asyncio.run(run())
     out.write_text(json.dumps(stats), encoding="utf-8")
 
 
-# --------------------------------------------------------------------------- rounds
+# --------------------------------------------------------------------------- rounds and blocks
 
 
 def _round_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -157,10 +202,10 @@ def _round_args(args: argparse.Namespace) -> argparse.Namespace:
                               em_env=[], profile_em=None, details=False)
 
 
-def _clear_closed(tmp: Path, day: date) -> None:
+def _clear_closed(tmp: Path) -> None:
     """Let the next round open the same symbols again, as a new session would.
 
-    Every round replays the same market hours of ``day``, so the previous round's closed rows,
+    Every round replays the same market hours of the day, so the previous round's closed rows,
     orders and executions fall inside the new claims' window: the execution ledger would say
     the new positions are already sold (held 0) and the exit-manager would rightly not sell
     them again. They go; trades and events stay (the dashboard keeps showing a full session).
@@ -179,12 +224,27 @@ def _clear_closed(tmp: Path, day: date) -> None:
         con.close()
 
 
-def run_round(args: argparse.Namespace, tmp: Path) -> list[float]:
+FAILED_ROUNDS: list[str] = []
+
+
+def run_round(args: argparse.Namespace, tmp: Path, attempts: int = 3) -> list[float]:
+    """One exit-latency round; its stop-exit latencies (ms). A round whose set-up fails (seen on
+    a loaded machine: an entry not confirmable) is run again, at most ``attempts`` times in all,
+    so that both conditions keep the same number of rounds; failures are listed at the end."""
     import bench_exit_latency as bel
 
-    _clear_closed(tmp, date.fromisoformat(args.day))
-    res = asyncio.run(bel.run_exit_manager(_round_args(args), tmp))
-    return list(res.latencies.values())
+    for attempt in range(1, attempts + 1):
+        _clear_closed(tmp)
+        try:
+            res = asyncio.run(bel.run_exit_manager(_round_args(args), tmp))
+        except Exception as exc:
+            FAILED_ROUNDS.append(f"{type(exc).__name__}: {exc}"[:200])
+            print(f"round failed ({FAILED_ROUNDS[-1]}); attempt {attempt} of {attempts}", flush=True)
+            if attempt == attempts:
+                raise
+            continue
+        return list(res.latencies.values())
+    raise AssertionError("unreachable")
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -197,14 +257,15 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def start_dashboard(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """The real ``daytrading dashboard`` on the rounds' database, listening on ``port``."""
+    import socket
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAYTRADING_")}
     env.update({"DAYTRADING_MODE": "sim", "DAYTRADING_PATHS__DATABASE": str(tmp / "em.db"),
                 "DAYTRADING_PATHS__LOG_DIR": str(tmp / "logs"), "DAYTRADING_DASHBOARD__PORT": str(port),
                 "PYTHONPATH": str(ROOT)})
     proc = subprocess.Popen([sys.executable, "-m", "daytrading", "dashboard"], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp / "dashboard.err", "wb"))  # noqa: SIM115
-    import socket
-
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "dashboard.err", "ab"))  # noqa: SIM115
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -213,86 +274,190 @@ def start_dashboard(tmp: Path, port: int) -> subprocess.Popen[bytes]:
         if proc.poll() is not None:
             raise RuntimeError(f"dashboard exited: {(tmp / 'dashboard.err').read_text()[-2000:]}")
         time.sleep(0.1)
+    proc.kill()
     raise RuntimeError("dashboard did not listen within 60 s")
+
+
+@dataclass
+class Condition:
+    """One condition's samples: latencies (ms) per round, and the loaded blocks' figures."""
+
+    rounds: list[list[float]] = field(default_factory=list)
+    seconds: float = 0.0
+    dash_cpu_s: float | None = 0.0
+    load: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exits(self) -> list[float]:
+        return [v for r in self.rounds for v in r]
+
+
+def quiet_block(args: argparse.Namespace, tmp: Path, cond: Condition) -> None:
+    t0 = time.monotonic()
+    for _ in range(args.block_rounds):
+        cond.rounds.append(run_round(args, tmp))
+    cond.seconds += time.monotonic() - t0
+
+
+def loaded_block(args: argparse.Namespace, tmp: Path, cond: Condition, budget_s: float) -> None:
+    """Start the dashboard and the load, run the block's rounds, stop both; figures into ``cond``."""
+    from daytrading.sim_gateway.testing import free_port
+
+    port = free_port()
+    dash = start_dashboard(tmp, port)
+    out = tmp / "load.json"
+    out.unlink(missing_ok=True)
+    load = subprocess.Popen([sys.executable, __file__, "--load", "--port", str(port), "--seconds", str(budget_s),
+                             "--rate", str(args.rate), "--sse-clients", str(args.sse_clients), "--out", str(out)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert load.stdout is not None and load.stdin is not None
+        line = load.stdout.readline().decode().strip()  # the load prints READY once every SSE client listens
+        if line != READY:
+            raise RuntimeError(f"load process failed to start (said {line!r}, exit {load.wait(10)})")
+        cpu0, t0 = _cpu_seconds(dash.pid), time.monotonic()
+        for _ in range(args.block_rounds):
+            cond.rounds.append(run_round(args, tmp))
+        cpu1, t1 = _cpu_seconds(dash.pid), time.monotonic()
+        load.stdin.close()
+        load.wait(60)
+        cond.seconds += t1 - t0
+        if cpu0 is None or cpu1 is None or cond.dash_cpu_s is None:
+            cond.dash_cpu_s = None
+        else:
+            cond.dash_cpu_s += cpu1 - cpu0
+        cond.load.append(json.loads(out.read_text()))
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+        dash.terminate()
+        try:
+            dash.wait(20)
+        except subprocess.TimeoutExpired:
+            dash.kill()
+            dash.wait()
+
+
+# --------------------------------------------------------------------------- figures
 
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def round_bootstrap(quiet: list[list[float]], loaded: list[list[float]], q: float, n: int = 2000,
+                    seed: int = 1) -> tuple[float, float, float, float, float, float]:
+    """95 % intervals of the ``q``-th percentile of each condition and of their ratio, resampling
+    whole rounds (exits of one round are not independent: many stops cross together).
+
+    Returns ``(quiet_lo, quiet_hi, loaded_lo, loaded_hi, ratio_lo, ratio_hi)``.
+    """
+    rng = np.random.default_rng(seed)
+    qa = [np.asarray(r) for r in quiet if r]
+    la = [np.asarray(r) for r in loaded if r]
+    if not qa or not la:
+        return (float("nan"),) * 6
+    qs, ls = np.empty(n), np.empty(n)
+    for k in range(n):
+        qs[k] = np.percentile(np.concatenate([qa[i] for i in rng.integers(0, len(qa), len(qa))]), q)
+        ls[k] = np.percentile(np.concatenate([la[i] for i in rng.integers(0, len(la), len(la))]), q)
+    ratio = ls / qs
+    lo, hi = 2.5, 97.5
+    return (float(np.percentile(qs, lo)), float(np.percentile(qs, hi)), float(np.percentile(ls, lo)),
+            float(np.percentile(ls, hi)), float(np.percentile(ratio, lo)), float(np.percentile(ratio, hi)))
+
+
+def report(args: argparse.Namespace, quiet: Condition, loaded: Condition, wall: float, notes: list[str]) -> None:
+    q, ld = quiet.exits, loaded.exits
+    print()
+    print(f"dashboard load benchmark — {args.day}, {args.positions} positions at {args.speed:g}x per round, "
+          f"{len(quiet.rounds) // args.block_rounds} block pairs of {args.block_rounds} rounds, wall {wall:.0f} s")
+    print("stop-exit latency, gateway clock: first price <= stop SENT -> SELL MKT RECEIVED (wall ms); "
+          "[95 % interval, resampling rounds]")
+    print(f"{'':28s} {'rounds':>6s} {'exits':>6s} {'p50':>7s} {'':17s} {'p99':>7s} {'':17s} {'max':>7s}")
+    b50, b99 = round_bootstrap(quiet.rounds, loaded.rounds, 50), round_bootstrap(quiet.rounds, loaded.rounds, 99)
+    for name, cond, v, i50, i99 in (("no dashboard", quiet, q, b50[0:2], b99[0:2]),
+                                    ("dashboard under load", loaded, ld, b50[2:4], b99[2:4])):
+        print(f"{name:28s} {len(cond.rounds):6d} {len(v):6d} {pct(v, 50):7.1f} [{i50[0]:6.1f}, {i50[1]:6.1f}] "
+              f"{pct(v, 99):7.1f} [{i99[0]:6.1f}, {i99[1]:6.1f}] {(max(v) if v else float('nan')):7.1f}")
+    r50, r99 = pct(ld, 50) / pct(q, 50), pct(ld, 99) / pct(q, 99)
+    print(f"ratio loaded / no dashboard: p50 x{r50:.3f} [{b50[4]:.3f}, {b50[5]:.3f}], "
+          f"p99 x{r99:.3f} [{b99[4]:.3f}, {b99[5]:.3f}]; target <= x{TARGET_RATIO:.2f}: "
+          f"{'MET' if r50 <= TARGET_RATIO and r99 <= TARGET_RATIO else 'NOT MET'}")
+    loads = loaded.load
+    requests = sum(s["requests"] for s in loads)
+    seconds = sum(s["seconds"] for s in loads)
+    lat = [v for s in loads for v in s["latency_ms"]]
+    codes: dict[str, int] = {}
+    for s in loads:
+        for k, n in s["status"].items():
+            codes[k] = codes.get(k, 0) + n
+    cpu = loaded.dash_cpu_s
+    print(f"dashboard: {requests / max(1e-9, seconds):.1f} GET/s achieved of {args.rate:g} over {seconds:.0f} s of load "
+          f"(skipped {sum(s['skipped'] for s in loads)}, errors {sum(s['errors'] for s in loads)}; status codes {codes}), "
+          f"response p50 {pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms; {args.sse_clients} SSE clients per block, "
+          f"{sum(s['sse_events'] for s in loads)} events ({sum(s['sse_bytes'] for s in loads) / 1e6:.0f} MB) delivered, "
+          f"{sum(s['sse_dropped'] for s in loads)} dropped")
+    if cpu is not None:
+        print(f"dashboard CPU: {cpu:.1f} s = {cpu / max(1e-9, loaded.seconds):.0%} of a core during the loaded rounds, "
+              f"{1000 * cpu / max(1, requests):.2f} ms per GET answered (SSE work included)")
+    load_cpu = sum(s["cpu_s"] for s in loads)
+    print(f"load process CPU: {load_cpu:.1f} s = {load_cpu / max(1e-9, seconds):.0%} of a core")
+    for note in notes:
+        print(f"note: {note}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=10.0, help="minutes of dashboard load (phase 2)")
-    p.add_argument("--quiet-rounds", type=int, default=3, help="rounds without a dashboard before and after")
+    p.add_argument("--minutes", type=float, default=10.0, help="minutes of dashboard load, all loaded blocks together")
+    p.add_argument("--block-rounds", type=int, default=4, help="exit-latency rounds per block")
     p.add_argument("--positions", type=int, default=60)
     p.add_argument("--speed", type=float, default=390.0)
     p.add_argument("--day", default="2020-11-17")
+    p.add_argument("--sse-clients", type=int, default=50)
+    p.add_argument("--rate", type=float, default=200.0, help="GET requests per second")
+    p.add_argument("--max-wall", type=float, default=25.0, help="minutes after which no new block pair starts")
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.load:
-        load_main(args.port, args.seconds, Path(args.out))
+        load_main(args.port, args.seconds, args.rate, args.sse_clients, Path(args.out))
         return
-    if args.minutes <= 0 or args.quiet_rounds < 1:
-        p.error("--minutes must be positive and --quiet-rounds at least 1")
-    from daytrading.sim_gateway.testing import free_port
+    if args.minutes <= 0 or args.block_rounds < 1 or args.rate <= 0 or args.sse_clients < 0:
+        p.error("--minutes and --rate must be positive, --block-rounds at least 1, --sse-clients at least 0")
 
-    t_start = time.perf_counter()
+    t_start = time.monotonic()
+    quiet, loaded, notes = Condition(), Condition(), []
+    budget_s = args.minutes * 60 + 300  # the load process's own deadline (it normally stops at its block's end)
     with tempfile.TemporaryDirectory(prefix="bench_dash_") as d:
         tmp = Path(d)
-        before: list[float] = []
-        for i in range(args.quiet_rounds):
-            before += run_round(args, tmp)
-            print(f"quiet round {i + 1}: {len(before)} exits so far", flush=True)
-        port = free_port()
-        dash = start_dashboard(tmp, port)
-        cpu0, t0 = _cpu_seconds(dash.pid), time.monotonic()
-        seconds = args.minutes * 60
-        load = subprocess.Popen([sys.executable, __file__, "--load", "--port", str(port), "--seconds", str(seconds),
-                                 "--out", str(tmp / "load.json")])
-        loaded: list[float] = []
-        rounds = 0
-        try:
-            while load.poll() is None:
-                loaded += run_round(args, tmp)
-                rounds += 1
-                print(f"loaded round {rounds}: {len(loaded)} exits so far, "
-                      f"{max(0.0, seconds - (time.monotonic() - t0)):.0f} s of load left", flush=True)
-            load.wait()
-        finally:
-            if load.poll() is None:
-                load.send_signal(signal.SIGTERM)
-            cpu1, t1 = _cpu_seconds(dash.pid), time.monotonic()
-            dash.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                dash.wait(20)
-        stats = json.loads((tmp / "load.json").read_text())
-        after: list[float] = []
-        for i in range(args.quiet_rounds):
-            after += run_round(args, tmp)
-            print(f"quiet round {args.quiet_rounds + i + 1}: {len(after)} exits after the load", flush=True)
-    quiet = before + after
-    print()
-    print(f"dashboard load benchmark — {args.day}, {args.positions} positions at {args.speed:g}x per round, "
-          f"wall {time.perf_counter() - t_start:.0f} s")
-    print("stop-exit latency, gateway clock: first price <= stop SENT -> SELL MKT RECEIVED (wall ms)")
-    print(f"{'':34s} {'exits':>6s} {'p50':>8s} {'p99':>8s} {'max':>8s}")
-    for name, v in (("no dashboard, before", before), ("no dashboard, after", after), ("no dashboard, all", quiet),
-                    (f"dashboard under load ({rounds} rounds)", loaded)):
-        print(f"{name:34s} {len(v):6d} {pct(v, 50):8.1f} {pct(v, 99):8.1f} {(max(v) if v else float('nan')):8.1f}")
-    r50, r99 = pct(loaded, 50) / pct(quiet, 50), pct(loaded, 99) / pct(quiet, 99)
-    print(f"ratio loaded / no dashboard: p50 x{r50:.3f}, p99 x{r99:.3f}; target <= x{TARGET_RATIO:.2f}: "
-          f"{'MET' if r50 <= TARGET_RATIO and r99 <= TARGET_RATIO else 'NOT MET'}")
-    rate = stats["requests"] / max(1e-9, stats["seconds"])
-    cpu = (cpu1 - cpu0) / max(1e-9, t1 - t0) if cpu0 is not None and cpu1 is not None else None
-    print(f"dashboard: {rate:.1f} requests/s achieved of {RATE:g} (skipped {stats['skipped']}, errors "
-          f"{stats['errors']}; status codes {stats['status']}), response p50 {stats['p50_ms']:.1f} ms p99 {stats['p99_ms']:.1f} ms; "
-          f"{stats['sse_connected']} SSE clients, {stats['sse_events']} events delivered, {stats['sse_dropped']} dropped; "
-          + (f"dashboard CPU {cpu:.0%} of a core" if cpu is not None else "dashboard CPU n/a"))
+        pair = 0
+        while loaded.seconds < args.minutes * 60:
+            if time.monotonic() - t_start > args.max_wall * 60:
+                notes.append(f"stopped at --max-wall {args.max_wall:g} min with {loaded.seconds / 60:.1f} min of load")
+                break
+            order = ("quiet", "loaded") if pair % 2 == 0 else ("loaded", "quiet")
+            line = []
+            for kind in order:
+                cond = quiet if kind == "quiet" else loaded
+                n0 = len(cond.rounds)
+                if kind == "quiet":
+                    quiet_block(args, tmp, cond)
+                else:
+                    loaded_block(args, tmp, cond, budget_s)
+                v = [x for r in cond.rounds[n0:] for x in r]
+                line.append(f"{kind} {len(v)} exits p50 {pct(v, 50):.1f} p99 {pct(v, 99):.1f}")
+            pair += 1
+            print(f"pair {pair}: {'; '.join(line)} ms; {loaded.seconds / 60:.1f} of {args.minutes:g} min of load, "
+                  f"{(time.monotonic() - t_start) / 60:.1f} min wall", flush=True)
+    if FAILED_ROUNDS:
+        notes.append(f"{len(FAILED_ROUNDS)} round(s) failed and were run again: {FAILED_ROUNDS}")
     if args.minutes < 10:
-        print(f"note: {args.minutes:g} minutes of load (the full benchmark is --minutes 10)")
+        notes.append(f"{args.minutes:g} minutes of load (the full benchmark is --minutes 10)")
+    report(args, quiet, loaded, time.monotonic() - t_start, notes)
 
 
 if __name__ == "__main__":
