@@ -185,6 +185,9 @@ class DashboardSettings(BaseModel):
     critical_window_minutes: float = Field(
         30.0, ge=0, description="a CRITICAL event stays open this many market minutes (a freeze or crash loop until cleared)")
     max_stream_clients: int = Field(100, ge=1, description="concurrent live-stream (SSE) clients; more get 503")
+    priority: Literal["idle", "below_normal", "normal"] = Field(
+        "idle", description="CPU priority of the dashboard process: idle = Linux SCHED_IDLE (a woken bot always "
+        "preempts it; nice 19 on other POSIX), below_normal = nice 10; Windows uses BELOW_NORMAL for both")
 
 
 def is_loopback(host: str) -> bool:

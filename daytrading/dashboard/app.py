@@ -44,7 +44,7 @@ from daytrading.coordination.api import TradeView
 from daytrading.dashboard import controls
 from daytrading.dashboard.metrics import metrics_text
 from daytrading.dashboard.reader import Cursor, Reader
-from daytrading.dashboard.stream import Feed, StreamFull
+from daytrading.dashboard.stream import Feed, StreamFull, frame, to_json
 
 log = logging.getLogger("daytrading.dashboard")
 HERE = Path(__file__).resolve().parent
@@ -77,14 +77,20 @@ class TTLCache:
             started_after: a ``time.monotonic()`` reading; a value whose computation started
                 before it is not used (the caller has seen newer rows than it may hold).
         """
+        return (await self.entry(key, compute, started_after))[1]
+
+    async def entry(self, key: Any, compute: Callable[[], Any], started_after: float | None = None
+                    ) -> tuple[float, Any]:
+        """Like :meth:`get`, with the ``time.monotonic()`` reading at which the value's
+        computation started: ``(started, value)``."""
         hit = self._usable(key, started_after)
         if hit is not None:
-            return hit[1]
+            return hit
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             hit = self._usable(key, started_after)
             if hit is not None:
-                return hit[1]
+                return hit
             started = time.monotonic()
             value = await asyncio.to_thread(compute)
             self._data[key] = (started, value)
@@ -92,7 +98,68 @@ class TTLCache:
                 oldest = min(self._data, key=lambda k: self._data[k][0])
                 self._data.pop(oldest, None)
                 self._locks.pop(oldest, None)
-            return value
+            return started, value
+
+
+class Answers:
+    """Finished answers to GETs, kept for identical GETs within ``ttl`` wall seconds of the
+    moment the data they show began to be read (served by :class:`ServeAnswers` without
+    routing, query validation, rendering or encoding: 200 page loads and scrapes per second
+    then cost about one answer each per poll interval).
+
+    Identical = same path and the same raw query string. Only answers that a route stored with
+    :meth:`store` (after validating its parameters and building the body) are served, so a
+    malformed query never gets here; ``started`` is the ``time.monotonic()`` reading at which
+    the oldest data in the body began to be read, so a served answer is never older than a
+    freshly built one could be (the :class:`TTLCache` rule).
+    """
+
+    #: distinct path + query strings kept at most; the store is cleared when full
+    SIZE = 256
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._kept: dict[tuple[str, bytes], tuple[float, dict[str, Any], dict[str, Any]]] = {}
+        self.hits = 0
+
+    def store(self, scope: dict[str, Any], started: float, response: Response) -> None:
+        """Keep ``response`` (built from data read from ``started`` on) for identical GETs."""
+        if scope.get("method") != "GET":
+            return
+        if len(self._kept) >= self.SIZE:
+            self._kept.clear()
+        self._kept[(scope["path"], scope.get("query_string", b""))] = (
+            started,
+            {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers},
+            {"type": "http.response.body", "body": response.body})
+
+    def lookup(self, scope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The ASGI messages (start, body) of a fresh answer to this GET, else None."""
+        if scope["method"] != "GET":
+            return None
+        hit = self._kept.get((scope["path"], scope.get("query_string", b"")))
+        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+            return None
+        self.hits += 1
+        return hit[1], hit[2]
+
+
+class ServeAnswers:
+    """Pure ASGI middleware in front of the application: a GET with a fresh answer in
+    ``answers`` gets it at once (two ``send`` calls of pre-built messages)."""
+
+    def __init__(self, app: Any, answers: Answers) -> None:
+        self.app = app
+        self.answers = answers
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "http":
+            hit = self.answers.lookup(scope)
+            if hit is not None:
+                await send(hit[0])
+                await send(hit[1])
+                return
+        await self.app(scope, receive, send)
 
 
 # ---------------------------------------------------------------------- response models (OpenAPI)
@@ -278,6 +345,9 @@ class Dashboard:
         self.controls = bool(settings.dashboard.token.get_secret_value())
         self.cursor: Cursor | None = None
         self._responses: dict[Any, tuple[dict[str, Any], tuple[bytes, int, str]]] = {}
+        self._rendered: tuple[dict[str, Any] | None, dict[str, str]] = (None, {})
+        self._welcome: tuple[dict[str, Any] | None, bytes] = (None, b"")
+        self.answers = Answers(settings.dashboard.poll_interval)
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients,
                          welcome=self.welcome)
 
@@ -286,42 +356,61 @@ class Dashboard:
         ``started_after`` (a ``time.monotonic()`` reading), one read after that instant."""
         return await self.cache.get(("snapshot", day), lambda: self.reader.snapshot(day), started_after)
 
-    async def respond(self, key: Any, day: date | None, build: Callable[[dict[str, Any]], tuple[bytes, int, str]]
+    async def respond(self, request: Request, key: Any, day: date | None,
+                      build: Callable[[dict[str, Any]], tuple[bytes, int, str]], started: float | None = None
                       ) -> Response:
-        """A response built once per snapshot: ``build(snap)`` → (body, status, media type).
+        """A response built once per snapshot: ``build(snap)`` → (body, status, media type),
+        kept in :attr:`answers` for identical requests within the poll interval.
 
         200 requests per second then cost one rendering (page, JSON, metrics) per poll interval.
+
+        Args:
+            started: when other data in the body (beside the snapshot) began to be read
+                (``time.monotonic()``); the older of the two dates the answer.
         """
-        snap = await self.snapshot(day)
+        snap_started, snap = await self.cache.entry(("snapshot", day), lambda: self.reader.snapshot(day))
         hit = self._responses.get(key)
         if hit is None or hit[0] is not snap:
             if len(self._responses) > 256:
                 self._responses.clear()
             hit = self._responses[key] = (snap, build(snap))
         body, status, media = hit[1]
-        return Response(body, status_code=status, media_type=media)
+        response = Response(body, status_code=status, media_type=media)
+        self.answers.store(request.scope, min(snap_started, started or snap_started), response)
+        return response
 
     def fragments(self, snap: dict[str, Any], *names: str) -> dict[str, str]:
-        """The page's partial templates rendered for ``snap``, keyed by element id."""
+        """The page's partial templates rendered for ``snap``, keyed by element id (each
+        rendered once per snapshot: the stream's messages and every ``sync`` share them)."""
+        if self._rendered[0] is not snap:
+            self._rendered = (snap, {})
+        done = self._rendered[1]
         ctx = {"snap": snap, "controls": self.controls}
-        return {name: self.env.get_template(f"_{name}.html").render(ctx) for name in names}
+        for name in names:
+            if name not in done:
+                done[name] = self.env.get_template(f"_{name}.html").render(ctx)
+        return {name: done[name] for name in names}
 
     def page(self, snap: dict[str, Any], requested: date | None) -> str:
-        """The whole page."""
+        """The whole page: its frame around the fragments (the same strings the stream sends)."""
         return self.env.get_template("index.html").render(
             snap=snap, controls=self.controls, requested=requested.isoformat() if requested else "",
-            poll_ms=int(self.settings.dashboard.poll_interval * 1000))
+            frag=self.fragments(snap, *self.FRAGMENTS), poll_ms=int(self.settings.dashboard.poll_interval * 1000))
 
     #: Every fragment of the page, keyed by element id (the ``sync`` message carries them all).
     FRAGMENTS = ("health", "summary", "positions", "trades", "equity", "gates", "events")
 
-    async def welcome(self, subscribed: float) -> tuple[str, Any]:
-        """The first message of a new stream: ``sync`` with every fragment of the page, from a
-        snapshot read after ``subscribed`` (``time.monotonic()``), so a page that reconnects
-        after a gap shows the exits recorded meanwhile."""
+    async def welcome(self, subscribed: float) -> bytes:
+        """The first message of a new stream, encoded: ``sync`` with every fragment of the page,
+        from a snapshot read after ``subscribed`` (``time.monotonic()``), so a page that reconnects
+        after a gap shows the exits recorded meanwhile. Encoded once per snapshot (50 pages
+        reconnecting at once share one)."""
         snap = await self.snapshot(started_after=subscribed)
-        return "sync", {"session_date": snap["session_date"], "market_time": snap["market_time"],
-                        "html": self.fragments(snap, *self.FRAGMENTS)}
+        if self._welcome[0] is not snap:
+            data = {"session_date": snap["session_date"], "market_time": snap["market_time"],
+                    "html": self.fragments(snap, *self.FRAGMENTS)}
+            self._welcome = (snap, frame("sync", to_json(data)).encode())
+        return self._welcome[1]
 
     async def poll(self) -> list[tuple[str, Any]]:
         """One tick of the live stream: the state messages and one message per kind of new rows."""
@@ -367,6 +456,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(title="daytrading dashboard", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Read-only view of the running system; controls need dashboard.token.")
     app.state.dashboard = d
+    app.add_middleware(ServeAnswers, answers=d.answers)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]
     _add_pages(app, d)
@@ -394,23 +484,25 @@ def _json(model: type[BaseModel], data: dict[str, Any], status: int = 200) -> tu
 
 def _add_pages(app: FastAPI, d: Dashboard) -> None:
     @app.get("/", response_class=HTMLResponse, summary="the dashboard page")
-    async def page(date: date | None = Query(None, description="session YYYY-MM-DD (default: current, else latest)")) -> Response:  # noqa: B008
-        return await d.respond(("page", date), date, lambda snap: (d.page(snap, date).encode(), 200, "text/html"))
+    async def page(request: Request, date: date | None = Query(  # noqa: B008
+            None, description="session YYYY-MM-DD (default: current, else latest)")) -> Response:
+        return await d.respond(request, ("page", date), date,
+                               lambda snap: (d.page(snap, date).encode(), 200, "text/html"))
 
     @app.get("/health", response_model=Health, summary="200 when healthy, 503 otherwise",
              responses={503: {"model": Health, "description": "a check failed"}})
-    async def health() -> Response:
+    async def health(request: Request) -> Response:
         def build(snap: dict[str, Any]) -> tuple[bytes, int, str]:
             body = {**snap["health"], "market_time": snap["market_time"], "session_date": snap["session_date"]}
             return _json(Health, body, 200 if body["ok"] else 503)
 
-        return await d.respond("health", None, build)
+        return await d.respond(request, "health", None, build)
 
     @app.get("/metrics", summary="Prometheus text format", response_class=Response)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return await d.respond("metrics", None, lambda snap: (metrics_text(snap), 200, CONTENT_TYPE_LATEST))
+        return await d.respond(request, "metrics", None, lambda snap: (metrics_text(snap), 200, CONTENT_TYPE_LATEST))
 
     @app.get("/api/stream", summary="Server-Sent Events: sync (first), status, positions, fill, exit, gate, critical",
              response_class=StreamingResponse)
@@ -424,50 +516,56 @@ def _add_pages(app: FastAPI, d: Dashboard) -> None:
 
 
 def _add_api(app: FastAPI, d: Dashboard) -> None:
-    async def respond(key: Any, day: date | None, model: type[BaseModel],
-                      data: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    async def respond(request: Request, key: Any, day: date | None, model: type[BaseModel],
+                      data: Callable[[dict[str, Any]], dict[str, Any]], started: float | None = None) -> Response:
         snap = await d.snapshot(day)
         if snap.get("db_error") and not snap.get("status"):
             raise HTTPException(503, f"database not readable: {snap['db_error']}")
-        return await d.respond(key, day, lambda s: _json(model, data(s)))
+        return await d.respond(request, key, day, lambda s: _json(model, data(s)), started)
 
     @app.get("/api/status", response_model=Status, summary="bots, the session's P&L and counts")
-    async def api_status(date: date | None = Query(None, description="session YYYY-MM-DD")) -> Response:  # noqa: B008
-        return await respond(("status", date), date, Status, _status_model)
+    async def api_status(request: Request,
+                         date: date | None = Query(None, description="session YYYY-MM-DD")) -> Response:  # noqa: B008
+        return await respond(request, ("status", date), date, Status, _status_model)
 
     @app.get("/api/positions", response_model=Positions, summary="active positions with distances to target and stop")
-    async def api_positions() -> Response:
-        return await respond("positions", None, Positions, lambda snap: {
+    async def api_positions(request: Request) -> Response:
+        return await respond(request, "positions", None, Positions, lambda snap: {
             "market_time": snap["market_time"], "positions": snap["positions"], "unrealized_pnl": snap["unrealized_pnl"]})
 
     @app.get("/api/trades", response_model=Trades, summary="trades of a session")
-    async def api_trades(date: date | None = Query(None, description="session YYYY-MM-DD")) -> Response:  # noqa: B008
-        return await respond(("trades", date), date, Trades, lambda snap: {
+    async def api_trades(request: Request,
+                         date: date | None = Query(None, description="session YYYY-MM-DD")) -> Response:  # noqa: B008
+        return await respond(request, ("trades", date), date, Trades, lambda snap: {
             "session_date": snap["session_date"], "trades": [_plain(t) for t in snap["trades"]],
             "realized_pnl": snap["status"]["realized_pnl"]})
 
     @app.get("/api/gates", response_model=Gates, summary="gate rejections by gate; a symbol's latest decisions")
-    async def api_gates(date: date | None = Query(None, description="session YYYY-MM-DD"),  # noqa: B008
+    async def api_gates(request: Request,
+                        date: date | None = Query(None, description="session YYYY-MM-DD"),  # noqa: B008
                         symbol: str | None = Query(None, pattern=SYMBOL_PATTERN, description="e.g. TSLA"),
                         limit: int = Query(50, ge=1, le=1000)) -> Response:
-        decisions = None
+        decisions, started = None, None
         if symbol:
             snap = await d.snapshot(date)
             day = datetime.fromisoformat(snap["session_date"]).date() if snap.get("session_date") else date
-            decisions = await d.cache.get(("decisions", symbol.upper(), day, limit),
-                                          lambda: d.reader.coord.get_gate_decisions(symbol, day, limit))
-        return await respond(("gates", date, symbol and symbol.upper(), limit), date, Gates,
-                             lambda snap: {**snap["gates"], "decisions": decisions})
+            started, decisions = await d.cache.entry(("decisions", symbol.upper(), day, limit),
+                                                     lambda: d.reader.coord.get_gate_decisions(symbol, day, limit))
+        return await respond(request, ("gates", date, symbol and symbol.upper(), limit), date, Gates,
+                             lambda snap: {**snap["gates"], "decisions": decisions}, started)
 
     @app.get("/api/events", response_model=Events, summary="events recorded after an id")
-    async def api_events(since: int = Query(0, ge=0, description="only events with a larger id"),
+    async def api_events(request: Request, since: int = Query(0, ge=0, description="only events with a larger id"),
                          level: Literal["INFO", "WARNING", "ERROR", "CRITICAL"] | None = Query(None),  # noqa: B008
                          limit: int = Query(100, ge=1, le=1000)) -> Response:
         def build() -> bytes:
             rows = d.reader.events_since(since, level, limit)
             return _json(Events, {"events": rows, "next_since": max([since, *(r["id"] for r in rows)])})[0]
 
-        return Response(await d.cache.get(("events", since, level, limit), build), media_type="application/json")
+        started, body = await d.cache.entry(("events", since, level, limit), build)
+        response = Response(body, media_type="application/json")
+        d.answers.store(request.scope, started, response)
+        return response
 
 
 def _add_controls(app: FastAPI, settings: Settings) -> None:

@@ -8,12 +8,22 @@ summary, events, health) with the Coordinator's own read methods, so its figures
 A database that cannot be read (missing, not yet created, damaged, locked for too long)
 never raises out of :meth:`Reader.snapshot`: the snapshot carries ``db_error`` and the
 health check fails with it.
+
+A snapshot reads the database's rows again only when some connection has committed since
+the last read (SQLite's ``PRAGMA data_version`` on a dedicated read-only connection, which
+changes on any other connection's commit), or when the rows are ``FULL_READ_S`` wall seconds
+old; otherwise it reuses them and recomputes only what the clocks change (ages, health, the
+critical window, market time) and what lives in files (heartbeat files, freeze file, the
+exit-latency log).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import date
@@ -25,7 +35,7 @@ from sqlalchemy import func, select
 from daytrading.clock import Clock, wall_time
 from daytrading.config import Settings
 from daytrading.dashboard import views
-from daytrading.dashboard.readonly import open_readonly
+from daytrading.dashboard.readonly import connect_readonly, open_readonly
 from daytrading.db.models import Event, ExecutionRecord, GateDecision, Trade
 
 
@@ -110,6 +120,10 @@ class Cursor:
     execution: int = 0
 
 
+#: Wall seconds after which a snapshot reads every row again even when no commit was seen.
+FULL_READ_S = 5.0
+
+
 class Reader:
     """Read-only view of the shared database for one dashboard process."""
 
@@ -118,6 +132,59 @@ class Reader:
         self.clock = clock
         self.coord = open_readonly(settings.paths.database, clock)
         self.latency = ExitLatencyLog(Path(settings.paths.log_dir) / "exit_manager.jsonl")
+        self._lock = threading.Lock()
+        self._probe: tuple[int, sqlite3.Connection] | None = None  # (inode of the file, connection)
+        # (session asked for, clock's session) -> (data version, monotonic time the read began, rows)
+        self._rows: dict[tuple[Any, Any], tuple[Any, float, dict[str, Any]]] = {}
+        self.full_reads = 0
+
+    def data_version(self) -> tuple[int, int] | None:
+        """``(inode, PRAGMA data_version)`` of the database: it changes whenever any other
+        connection commits (or the file is replaced); ``None`` when it cannot be read."""
+        path = self.settings.paths.database
+        with self._lock:
+            try:
+                ino = os.stat(path).st_ino
+                if self._probe is None or self._probe[0] != ino:
+                    self._close_probe()
+                    self._probe = (ino, connect_readonly(path))
+                return ino, int(self._probe[1].execute("PRAGMA data_version").fetchone()[0])
+            except (OSError, sqlite3.Error):
+                self._close_probe()
+                return None
+
+    def _close_probe(self) -> None:
+        if self._probe is not None:
+            self._probe[1].close()
+            self._probe = None
+
+    def _database_rows(self, day: date | None, now_wall: float, health_check: float) -> dict[str, Any]:
+        """The snapshot's database rows: the last ones read while nothing was committed since
+        (clock-dependent parts recomputed), else read now. Raises what the reads raise."""
+        from daytrading.ops.status import status_clock_rows, status_rows
+
+        now = self.clock.now()
+        version = self.data_version()
+        key = (day, self.coord.session_date(now))
+        cached = self._rows.get(key)
+        if version is not None and cached is not None and cached[0] == version \
+                and time.monotonic() - cached[1] < FULL_READ_S:
+            rows = dict(cached[2])
+            rows["status"] = {**rows["status"], **status_clock_rows(rows["beats"], now, now_wall, health_check),
+                              "freeze": self.coord.freeze_info()}  # the freeze file is not in the database
+            return rows
+        started = time.monotonic()
+        status = status_rows(self.coord, self.clock, health_check=health_check, now_wall=now_wall, day=day)
+        session = date.fromisoformat(status["session_date"])
+        rows = {"status": status, "beats": self.coord.get_heartbeats(), "positions": self.coord.get_active_positions(),
+                "trades": self.coord.get_trades_by_date(session), "events": self.coord.get_events(limit=50),
+                "gates": self.gate_summary(session)}
+        self.full_reads += 1
+        if version is not None:
+            if len(self._rows) >= 8:
+                self._rows.clear()
+            self._rows[key] = (version, started, rows)
+        return rows
 
     # ------------------------------------------------------------------ snapshot
 
@@ -129,7 +196,7 @@ class Reader:
         :func:`views.position_rows`), ``unrealized_pnl``, ``trades``, ``equity_svg``, ``gates``,
         ``events``, ``critical``, ``health``, ``latency``, ``db_error``, ``market_time``.
         """
-        from daytrading.ops.status import _supervisor_view, status_rows
+        from daytrading.ops.status import _supervisor_view
 
         now_wall = wall_time()
         now = self.clock.now()
@@ -142,13 +209,9 @@ class Reader:
         gates: dict[str, Any] = {"by_gate": [], "latest": []}
         db_error = None
         try:
-            status = status_rows(self.coord, self.clock, health_check=health_check, now_wall=now_wall, day=day)
-            session = date.fromisoformat(status["session_date"])
-            beats = self.coord.get_heartbeats()
-            positions = self.coord.get_active_positions()
-            trades = self.coord.get_trades_by_date(session)
-            events = self.coord.get_events(limit=50)
-            gates = self.gate_summary(session)
+            rows = self._database_rows(day, now_wall, health_check)
+            status, beats, positions = rows["status"], rows["beats"], rows["positions"]
+            trades, events, gates = rows["trades"], rows["events"], rows["gates"]
         except Exception as exc:  # noqa: BLE001 - an unreadable database is a health result, not a crash
             db_error = _error_text(exc)
         beats = merge_heartbeats(beats, self.coord.heartbeat_files())

@@ -29,7 +29,9 @@ def readonly_uri(path: str | Path) -> str:
     return "file:" + quote(Path(path).resolve().as_posix(), safe="/:\\") + "?mode=ro"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection that can only read ``path`` (autocommit: no transaction
+    stays open between statements)."""
     conn = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA query_only=ON")
@@ -47,7 +49,7 @@ def make_readonly_engine(path: str | Path) -> Engine:
     not exist yet (the supervisor still starting) fails per query, not at start.
     """
     db = Path(path)
-    engine = create_engine("sqlite://", creator=lambda: _connect(db), poolclass=QueuePool, pool_size=4,
+    engine = create_engine("sqlite://", creator=lambda: connect_readonly(db), poolclass=QueuePool, pool_size=4,
                            max_overflow=4, pool_timeout=10)
     event.listen(engine, "begin", _on_begin)
     return engine

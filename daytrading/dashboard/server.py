@@ -1,6 +1,6 @@
 """``daytrading dashboard [--host 127.0.0.1] [--port 8787]``: serve the dashboard with uvicorn.
 
-It runs below normal CPU priority (:func:`lower_priority`): the bots come first.
+It runs below the bots on the CPU (:func:`lower_priority`, ``dashboard.priority``).
 Refused at start (exit 2) when the bind address is not loopback and ``dashboard.token`` is
 not set. Exit 3 when the port is already in use (the supervisor then does not restart it).
 The token is never logged: uvicorn's access log is off and control requests are logged by
@@ -44,17 +44,45 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def lower_priority() -> str:
-    """Run this process below normal CPU priority (nice 10 on POSIX, BELOW_NORMAL on Windows), so a
-    busy dashboard yields the CPU to the bots; returns what was done."""
+#: Windows priority class of ``below_normal`` and ``idle`` (see :func:`lower_priority`).
+BELOW_NORMAL_PRIORITY_CLASS = 0x4000
+
+
+def lower_priority(how: str = "idle") -> str:
+    """Run this process below the bots on the CPU, so a busy dashboard never delays a stop;
+    returns what was done (logged at start).
+
+    Args:
+        how: ``dashboard.priority``:
+
+            * ``"idle"`` (default): on Linux the ``SCHED_IDLE`` policy for every thread of the
+              process (threads started later inherit it): it runs only on a core no normal task
+              wants, and a woken bot preempts it at once. Under ``nice`` alone the kernel still
+              lets a running nice-10 task finish a slice of a few ms before a woken bot runs,
+              which is what slowed stops. Other POSIX systems: nice 19. Windows:
+              ``BELOW_NORMAL_PRIORITY_CLASS``, as for ``below_normal``: Windows schedules by
+              strict priority, so a ready normal-priority bot thread already always preempts
+              it; ``IDLE_PRIORITY_CLASS`` would add nothing for the bots but would put the page
+              behind every other normal program on the machine (IB Gateway/TWS, a browser,
+              a virus scan).
+            * ``"below_normal"``: nice 10 (POSIX), ``BELOW_NORMAL_PRIORITY_CLASS`` (Windows).
+            * ``"normal"``: unchanged.
+    """
+    if how == "normal":
+        return "normal (unchanged)"
     try:
         if sys.platform == "win32":
             import ctypes
 
             kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), 0x4000)  # BELOW_NORMAL_PRIORITY_CLASS
+            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), BELOW_NORMAL_PRIORITY_CLASS)
             return "below normal"
-        return f"nice {os.nice(10)}"
+        if how == "idle" and hasattr(os, "SCHED_IDLE") and sys.platform.startswith("linux"):
+            tasks = [int(t) for t in os.listdir("/proc/self/task")]
+            for tid in tasks:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return f"SCHED_IDLE ({len(tasks)} threads)"
+        return f"nice {os.nice(19 if how == 'idle' else 10)}"
     except (OSError, AttributeError) as exc:
         return f"unchanged ({exc})"
 
@@ -91,14 +119,15 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
         log.error(message)
         print(f"daytrading dashboard: {message}", file=sys.stderr)
         return EXIT_PORT_IN_USE if in_use else 1
-    priority = lower_priority()
+    priority = lower_priority(dash.priority)
     app = create_app(settings, clock)
     url = f"http://{'[' + dash.host + ']' if ':' in dash.host else dash.host}:{dash.port}/"
     log.info("dashboard serving", extra={"url": url, "database": str(settings.paths.database),
                                          "controls": bool(dash.token.get_secret_value()), "priority": priority})
     print(f"daytrading dashboard: serving {url} (database {settings.paths.database}, read-only; controls "
           f"{'enabled' if dash.token.get_secret_value() else 'disabled: no dashboard.token'})", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio", http="h11",
+    # http="auto": httptools (a C parser, a dependency) when installed, else h11 (pure Python, slower)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio", http="auto",
                             timeout_graceful_shutdown=2, lifespan="on")
     server = uvicorn.Server(config)
     try:

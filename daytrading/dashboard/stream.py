@@ -9,6 +9,9 @@ is full (it stopped reading) is dropped; at most ``dashboard.max_stream_clients`
 Messages are Server-Sent Events: ``event: <kind>`` and one ``data:`` line of JSON. A new
 stream (also a browser's automatic reconnect) starts with the ``welcome`` message, read after
 it subscribed, so nothing recorded while a client was away is missing from its page.
+
+Each message is encoded once (JSON, SSE frame, UTF-8) and the same bytes go to every client;
+the poller also sends the keep-alive comment, so a client's stream only waits on its queue.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def frame(kind: str, payload: str) -> str:
     return f"event: {kind}\ndata: {payload}\n\n"
 
 
+RETRY = b"retry: 2000\n\n"
+KEEPALIVE = b": keep-alive\n\n"
+
+
 class StreamFull(Exception):
     """More clients than ``dashboard.max_stream_clients``."""
 
@@ -57,68 +64,66 @@ class Feed:
             its own cursor. Raising is logged and retried next tick.
         interval: wall seconds between ticks.
         max_clients: concurrent clients allowed.
-        welcome: optional coroutine giving the first message of every new stream,
-            ``(kind, data)``, read after the client subscribed (the page's whole state: a
-            client that reconnects after a gap, or whose queue overflowed, misses no exit).
-            Raising is logged; the stream then starts without it.
+        welcome: optional coroutine giving the first message of every new stream as an
+            encoded SSE frame (bytes), read after the client subscribed, given that
+            ``time.monotonic()`` reading (the page's whole state: a client that reconnects after
+            a gap, or whose queue overflowed, misses no exit). Raising is logged; the stream
+            then starts without it.
     """
 
     #: Message kinds whose latest payload a new client gets at once.
     STATE_KINDS = ("status", "positions")
 
     def __init__(self, poll: Callable[[], Awaitable[list[tuple[str, Any]]]], interval: float,
-                 max_clients: int, welcome: Callable[[float], Awaitable[tuple[str, Any]]] | None = None) -> None:
+                 max_clients: int, welcome: Callable[[float], Awaitable[bytes]] | None = None) -> None:
         self.poll = poll
         self.interval = interval
         self.max_clients = max_clients
         self.welcome = welcome
-        self.clients: set[asyncio.Queue[str | None]] = set()
-        self.latest: dict[str, str] = {}
+        self.clients: set[asyncio.Queue[bytes | None]] = set()
+        self.latest: dict[str, tuple[str, bytes]] = {}  # kind -> (JSON payload, its encoded frame)
         self._task: asyncio.Task[None] | None = None
+        self._sent = time.monotonic()
         self.ticks = 0
 
-    async def subscribe(self) -> AsyncIterator[str]:
-        """Frames for one client until it disconnects (or falls behind and is dropped).
+    async def subscribe(self) -> AsyncIterator[bytes]:
+        """Encoded frames for one client until it disconnects (or falls behind and is dropped).
 
         Raises:
             StreamFull: when ``max_clients`` already listen.
         """
         if len(self.clients) >= self.max_clients:
             raise StreamFull(f"{len(self.clients)} live-stream clients already (dashboard.max_stream_clients)")
-        queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_SIZE)
         self.clients.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         return self._frames(queue, time.monotonic())
 
-    async def _frames(self, queue: asyncio.Queue[str | None], subscribed: float) -> AsyncIterator[str]:
+    async def _frames(self, queue: asyncio.Queue[bytes | None], subscribed: float) -> AsyncIterator[bytes]:
         try:
-            yield "retry: 2000\n\n"
+            yield RETRY
             if self.welcome is not None:
                 try:
-                    kind, data = await self.welcome(subscribed)
-                    yield frame(kind, to_json(data))
+                    yield await self.welcome(subscribed)
                 except Exception as exc:  # noqa: BLE001 - the live messages still follow
                     log.warning("live stream welcome failed", extra={"error": str(exc)})
             for kind in self.STATE_KINDS:
                 if kind in self.latest:
-                    yield frame(kind, self.latest[kind])
+                    yield self.latest[kind][1]
             while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
+                item = await queue.get()
                 if item is None:
                     return
                 yield item
         finally:
             self.clients.discard(queue)
 
-    def _broadcast(self, text: str) -> None:
+    def _broadcast(self, data: bytes) -> None:
+        self._sent = time.monotonic()
         for queue in list(self.clients):
             try:
-                queue.put_nowait(text)
+                queue.put_nowait(data)
             except asyncio.QueueFull:  # a client that stopped reading: drop it, never block the others
                 self.clients.discard(queue)
                 with contextlib.suppress(asyncio.QueueFull):
@@ -134,11 +139,14 @@ class Feed:
                 messages = []
             for kind, data in messages:
                 payload = to_json(data)
+                if kind in self.STATE_KINDS and self.latest.get(kind, ("",))[0] == payload:
+                    continue
+                encoded = frame(kind, payload).encode()
                 if kind in self.STATE_KINDS:
-                    if self.latest.get(kind) == payload:
-                        continue
-                    self.latest[kind] = payload
-                self._broadcast(frame(kind, payload))
+                    self.latest[kind] = (payload, encoded)
+                self._broadcast(encoded)
+            if time.monotonic() - self._sent >= KEEPALIVE_S:  # proxies drop silent connections
+                self._broadcast(KEEPALIVE)
             self.ticks += 1
             await asyncio.sleep(self.interval)
 

@@ -105,6 +105,16 @@ def pnl_percent(trades: list[Any]) -> float | None:
     return round(pnl / cost * 100.0, 4) if cost else None
 
 
+def status_clock_rows(beats: dict[str, dict[str, Any]], now: datetime, now_wall: float,
+                      health_check: float = HEALTH_CHECK_S) -> dict[str, Any]:
+    """The part of :func:`status_rows` that changes with the clocks alone, from heartbeat rows
+    (``coord.get_heartbeats()``): ``{"market_time", "supervisor", "bots"}`` (ages wall seconds)."""
+    sup = _supervisor_view(beats, now_wall, health_check)
+    return {"market_time": now.isoformat(timespec="seconds"),
+            "supervisor": {k: sup[k] for k in ("alive", "pid", "heartbeat_age_s", "sim")},
+            "bots": bot_rows(beats, now_wall, health_check)}
+
+
 def status_rows(coord: Coordinator, clock: Clock, *, health_check: float = HEALTH_CHECK_S,
                 now_wall: float | None = None, day: date | None = None) -> dict[str, Any]:
     """Everything the status table shows, as plain data (JSON-ready with ``default=str``).
@@ -131,12 +141,12 @@ def status_rows(coord: Coordinator, clock: Clock, *, health_check: float = HEALT
             "agent_name", "entry_timestamp", "target_order_id", "exit_reason")}
         for p in coord.get_active_positions()
     ]
-    sup = _supervisor_view(beats, now_wall, health_check)
+    live = status_clock_rows(beats, now, now_wall, health_check)
     return {
-        "market_time": now.isoformat(timespec="seconds"),
+        "market_time": live["market_time"],
         **choice.as_dict(),
-        "supervisor": {k: sup[k] for k in ("alive", "pid", "heartbeat_age_s", "sim")},
-        "bots": bot_rows(beats, now_wall, health_check),
+        "supervisor": live["supervisor"],
+        "bots": live["bots"],
         "positions": positions,
         "closed_today": len(coord.get_closed_today(day)),
         "trades": len(trades),

@@ -3,6 +3,7 @@ TestClient: the real app and routes, in process)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,17 @@ def world(tmp_path):
           prices={"NIO": {"last": 40.4, "at": received.isoformat()}})
     _beat(coord, "day-trader", "running", connected=True)
     return settings, clock, coord
+
+
+def _run(coro):
+    """``coro`` on a new event loop that is never made the thread's current loop: after
+    ``asyncio.run`` the main thread has none, and a later first import of ib_async (eventkit
+    asks for one at import) in the same worker would fail."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 def _client(settings, clock, **dash) -> TestClient:
@@ -222,8 +234,6 @@ def test_an_exit_recorded_after_a_cached_snapshot_is_streamed_with_its_trade_row
     """The stream's exit message renders its trades table from a snapshot read after the new
     rows: a snapshot cached by a page request just before the exit would leave the row out for
     good (the cursor has moved past it). Seen in a browser test under load."""
-    import asyncio
-
     from daytrading.config import with_overrides
     from daytrading.dashboard.app import Dashboard
 
@@ -237,7 +247,7 @@ def test_an_exit_recorded_after_a_cached_snapshot_is_streamed_with_its_trade_row
         round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "liquidate_all", at(11, 5), at(11, 10), order_id=3)
         return await d.poll()
 
-    messages = dict(asyncio.run(scenario()))
+    messages = dict(_run(scenario()))
     assert [t["symbol"] for t in messages["exit"]["trades"]] == ["MSFT"]
     assert 'data-symbol="MSFT"' in messages["exit"]["html"]["trades"]
 
@@ -246,8 +256,6 @@ def test_a_stream_starts_with_the_whole_page_so_a_reconnect_misses_no_exit(world
     """A browser whose stream broke (a restarted dashboard, a slow reader dropped for a full
     queue) reconnects by itself; exits recorded meanwhile were never streamed to it. The
     first message of every stream, ``sync``, carries every fragment read after it subscribed."""
-    import asyncio
-
     from daytrading.dashboard.app import Dashboard
     from daytrading.dashboard.stream import frame
 
@@ -258,13 +266,105 @@ def test_a_stream_starts_with_the_whole_page_so_a_reconnect_misses_no_exit(world
         await d.snapshot()  # cached before the exit below
         round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
         frames = await d.feed.subscribe()
-        out = [await anext(frames), await anext(frames)]
+        out = [(await anext(frames)).decode(), (await anext(frames)).decode()]
         await d.feed.close()
         return out
 
-    retry, first = asyncio.run(scenario())
+    retry, first = _run(scenario())
     assert retry.startswith("retry:")
     kind, data = first.split("\n")[0], json.loads(first.split("\n")[1].removeprefix("data: "))
     assert kind == "event: sync" and frame("sync", "x").startswith("event: sync")
     assert set(data["html"]) == {"health", "summary", "positions", "trades", "equity", "gates", "events"}
     assert 'data-symbol="MSFT"' in data["html"]["trades"] and 'data-symbol="AAPL"' in data["html"]["trades"]
+
+
+def test_identical_gets_get_the_same_bytes_dated_by_the_data_not_the_request(world):
+    """Within the poll interval a GET identical to one answered (path and query string) gets
+    the stored bytes without routing or rendering; the stored answer is as old as the snapshot
+    it shows (read before the request), so it expires with it; other query strings, bad
+    parameters and expired answers go to the routes."""
+    import time
+
+    from starlette.responses import Response
+
+    from daytrading.config import with_overrides
+    from daytrading.dashboard.app import Answers
+
+    settings, clock, coord = world
+    settings = with_overrides(settings, {"dashboard": {"poll_interval": 60}})
+    app = create_app(settings, clock)
+    d = app.state.dashboard
+    client = TestClient(app)
+    first = client.get("/api/status")
+    assert first.status_code == 200 and d.answers.hits == 0
+    again = client.get("/api/status")
+    assert d.answers.hits == 1 and again.content == first.content and again.headers == first.headers
+    snap_started = d.cache._data[("snapshot", None)][0]
+    assert d.answers._kept[("/api/status", b"")][0] == snap_started
+    client.get("/api/status?date=2020-11-17")
+    assert d.answers.hits == 1  # another query string: its own answer
+    for _ in range(2):
+        assert client.get("/api/gates?symbol=not a symbol").status_code == 422  # never stored
+    assert d.answers.hits == 1
+    page = client.get("/")
+    assert client.get("/").content == page.content and d.answers.hits == 2
+
+    answers = Answers(ttl=0.5)
+    scope = {"type": "http", "method": "GET", "path": "/health", "query_string": b""}
+    built = Response(first.content, media_type="application/json")
+    answers.store(scope, time.monotonic() - 0.6, built)  # data read 0.6 s ago: already too old
+    assert answers.lookup(scope) is None
+    answers.store(scope, time.monotonic(), built)
+    start, body = answers.lookup(scope)
+    assert start["status"] == 200 and body["body"] == first.content
+    assert answers.lookup({**scope, "method": "POST"}) is None
+
+
+def test_every_stream_client_gets_the_same_encoded_bytes():
+    """A message is encoded once and the same bytes object goes to every client."""
+    from daytrading.dashboard.stream import RETRY, Feed
+
+    async def scenario() -> list:
+        ticks = asyncio.Queue()
+        ticks.put_nowait([("exit", {"trades": [{"symbol": "NIO", "pnl": 7.2}]})])
+
+        async def poll() -> list:
+            return await ticks.get()
+
+        feed = Feed(poll, 0.01, 10)
+        a, b = await feed.subscribe(), await feed.subscribe()
+        got = [await anext(a), await anext(b), await anext(a), await anext(b)]
+        await feed.close()
+        return got
+
+    retry_a, retry_b, exit_a, exit_b = _run(scenario())
+    assert retry_a is RETRY and retry_b is RETRY
+    assert exit_a is exit_b and exit_a.startswith(b"event: exit\ndata: ") and b'"NIO"' in exit_a
+
+
+def test_snapshots_reread_the_database_only_after_a_commit(world):
+    """While no connection commits, a snapshot reuses the rows last read (one PRAGMA
+    data_version) and still moves with the clocks; any commit, by this process or another,
+    makes the next snapshot read everything again and show it."""
+    import subprocess
+    import sys
+
+    from daytrading.dashboard.reader import Reader
+
+    settings, clock, coord = world
+    reader = Reader(settings, clock)
+    first = reader.snapshot()
+    assert reader.full_reads == 1
+    clock.advance(90)
+    second = reader.snapshot()
+    assert reader.full_reads == 1 and second["market_time"] != first["market_time"]
+    assert second["status"]["market_time"] == second["market_time"] and second["trades"] is first["trades"]
+    round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
+    third = reader.snapshot()
+    assert reader.full_reads == 2 and "MSFT" in {t.symbol for t in third["trades"]}
+    other = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.execute(\"UPDATE heartbeats SET state = 'stopped' WHERE bot = 'day-trader'\"); c.commit()")
+    subprocess.run([sys.executable, "-c", other, str(settings.paths.database)], check=True, timeout=60)
+    fourth = reader.snapshot()
+    assert reader.full_reads == 3
+    assert {b["bot"]: b["heartbeat_state"] for b in fourth["status"]["bots"]}["day-trader"] == "stopped"

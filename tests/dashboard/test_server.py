@@ -27,7 +27,9 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAYTRADING_")}
     env.update({"PYTHONPATH": str(ROOT), "DAYTRADING_MODE": "sim",
                 "DAYTRADING_PATHS__DATABASE": str(tmp / "trading.db"), "DAYTRADING_PATHS__LOG_DIR": str(tmp / "logs"),
-                "DAYTRADING_DASHBOARD__POLL_INTERVAL": "0.1", **extra})
+                "DAYTRADING_DASHBOARD__POLL_INTERVAL": "0.1",
+                # nice 10: these tests need it served on a loaded machine (SCHED_IDLE: its own test below)
+                "DAYTRADING_DASHBOARD__PRIORITY": "below_normal", **extra})
     return env
 
 
@@ -60,14 +62,14 @@ def world(tmp_path_factory):
     proc = _dashboard(tmp_path, "--port", str(port))
     try:
         _wait_serving(proc, port)
-        yield settings, clock, coord, port
+        yield settings, clock, coord, port, proc
     finally:
         proc.terminate()
         proc.wait(20)
 
 
 def test_refuses_a_non_loopback_bind_without_token_and_a_port_in_use(world):
-    settings, _, _, port = world
+    settings, _, _, port, _ = world
     tmp_path = settings.paths.database.parent
     res = subprocess.run([sys.executable, "-m", "daytrading", "dashboard", "--host", "0.0.0.0"], env=_env(tmp_path),
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -90,7 +92,7 @@ def _frames(response: httpx.Response, out: list[tuple[str, dict]], stop: threadi
 
 
 def test_stream_sends_fills_exits_positions_and_critical_events_as_recorded(world):
-    _, clock, coord, port = world
+    _, clock, coord, port, _ = world
     got: list[tuple[str, dict]] = []
     stop = threading.Event()
     with httpx.Client(timeout=httpx.Timeout(30, read=60)) as client, \
@@ -132,7 +134,7 @@ def test_dashboard_reads_never_make_a_writer_wait(world):
     ``busy_timeout = 0`` (any lock conflict raises at once): not one write is refused.
     The same writer beside an ordinary read-write connection that holds a transaction is
     refused, so the check can fail."""
-    settings, _, _, port = world
+    settings, _, _, port, _ = world
     base = f"http://127.0.0.1:{port}"
     stop = threading.Event()
     served = {"n": 0}
@@ -182,3 +184,32 @@ def test_dashboard_reads_never_make_a_writer_wait(world):
     rogue.execute("ROLLBACK")
     writer.close()
     rogue.close()
+
+
+def _task_stats(pid: int) -> dict[str, list[str]]:
+    """Each thread's /proc stat fields from field 3 (state) on (proc(5))."""
+    return {t.name: (t / "stat").read_text().rsplit(")", 1)[1].split() for t in Path(f"/proc/{pid}/task").iterdir()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and SCHED_IDLE are Linux's")
+def test_the_dashboard_runs_below_the_bots_in_every_thread(world):
+    """dashboard.priority reaches the serving process: below_normal = nice +10 in every thread,
+    the database worker threads started after start-up included. The default, idle, is the
+    SCHED_IDLE policy for the threads there are and those started later."""
+    *_, port, proc = world
+    httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=30)  # a read: worker threads exist now
+    stats = _task_stats(proc.pid)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert len(stats) > 1 and {int(f[16]) for f in stats.values()} == {min(19, mine + 10)}, stats  # field 19: nice
+    code = ("import os, threading, time; from daytrading.dashboard.server import lower_priority; "
+            "print(lower_priority('idle'), flush=True); t = threading.Thread(target=time.sleep, args=(60,), daemon=True); "
+            "t.start(); print('ready', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], env=_env(Path(".")), stdout=subprocess.PIPE, text=True)
+    try:
+        said = [child.stdout.readline().strip(), child.stdout.readline().strip()]
+        assert said[0].startswith("SCHED_IDLE") and said[1] == "ready", said
+        policies = {tid: int(f[38]) for tid, f in _task_stats(child.pid).items()}  # field 41: policy
+        assert len(policies) == 2 and set(policies.values()) == {os.SCHED_IDLE}, policies
+    finally:
+        child.kill()
+        child.wait()
