@@ -126,8 +126,7 @@ async def _load(port: int, seconds: float, rate: float, sse_clients: int, stop: 
     latency: list[float] = stats["latency_ms"]
     status: dict[str, int] = stats["status"]
 
-    async def one(path: str, request: bytes) -> None:
-        conn = pool.pop()
+    async def one(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], path: str, request: bytes) -> None:
         t0 = time.perf_counter()
         try:
             code = await _http_get(*conn, request)
@@ -152,9 +151,9 @@ async def _load(port: int, seconds: float, rate: float, sse_clients: int, stop: 
         if delay > 0:
             await asyncio.sleep(delay)
             continue
-        if pool:
+        if pool:  # a free keep-alive connection, taken now: never more than CONNECTIONS in flight
             path, request = requests[i % len(requests)]
-            t = asyncio.create_task(one(path, request))
+            t = asyncio.create_task(one(pool.pop(), path, request))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
         else:
