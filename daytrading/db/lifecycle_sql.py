@@ -1,4 +1,4 @@
-"""Pre-written SQL of the coordination hot path: claim, confirm, exit lock, close.
+"""Pre-written SQL of the coordination hot path: claim, confirm, exit lock, close, gate decisions.
 
 :class:`daytrading.coordination.api.Coordinator` runs these on the DBAPI (``sqlite3``)
 connection of a SQLAlchemy ``Connection``, inside the transaction SQLAlchemy opened
@@ -20,12 +20,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapper
 
-from daytrading.db.models import ActivePosition, ClosedPositionToday, ExecutionRecord, JSONText, Trade, UTCDateTime
+from daytrading.db.models import (
+    ActivePosition,
+    ClosedPositionToday,
+    ExecutionRecord,
+    GateDecision,
+    JSONText,
+    Trade,
+    UTCDateTime,
+)
 
 _UTC = UTCDateTime()
 _JSON = JSONText()
+_QUOTE = sqlite.dialect().identifier_preparer.quote  # quotes a column name only where SQLite needs it
 
 
 def utc_text(value: datetime | None) -> str | None:
@@ -57,7 +67,7 @@ def _cols(model: type, *attrs: str) -> tuple[str, ...]:
 def _insert(model: type, attrs: tuple[str, ...], tail: str = "") -> str:
     names = _cols(model, *attrs)
     table = model.__tablename__  # type: ignore[attr-defined]
-    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}){tail}"
+    return f"INSERT INTO {table} ({', '.join(map(_QUOTE, names))}) VALUES ({', '.join('?' * len(names))}){tail}"
 
 
 # ---------------------------------------------------------------- claim_entry
@@ -159,6 +169,11 @@ EXECUTIONS_OF_SYMBOL = (
     " WHERE symbol = ? AND session_date = ? ORDER BY time, exec_id"
 )
 
+# ---------------------------------------------------------------- gate decisions
+# (ts, session date, symbol, gate, passed 1 | 0, reason, compared JSON); column "values" is quoted
+GATE_ATTRS = ("ts", "session_date", "symbol", "gate", "passed", "reason", "compared")
+GATE_INSERT = _insert(GateDecision, GATE_ATTRS)
+
 #: every statement as SQL text, by name (for the schema test and the benchmark)
 STATEMENTS = {
     "CLAIM_CHECK": CLAIM_CHECK,
@@ -171,4 +186,5 @@ STATEMENTS = {
     "CLOSED_UPSERT": CLOSED_UPSERT,
     "EXECUTION_UPSERT": EXECUTION_UPSERT,
     "EXECUTIONS_OF_SYMBOL": EXECUTIONS_OF_SYMBOL,
+    "GATE_INSERT": GATE_INSERT,
 }

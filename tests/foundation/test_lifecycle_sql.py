@@ -28,6 +28,7 @@ TABLE_OF = {
     "CLOSED_UPSERT": "closed_positions_today",
     "EXECUTION_UPSERT": "executions",
     "EXECUTIONS_OF_SYMBOL": "executions",
+    "GATE_INSERT": "gate_decisions",
 }
 
 
@@ -51,7 +52,7 @@ def named_columns(sql: str) -> set[str]:
     """Column names a statement writes or returns: INSERT lists, ``col = ?`` / ``col = excluded.col``, RETURNING."""
     names: set[str] = set()
     if m := re.search(r"INSERT INTO \w+ \(([^)]*)\)", sql):
-        names |= {c.strip() for c in m.group(1).split(",")}
+        names |= {c.strip().strip('"') for c in m.group(1).split(",")}
     names |= set(re.findall(r"(\w+) = (?:\?|excluded\.\w+|\w+ \+ 1)", sql))
     if m := re.search(r"RETURNING (.*)$", sql):
         names |= {c.strip() for c in m.group(1).split(",")}
@@ -100,6 +101,35 @@ def test_stored_text_is_what_the_models_column_types_store(db: Path) -> None:
     text = con.execute("select metadata, claimed_at from active_positions where symbol='NVDA'").fetchone()
     assert text == (json.dumps({"z": 1, "a": [2, 1]}, sort_keys=True, default=str), utc)
     assert text[0].startswith('{"a"'), "keys sorted"
+
+
+def test_gate_decisions_are_stored_as_the_orm_stores_them(db: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from daytrading.db.models import GateDecision
+
+    when = datetime(2020, 11, 17, 9, 31, 0, 7, tzinfo=NY)
+    coord = Coordinator(make_engine(db), "day-trader", ManualClock(when))
+    values = {"z": 1.5, "a": when, "rsi": None}
+    coord.record_gate_decisions([{"symbol": "nio", "gate": "rule", "passed": False, "reason": "rsi 71 > 70",
+                                  "values": values, "when": when},
+                                 {"symbol": "TSLA", "gate": "risk", "passed": True, "reason": "ok"}])
+    coord.record_gate_decision("LI", "spread", True, "ok", None)
+    with Session(make_engine(db)) as s, s.begin():  # the same verdicts through the ORM
+        s.add_all([GateDecision(ts=when, session_date=when.date(), symbol="NIO", gate="rule", passed=False,
+                                reason="rsi 71 > 70", compared=values),
+                   GateDecision(ts=when, session_date=when.date(), symbol="TSLA", gate="risk", passed=True,
+                                reason="ok", compared=None),
+                   GateDecision(ts=when, session_date=when.date(), symbol="LI", gate="spread", passed=True,
+                                reason="ok", compared=None)])
+    con = sqlite3.connect(db)
+    rows = con.execute('select ts, session_date, symbol, gate, passed, reason, "values" from gate_decisions'
+                       " order by id").fetchall()
+    assert len(rows) == 6 and rows[:3] == rows[3:]
+    assert rows[0][:5] == ("2020-11-17T14:31:00.000007+00:00", "2020-11-17", "NIO", "rule", 0)
+    got = coord.get_gate_decisions(day=when.date())
+    assert {(g["symbol"], g["passed"]) for g in got} == {("NIO", False), ("TSLA", True), ("LI", True)}
+    assert got[-1]["compared"] == json.loads(json.dumps(values, default=str))
 
 
 def test_held_connection_is_idle_between_calls(db: Path) -> None:
