@@ -29,6 +29,9 @@ whole. The heuristic reads these keys when present (numbers or numeric strings):
 ``relative_volume`` (×), ``gap_pct`` and ``change_pct`` (fractions); a key missing at
 the top level is also looked up in a nested ``compared`` or ``indicators`` dict (the
 entry rule's compared values).
+
+LangChain is imported only when a model chain is built or used: the heuristic-only mode
+(no key, ``llm.enabled = false``, every backtest) never loads it (about 1.7 s per process).
 """
 
 from __future__ import annotations
@@ -42,14 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.exceptions import OutputParserException
-from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_core.output_parsers import PydanticOutputParser
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from pydantic import BaseModel, Field, field_validator
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.runnables import Runnable, RunnableConfig
 
     from daytrading.config import LLMSettings
 
@@ -177,6 +177,8 @@ def heuristic_review(context: dict[str, Any]) -> ReviewResult:
 
 def _structured(model: Any) -> Runnable:
     """``model`` → Runnable giving a :class:`Review` (tool calling, else JSON text parsing)."""
+    from langchain_core.output_parsers import PydanticOutputParser
+
     try:
         return model.with_structured_output(Review)
     except NotImplementedError:
@@ -188,11 +190,15 @@ def _as_review(output: Any, source: str) -> Review:
         return output
     if isinstance(output, dict):
         return Review.model_validate(output)
+    from langchain_core.exceptions import OutputParserException
+
     raise OutputParserException(f"{source}: no structured answer (got {type(output).__name__})")
 
 
 def _model_chain(source: str, model: Any, redact: Callable[[str], str]) -> Runnable:
     """One model as a Runnable giving ``(Review, source)``; a failure is logged (redacted) and re-raised."""
+    from langchain_core.runnables import RunnableLambda
+
     inner = _structured(model)
 
     def fail(exc: Exception) -> None:
@@ -272,6 +278,8 @@ class CandidateReviewer:
 
     async def _review_llm(self, context: dict[str, Any]) -> ReviewResult:
         assert self._chain is not None
+        from langchain_core.messages import HumanMessage, SystemMessage
+
         messages = [
             SystemMessage(content=SYSTEM_PROMPT),
             HumanMessage(content=json.dumps(context, default=str, sort_keys=True)),
