@@ -40,6 +40,7 @@ quiet.
 
     python benchmarks/bench_dashboard.py [--minutes 10] [--block-rounds 4] [--positions 60] [--speed 390]
         [--sse-clients 50] [--rate 200] [--max-wall 25]
+    python benchmarks/bench_dashboard.py --cpu-probe 60 [--probe-trades 500] [--probe-priority normal]
 
 Wall time ≈ 2 × ``--minutes`` + about 5 s per loaded block (21-22 minutes by default).
 """
@@ -255,14 +256,15 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def start_dashboard(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    """The real ``daytrading dashboard`` on the rounds' database, listening on ``port``."""
+def start_dashboard(tmp: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """The real ``daytrading dashboard`` on the rounds' database, listening on ``port``
+    (``settings``: more ``dashboard.*`` settings, e.g. ``PRIORITY="normal"``)."""
     import socket
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAYTRADING_")}
     env.update({"DAYTRADING_MODE": "sim", "DAYTRADING_PATHS__DATABASE": str(tmp / "em.db"),
                 "DAYTRADING_PATHS__LOG_DIR": str(tmp / "logs"), "DAYTRADING_DASHBOARD__PORT": str(port),
-                "PYTHONPATH": str(ROOT)})
+                "PYTHONPATH": str(ROOT), **{f"DAYTRADING_DASHBOARD__{k}": v for k, v in settings.items()}})
     proc = subprocess.Popen([sys.executable, "-m", "daytrading", "dashboard"], env=env, cwd=tmp,
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "dashboard.err", "ab"))  # noqa: SIM115
     deadline = time.monotonic() + 60
@@ -336,6 +338,97 @@ def loaded_block(args: argparse.Namespace, tmp: Path, cond: Condition, budget_s:
         except subprocess.TimeoutExpired:
             dash.kill()
             dash.wait()
+
+
+# --------------------------------------------------------------------------- CPU probe
+
+
+def _grow_trades(tmp: Path, at_least: int) -> int:
+    """Copy the round's trade rows until the session holds ``at_least`` (a full day's worth)."""
+    import sqlite3
+
+    con = sqlite3.connect(tmp / "em.db", timeout=30)
+    try:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(trades)") if r[1] != "id"]
+        names = ", ".join(cols)
+        with con:
+            while 0 < con.execute("SELECT count(*) FROM trades").fetchone()[0] < at_least:
+                con.execute(f"INSERT INTO trades ({names}) SELECT {names} FROM trades")  # noqa: S608 - own columns
+        return int(con.execute("SELECT count(*) FROM trades").fetchone()[0])
+    finally:
+        con.close()
+
+
+def _writer(tmp: Path, stop: threading.Event, counts: dict[str, int]) -> None:
+    """A bot's write pattern during trading: a heartbeat every 0.25 s, an event and an exit
+    (a copy of the newest trade row) every second, each its own commit."""
+    import sqlite3
+
+    con = sqlite3.connect(tmp / "em.db", timeout=30, isolation_level=None)
+    cols = ", ".join(r[1] for r in con.execute("PRAGMA table_info(trades)") if r[1] != "id")
+    i = 0
+    while not stop.wait(0.25):
+        i += 1
+        con.execute("UPDATE heartbeats SET last_seen = last_seen")
+        counts["commits"] += 1
+        if i % 4 == 0:
+            con.execute("INSERT INTO events (ts, session_date, bot, level, kind, message) SELECT exit_time, session_date, "
+                        "bot, 'INFO', 'probe', 'probe' FROM trades ORDER BY id DESC LIMIT 1")
+            con.execute(f"INSERT INTO trades ({cols}) SELECT {cols} FROM trades ORDER BY id DESC LIMIT 1")  # noqa: S608
+            counts["commits"] += 2
+    con.close()
+
+
+def cpu_probe(args: argparse.Namespace) -> None:
+    """``--cpu-probe S``: the dashboard's CPU per GET over S seconds of the benchmark's load.
+
+    One exit-latency round fills a database, its trades are copied up to ``--probe-trades``;
+    then the dashboard (``--probe-priority`` if given, else its default) serves the load while
+    a writer commits as a trading bot does. No rounds run: CPU seconds of the dashboard
+    process (user + system) ÷ GETs answered, SSE work included.
+    """
+    from daytrading.sim_gateway.testing import free_port
+
+    with tempfile.TemporaryDirectory(prefix="bench_dash_probe_") as d:
+        tmp = Path(d)
+        run_round(args, tmp)
+        trades = _grow_trades(tmp, args.probe_trades)
+        port = free_port()
+        extra = {"PRIORITY": args.probe_priority} if args.probe_priority else {}
+        dash = start_dashboard(tmp, port, **extra)
+        out = tmp / "load.json"
+        load = subprocess.Popen([sys.executable, __file__, "--load", "--port", str(port), "--seconds",
+                                 str(args.cpu_probe + 120), "--rate", str(args.rate), "--sse-clients",
+                                 str(args.sse_clients), "--out", str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        stop, counts = threading.Event(), {"commits": 0}
+        writer = threading.Thread(target=_writer, args=(tmp, stop, counts), daemon=True)
+        try:
+            assert load.stdout is not None and load.stdin is not None
+            if load.stdout.readline().decode().strip() != READY:
+                raise RuntimeError("load process failed to start")
+            writer.start()
+            cpu0, t0 = _cpu_seconds(dash.pid), time.monotonic()
+            time.sleep(args.cpu_probe)
+            cpu1, t1 = _cpu_seconds(dash.pid), time.monotonic()
+            load.stdin.close()
+            load.wait(60)
+            stats = json.loads(out.read_text())
+        finally:
+            stop.set()
+            if load.poll() is None:
+                load.kill()
+            dash.terminate()
+            dash.wait(20)
+    cpu = (cpu1 or 0.0) - (cpu0 or 0.0)
+    lat = stats["latency_ms"]
+    print(f"dashboard CPU probe — {args.cpu_probe:g} s, {trades} trades in the session, {counts['commits']} commits "
+          f"by a writer, {args.sse_clients} SSE clients, {args.rate:g} GET/s asked, priority "
+          f"{args.probe_priority or 'default'}")
+    print(f"{stats['requests'] / stats['seconds']:.1f} GET/s answered (skipped {stats['skipped']}, errors "
+          f"{stats['errors']}), response p50 {pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms, "
+          f"{stats['sse_events']} SSE events ({stats['sse_bytes'] / 1e6:.1f} MB)")
+    print(f"dashboard CPU {cpu:.2f} s = {cpu / (t1 - t0):.0%} of a core = {1000 * cpu / max(1, stats['requests']):.2f} ms "
+          f"per GET answered (SSE work included); load process {stats['cpu_s']:.2f} s")
 
 
 # --------------------------------------------------------------------------- figures
@@ -417,6 +510,10 @@ def main() -> None:
     p.add_argument("--sse-clients", type=int, default=50)
     p.add_argument("--rate", type=float, default=200.0, help="GET requests per second")
     p.add_argument("--max-wall", type=float, default=25.0, help="minutes after which no new block pair starts")
+    p.add_argument("--cpu-probe", type=float, default=0.0, metavar="S",
+                   help="instead: measure the dashboard's CPU per GET over S seconds of the load (no rounds)")
+    p.add_argument("--probe-trades", type=int, default=500, help="trades in the probe's session")
+    p.add_argument("--probe-priority", default="", help="dashboard.priority for the probe (default: its default)")
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -427,6 +524,9 @@ def main() -> None:
         return
     if args.minutes <= 0 or args.block_rounds < 1 or args.rate <= 0 or args.sse_clients < 0:
         p.error("--minutes and --rate must be positive, --block-rounds at least 1, --sse-clients at least 0")
+    if args.cpu_probe > 0:
+        cpu_probe(args)
+        return
 
     t_start = time.monotonic()
     quiet, loaded, notes = Condition(), Condition(), []

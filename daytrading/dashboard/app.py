@@ -14,8 +14,9 @@ Routes (OpenAPI schema at ``/openapi.json``; no Swagger UI, which would load fro
   bearer token (see :mod:`daytrading.dashboard.controls`).
 
 Every database read runs in a worker thread on read-only connections; one snapshot is shared
-by all requests for ``dashboard.poll_interval`` wall seconds, so 200 requests per second cost
-about as much as one.
+by all requests for ``dashboard.poll_interval`` wall seconds, each answer is built once per
+snapshot, and an identical GET within that interval gets the stored bytes (:class:`Answers`),
+so 200 requests per second cost about as much as one.
 """
 
 from __future__ import annotations
@@ -347,6 +348,7 @@ class Dashboard:
         self._responses: dict[Any, tuple[dict[str, Any], tuple[bytes, int, str]]] = {}
         self._rendered: tuple[dict[str, Any] | None, dict[str, str]] = (None, {})
         self._welcome: tuple[dict[str, Any] | None, bytes] = (None, b"")
+        self._trades_html: tuple[list[Any], str | None, str] | None = None
         self.answers = Answers(settings.dashboard.poll_interval)
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients,
                          welcome=self.welcome)
@@ -387,7 +389,15 @@ class Dashboard:
         done = self._rendered[1]
         ctx = {"snap": snap, "controls": self.controls}
         for name in names:
-            if name not in done:
+            if name in done:
+                continue
+            if name == "trades":  # the longest table: drawn again only for other rows (snapshots share them)
+                held = self._trades_html
+                if held is None or held[0] is not snap["trades"] or held[1] != snap.get("session_label"):
+                    held = self._trades_html = (snap["trades"], snap.get("session_label"),
+                                                self.env.get_template("_trades.html").render(ctx))
+                done[name] = held[2]
+            else:
                 done[name] = self.env.get_template(f"_{name}.html").render(ctx)
         return {name: done[name] for name in names}
 

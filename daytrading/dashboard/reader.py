@@ -36,6 +36,7 @@ from daytrading.clock import Clock, wall_time
 from daytrading.config import Settings
 from daytrading.dashboard import views
 from daytrading.dashboard.readonly import connect_readonly, open_readonly
+from daytrading.coordination.api import TradeView
 from daytrading.db.models import Event, ExecutionRecord, GateDecision, Trade
 
 
@@ -124,6 +125,35 @@ class Cursor:
 FULL_READ_S = 5.0
 
 
+class _OneRead:
+    """The read-only coordinator as one full snapshot read sees it: heartbeats and active
+    positions are read once for :func:`~daytrading.ops.status.status_rows` and the snapshot
+    alike (one consistent view, half the queries), a session's trades come from
+    :meth:`Reader.trades_of`; every other method is the coordinator's own."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+        self._memo: dict[Any, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader.coord, name)
+
+    def _once(self, key: Any, read: Any) -> Any:
+        if key not in self._memo:
+            self._memo[key] = read()
+        return self._memo[key]
+
+    def get_heartbeats(self) -> dict[str, dict[str, Any]]:
+        return self._once("beats", self._reader.coord.get_heartbeats)  # type: ignore[no-any-return]
+
+    def get_active_positions(self) -> list[Any]:
+        return self._once("positions", self._reader.coord.get_active_positions)  # type: ignore[no-any-return]
+
+    def get_trades_by_date(self, day: date | None = None) -> list[TradeView]:
+        day = day or self._reader.coord.session_date()
+        return self._once(("trades", day), lambda: self._reader.trades_of(day))  # type: ignore[no-any-return]
+
+
 class Reader:
     """Read-only view of the shared database for one dashboard process."""
 
@@ -136,7 +166,39 @@ class Reader:
         self._probe: tuple[int, sqlite3.Connection] | None = None  # (inode of the file, connection)
         # (session asked for, clock's session) -> (data version, monotonic time the read began, rows)
         self._rows: dict[tuple[Any, Any], tuple[Any, float, dict[str, Any]]] = {}
+        # session -> [(exit_time, id, TradeView)] sorted as Coordinator.get_trades_by_date sorts
+        self._trades: dict[date, list[tuple[Any, int, TradeView]]] = {}
+        self._equity: tuple[list[Any], str] | None = None
         self.full_reads = 0
+        self.trade_rows_read = 0
+
+    def trades_of(self, day: date) -> list[TradeView]:
+        """The trades of session ``day``, the rows and order of
+        :meth:`~daytrading.coordination.Coordinator.get_trades_by_date`, read incrementally:
+        one ``count, max(id)`` query, then only rows with a larger id than those held (a trade
+        row is written once, at the exit); any other difference (rows deleted, a restored
+        file) reads them all again. One read transaction, so the count and the rows agree."""
+        t = Trade.__table__
+        names = tuple(TradeView.__dataclass_fields__)
+        held = self._trades.get(day, [])
+        top = max((r[1] for r in held), default=0)
+        with self.coord.engine.connect() as conn:
+            count, newest = conn.execute(select(func.count(), func.coalesce(func.max(t.c.id), 0))
+                                         .where(t.c.session_date == day)).one()
+            if (count, newest) != (len(held), top):
+                q = select(t).where(t.c.session_date == day)
+                fresh = conn.execute(q.where(t.c.id > top) if held and newest > top else q).mappings().all()
+                self.trade_rows_read += len(fresh)
+                rows = [(r["exit_time"], r["id"], TradeView(**{n: r[n] for n in names})) for r in fresh]
+                held = sorted([*held, *rows] if held and newest > top else rows, key=lambda r: (r[0], r[1]))
+                if len(held) != count:  # something else changed: all again
+                    fresh = conn.execute(q).mappings().all()
+                    held = sorted(((r["exit_time"], r["id"], TradeView(**{n: r[n] for n in names})) for r in fresh),
+                                  key=lambda r: (r[0], r[1]))
+                if len(self._trades) >= 8:
+                    self._trades.clear()
+                self._trades[day] = held
+        return [r[2] for r in held]
 
     def data_version(self) -> tuple[int, int] | None:
         """``(inode, PRAGMA data_version)`` of the database: it changes whenever any other
@@ -147,6 +209,7 @@ class Reader:
                 ino = os.stat(path).st_ino
                 if self._probe is None or self._probe[0] != ino:
                     self._close_probe()
+                    self._trades.clear()  # another file: its ids say nothing about the rows held
                     self._probe = (ino, connect_readonly(path))
                 return ino, int(self._probe[1].execute("PRAGMA data_version").fetchone()[0])
             except (OSError, sqlite3.Error):
@@ -174,10 +237,11 @@ class Reader:
                               "freeze": self.coord.freeze_info()}  # the freeze file is not in the database
             return rows
         started = time.monotonic()
-        status = status_rows(self.coord, self.clock, health_check=health_check, now_wall=now_wall, day=day)
+        one = _OneRead(self)
+        status = status_rows(one, self.clock, health_check=health_check, now_wall=now_wall, day=day)  # type: ignore[arg-type]
         session = date.fromisoformat(status["session_date"])
-        rows = {"status": status, "beats": self.coord.get_heartbeats(), "positions": self.coord.get_active_positions(),
-                "trades": self.coord.get_trades_by_date(session), "events": self.coord.get_events(limit=50),
+        rows = {"status": status, "beats": one.get_heartbeats(), "positions": one.get_active_positions(),
+                "trades": one.get_trades_by_date(session), "events": self.coord.get_events(limit=50),
                 "gates": self.gate_summary(session)}
         self.full_reads += 1
         if version is not None:
@@ -226,10 +290,18 @@ class Reader:
         return {
             "market_time": now.isoformat(timespec="seconds"),
             "status": status, "positions": rows, "unrealized_pnl": views.unrealized_pnl(rows),
-            "trades": trades, "equity_svg": views.equity_svg(trades), "gates": gates, "events": events,
+            "trades": trades, "equity_svg": self._equity_svg(trades), "gates": gates, "events": events,
             "critical": critical, "health": health, "latency": self.latency.summary(), "db_error": db_error,
             "session_date": status.get("session_date"), "session_label": status.get("session_label"),
         }
+
+    def _equity_svg(self, trades: list[Any]) -> str:
+        """:func:`views.equity_svg` of ``trades``, drawn again only for another list of rows
+        (snapshots that reuse their rows reuse the list)."""
+        held = self._equity
+        if held is None or held[0] is not trades:
+            held = self._equity = (trades, views.equity_svg(trades))
+        return held[1]
 
     def gate_summary(self, day: date) -> dict[str, Any]:
         """Rejections by gate (count, symbols, the latest reason) and each symbol's latest decision.

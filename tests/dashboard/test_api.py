@@ -368,3 +368,28 @@ def test_snapshots_reread_the_database_only_after_a_commit(world):
     fourth = reader.snapshot()
     assert reader.full_reads == 3
     assert {b["bot"]: b["heartbeat_state"] for b in fourth["status"]["bots"]}["day-trader"] == "stopped"
+
+
+def test_trades_are_read_incrementally_and_equal_the_coordinators(world):
+    """A snapshot's trades are the coordinator's rows in its order; after the first read only
+    the new rows are read (an exit recorded out of exit-time order still sorts in); a row that
+    went away (a pruned or restored file) makes it read them all again."""
+    import sqlite3
+
+    from daytrading.dashboard.reader import Reader
+
+    settings, clock, coord = world
+    reader = Reader(settings, clock)
+    day = at(9, 0).date()
+    assert reader.trades_of(day) == coord.get_trades_by_date(day) and reader.trade_rows_read == 2
+    round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(9, 50), at(10, 5), order_id=3)  # exits before AAPL's
+    got = reader.trades_of(day)
+    assert got == coord.get_trades_by_date(day) and [t.symbol for t in got] == ["MSFT", "TSLA", "AAPL"]
+    assert reader.trade_rows_read == 3 and reader.trades_of(day) == got and reader.trade_rows_read == 3
+    con = sqlite3.connect(settings.paths.database)
+    with con:
+        con.execute("DELETE FROM trades WHERE symbol = 'TSLA'")
+    con.close()
+    round_trip(coord, clock, "NVDA", 2, 500.0, 505.0, "target", at(11, 20), at(11, 40), order_id=4)
+    assert [t.symbol for t in reader.trades_of(day)] == ["MSFT", "AAPL", "NVDA"] == \
+        [t.symbol for t in coord.get_trades_by_date(day)]
