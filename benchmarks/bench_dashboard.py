@@ -474,9 +474,16 @@ def report(args: argparse.Namespace, quiet: Condition, loaded: Condition, wall: 
         print(f"{name:28s} {len(cond.rounds):6d} {len(v):6d} {pct(v, 50):7.1f} [{i50[0]:6.1f}, {i50[1]:6.1f}] "
               f"{pct(v, 99):7.1f} [{i99[0]:6.1f}, {i99[1]:6.1f}] {(max(v) if v else float('nan')):7.1f}")
     r50, r99 = pct(ld, 50) / pct(q, 50), pct(ld, 99) / pct(q, 99)
+    met = r50 <= TARGET_RATIO and r99 <= TARGET_RATIO
+    if b50[5] <= TARGET_RATIO and b99[5] <= TARGET_RATIO:
+        sure = "both intervals below the target"
+    elif b50[4] > TARGET_RATIO or b99[4] > TARGET_RATIO:
+        sure = "an interval entirely above the target"
+    else:
+        sure = "the intervals straddle the target: more rounds would tell"
     print(f"ratio loaded / no dashboard: p50 x{r50:.3f} [{b50[4]:.3f}, {b50[5]:.3f}], "
           f"p99 x{r99:.3f} [{b99[4]:.3f}, {b99[5]:.3f}]; target <= x{TARGET_RATIO:.2f}: "
-          f"{'MET' if r50 <= TARGET_RATIO and r99 <= TARGET_RATIO else 'NOT MET'}")
+          f"{'MET' if met else 'NOT MET'} ({sure})")
     loads = loaded.load
     requests = sum(s["requests"] for s in loads)
     seconds = sum(s["seconds"] for s in loads)

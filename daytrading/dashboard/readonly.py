@@ -9,6 +9,7 @@ file or table is reported (see :func:`open_readonly`), never "fixed".
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ def make_readonly_engine(path: str | Path) -> Engine:
     not exist yet (the supervisor still starting) fails per query, not at start.
     """
     db = Path(path)
-    engine = create_engine("sqlite://", creator=lambda: connect_readonly(db), poolclass=QueuePool, pool_size=4,
-                           max_overflow=4, pool_timeout=10)
+    # pool_size covers every worker thread of the event loop's default executor (min(32, cores + 4)
+    # threads): a connection beyond the pool would be opened and closed again for each read
+    engine = create_engine("sqlite://", creator=lambda: connect_readonly(db), poolclass=QueuePool,
+                           pool_size=min(32, (os.cpu_count() or 1) + 4), max_overflow=4, pool_timeout=10)
     event.listen(engine, "begin", _on_begin)
     return engine
 
