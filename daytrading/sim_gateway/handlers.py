@@ -246,8 +246,11 @@ class AccountRequests:
             return
 
         def send() -> None:
-            for conn, msg in out:
-                conn.send(*msg)
+            by_conn: dict[int, tuple[Connection, list[list[Any]]]] = {}
+            for conn, msg in out:  # one write per connection, messages in their order
+                by_conn.setdefault(id(conn), (conn, []))[1].append(msg)
+            for conn, msgs in by_conn.values():
+                conn.send_many(msgs)
 
         self.gw.delays.submit("positions", delay, send)
 

@@ -84,8 +84,18 @@ class Connection:
         """Send one message (fields encoded by :func:`~.wire.encode_message`); no-op when closed."""
         if self.closed:
             return
+        self._write(encode_message(fields))
+
+    def send_many(self, messages: list[list[Any]]) -> None:
+        """Send ``messages`` (each a field list as for :meth:`send`) in one socket write: the same
+        bytes as one :meth:`send` each, read by the client in one go; no-op when closed."""
+        if self.closed or not messages:
+            return
+        self._write(b"".join([encode_message(m) for m in messages]))
+
+    def _write(self, data: bytes) -> None:
         try:
-            self.writer.write(encode_message(fields))
+            self.writer.write(data)
         except (ConnectionError, RuntimeError) as exc:
             log.info("send failed, closing %r: %s", self, exc)
             self.abort()

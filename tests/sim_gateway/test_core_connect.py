@@ -158,3 +158,26 @@ async def _account_scenario(minute_data_dir):
         finally:
             ib.disconnect()
             watcher.disconnect()
+
+
+async def test_send_many_puts_the_same_bytes_on_the_socket_as_one_send_each():
+    import socket
+
+    from daytrading.sim_gateway.protocol.wire import encode_message, read_message
+    from daytrading.sim_gateway.session import Connection
+
+    a, b = socket.socketpair()
+    _, writer = await asyncio.open_connection(sock=a)
+    reader, peer = await asyncio.open_connection(sock=b)
+    conn = Connection(None, reader, writer, 1)  # type: ignore[arg-type]
+    msgs = [[6, 2, "NetLiquidation", "100000.0", "USD", "DU1"], [8, 1, "10:01"], [94, 7, 1.5, -2.25, 0.0]]
+    conn.send_many(msgs)
+    conn.send_many([])  # nothing to send: no write
+    conn.send(*msgs[0])
+    await writer.drain()
+    got = [await read_message(reader) for _ in range(4)]
+    want = [encode_message(m)[4:].decode().split("\0")[:-1] for m in [*msgs, msgs[0]]]
+    assert got == want
+    conn.abort()
+    conn.send_many(msgs)  # closed: a no-op, no error
+    peer.close()
