@@ -523,6 +523,9 @@ class DayTrader(Bot):
         if not has_new or not bars:
             return
         rb = bars[-1]
+        # ib_async keeps every bar of a subscription in its RealTimeBarList (8,640 a day per
+        # symbol); only the newest is read here, so the list keeps just that one
+        del bars[:-1]
         st.last_price = rb.close
         done = st.aggregator.add(rb)  # bad/out-of-order bars are logged and dropped there
         if done is not None:

@@ -79,6 +79,7 @@ async def test_gap_and_go_entry_on_a_real_gap_day(tmp_path, minute_data_dir):
             row = await wait_for(lambda: coord.get_position("TSLA"), timeout=120, what="TSLA entry")
             await wait_for(lambda: coord.get_position("TSLA").status == "OPEN", what="TSLA confirmed")
             assert bot.symbols["TSLA"].gap is not None and bot.symbols["TSLA"].gap >= 0.05
+            assert len(bot.symbols["TSLA"].rt_bars) == 1  # ib_async's bar list keeps only the newest bar
         row = coord.get_position("TSLA")
         assert row.quantity > 0 and row.agent_name == "day-trader"
         assert (row.meta or {}).get("rule") in ("gap_and_go", "standard")
