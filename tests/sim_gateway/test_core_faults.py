@@ -147,13 +147,13 @@ def test_scenario_file_ctl_and_cli_as_processes(tmp_path, minute_data_dir):
     scenario = tmp_path / "faults.toml"
     scenario.write_text('[latency]\npositions_ms = 250\n\n[[fault]]\nat = "10:01"\naction = "reject"\ncount = 3\ncode = 202\n\n'
                         '[[fault]]\nat = "10:02:30"\naction = "halt"\nsymbol = "NIO"\n', encoding="utf-8")
-    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=120, start=at(10, 0),
+    with GatewayProcess(data=minute_data_dir, session_date=DAY, speed=40, start=at(10, 0),
                         symbols=SYMBOLS, faults_file=scenario, log_dir=tmp_path / "logs") as gw:
         res = subprocess.run([sys.executable, "-m", "daytrading", "sim-gateway-ctl", "--admin-port",
                               str(gw.admin_port), "clock"], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, res.stderr
         clock = json.loads(res.stdout)
-        assert clock["speed"] == 120 and clock["start"] == at(10, 0).isoformat()
+        assert clock["speed"] == 40 and clock["start"] == at(10, 0).isoformat()
         deadline_reached = False
         for _ in range(400):
             if len(gw.report()["faults"]) == 2:
@@ -164,10 +164,11 @@ def test_scenario_file_ctl_and_cli_as_processes(tmp_path, minute_data_dir):
         faults = gw.report()["faults"]
         assert [(f["action"], f["scheduled_at"][11:19]) for f in faults] == [("reject", "10:01:00"),
                                                                              ("halt", "10:02:30")]
-        for f in faults:  # fired on time: never early, and within 12 market s = 0.1 wall s at speed 120
-            # (one loop pass is 1.2 market s; the margin is for a loaded 2-core machine)
+        for f in faults:  # fired on time: never early, and within 20 market s = 0.5 wall s at speed 40
+            # (a process on a 2-core machine running the suite on both cores has been seen waking
+            # 0.2-0.37 wall s late; a fault runner that polled by the minute would be up to 60 s late)
             lag = datetime.fromisoformat(f["market_time"]) - datetime.fromisoformat(f["scheduled_at"])
-            assert 0 <= lag.total_seconds() < 12, f
+            assert 0 <= lag.total_seconds() < 20, f
         res = subprocess.run([sys.executable, "-m", "daytrading", "sim-gateway-ctl", "--admin-port",
                               str(gw.admin_port), "delay_cancel", "seconds=30"], capture_output=True, text=True,
                              timeout=60)
