@@ -25,6 +25,7 @@ means "frozen" (the safe reading), an unreadable heartbeat file is skipped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -116,9 +117,15 @@ def is_frozen_file(db_path: str | Path | None) -> bool:
     if db_path is None:
         return False
     try:
-        return os.path.exists(freeze_file(db_path))
+        return os.path.exists(_freeze_file_text(db_path))
     except (OSError, ValueError):  # pragma: no cover - an unusable path: nothing to see
         return False
+
+
+@functools.lru_cache(maxsize=64)
+def _freeze_file_text(db_path: str | Path) -> str:
+    """:func:`freeze_file` as text, remembered (the bots check it on every cycle and sweep)."""
+    return str(freeze_file(db_path))
 
 
 def read_freeze(db_path: str | Path | None) -> dict[str, Any] | None:
