@@ -344,6 +344,7 @@ class Dashboard:
         self._rendered: tuple[dict[str, Any] | None, dict[str, str]] = (None, {})
         self._welcome: tuple[dict[str, Any] | None, bytes] = (None, b"")
         self._trades_html: tuple[list[Any], str | None, str] | None = None
+        self._trade_rows: dict[int, tuple[Any, str]] = {}  # id(TradeView) -> (it, its row)
         self.answers = Answers(settings.dashboard.poll_interval)
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients,
                          welcome=self.welcome)
@@ -389,12 +390,26 @@ class Dashboard:
             if name == "trades":  # the longest table: drawn again only for other rows (snapshots share them)
                 held = self._trades_html
                 if held is None or held[0] is not snap["trades"] or held[1] != snap.get("session_label"):
-                    held = self._trades_html = (snap["trades"], snap.get("session_label"),
-                                                self.env.get_template("_trades.html").render(ctx))
+                    held = self._trades_html = (snap["trades"], snap.get("session_label"), self._trades_table(ctx))
                 done[name] = held[2]
             else:
                 done[name] = self.env.get_template(f"_{name}.html").render(ctx)
         return {name: done[name] for name in names}
+
+    def _trades_table(self, ctx: dict[str, Any]) -> str:
+        """The trades table's rows (``_trades.html``), each trade's row (``_trade.html``)
+        rendered once: the rows read incrementally are the same objects from one read to the
+        next, so a new exit costs one row, not the whole table."""
+        trades = ctx["snap"]["trades"]
+        if not trades:
+            return self.env.get_template("_trades.html").render(ctx)
+        row = self.env.get_template("_trade.html")
+        kept: dict[int, tuple[Any, str]] = {}
+        for t in trades:
+            hit = self._trade_rows.get(id(t))
+            kept[id(t)] = hit if hit is not None and hit[0] is t else (t, row.render(t=t) + "\n")
+        self._trade_rows = kept
+        return "\n" + "".join(kept[id(t)][1] for t in trades)
 
     def page(self, snap: dict[str, Any], requested: date | None) -> str:
         """The whole page: its frame around the fragments (the same strings the stream sends)."""

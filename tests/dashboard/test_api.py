@@ -393,3 +393,26 @@ def test_trades_are_read_incrementally_and_equal_the_coordinators(world):
     round_trip(coord, clock, "NVDA", 2, 500.0, 505.0, "target", at(11, 20), at(11, 40), order_id=4)
     assert [t.symbol for t in reader.trades_of(day)] == ["MSFT", "AAPL", "NVDA"] == \
         [t.symbol for t in coord.get_trades_by_date(day)]
+
+
+def test_the_trades_table_renders_each_trade_once_and_as_the_template_does(world):
+    """The trades fragment is the ``_trades.html`` template's table, built from one cached
+    row per trade: a new exit read incrementally renders one row, not the table."""
+    import re
+
+    from daytrading.dashboard.app import Dashboard
+
+    settings, clock, coord = world
+    d = Dashboard(settings, clock)
+    snap = d.reader.snapshot()
+    html = d.fragments(snap, "trades")["trades"]
+    plain = d.env.get_template("_trades.html").render(snap=snap, controls=False)
+    assert re.sub(r">\s+<", "><", html).strip() == re.sub(r">\s+<", "><", plain).strip()
+    assert html.count("<tr data-symbol=") == 2
+    rows = dict(d._trade_rows)
+    round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
+    html2 = d.fragments(d.reader.snapshot(), "trades")["trades"]
+    assert 'data-symbol="MSFT"' in html2 and html2.count("<tr data-symbol=") == 3
+    assert all(d._trade_rows[k][1] is rows[k][1] for k in rows)  # the old rows were not rendered again
+    empty = d.env.get_template("_trades.html").render(snap={**snap, "trades": []}, controls=False)
+    assert "no trades in" in empty
