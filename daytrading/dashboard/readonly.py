@@ -1,9 +1,11 @@
 """Read-only access to the shared database for the dashboard.
 
 Every connection is opened with SQLite's URI ``mode=ro`` and ``PRAGMA query_only``, and
-every transaction is a plain (deferred) ``BEGIN``: in WAL mode a reader never blocks a
-writer and can never take the write lock, so the dashboard cannot make a bot's write wait
-however many requests it serves. Nothing here creates or migrates the schema: a missing
+every transaction is a plain (deferred) ``BEGIN``: in WAL mode a reader never holds the
+write lock, so the dashboard cannot make a bot's write wait however many requests it serves.
+(One exception lasts microseconds: a reader that finds the WAL-index header being rewritten by
+a commit takes the write lock just long enough to re-read it. A writer with any busy timeout,
+as every bot has, never notices.) Nothing here creates or migrates the schema: a missing
 file or table is reported (see :func:`open_readonly`), never "fixed".
 """
 
