@@ -171,8 +171,11 @@ def open_client(
     n = workers if workers is not None else (os.cpu_count() or 1)
     if n < 1:
         raise OperationalError(f"--workers {n}: need at least 1 worker")
+    # the scheduler always serves HTTP (its dashboard, /health); without an address it takes
+    # 8787, the daytrading dashboard's default port: a sweep beside a running supervisor would
+    # then keep the page from starting, or lose its own. A free loopback port instead.
     cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR
     )
     client = Client(cluster)
     try:

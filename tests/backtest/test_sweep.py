@@ -73,6 +73,14 @@ def client():
         yield c
 
 
+def test_the_local_cluster_leaves_the_dashboard_port_free(client):
+    """The scheduler's own HTTP server takes a free loopback port, never the daytrading dashboard's."""
+    from daytrading.config import DashboardSettings
+
+    port = client.scheduler_info()["services"].get("dashboard")
+    assert port and port != DashboardSettings().port
+
+
 def test_a_2x2_grid_over_2_sessions_on_2_workers_equals_the_runs_made_one_by_one(client, one_by_one):
     """Dask runs tasks in worker threads of other processes; every cell must still be the runs made alone."""
     bench = data_benchmark(DATA)
