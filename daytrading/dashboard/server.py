@@ -127,8 +127,10 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     print(f"daytrading dashboard: serving {url} (database {settings.paths.database}, read-only; controls "
           f"{'enabled' if dash.token.get_secret_value() else 'disabled: no dashboard.token'})", flush=True)
     # http="auto": httptools (a C parser, a dependency) when installed, else h11 (pure Python, slower)
+    # proxy_headers=False: the address a control request is logged with is the socket's peer;
+    # uvicorn would otherwise take X-Forwarded-For from any local process (it trusts 127.0.0.1)
     config = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio", http="auto",
-                            timeout_graceful_shutdown=2, lifespan="on")
+                            timeout_graceful_shutdown=2, lifespan="on", proxy_headers=False)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

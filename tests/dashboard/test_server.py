@@ -79,6 +79,22 @@ def test_refuses_a_non_loopback_bind_without_token_and_a_port_in_use(world):
     assert res.returncode == 3 and "already in use" in res.stderr, res.stderr
 
 
+def test_a_control_request_is_logged_with_its_socket_address_not_a_forwarded_one(world):
+    """X-Forwarded-For from a local process does not change the client a control request is logged with."""
+    settings, _, _, port, _ = world
+    res = httpx.post(f"http://127.0.0.1:{port}/api/control/freeze", json={},
+                     headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
+    assert res.status_code == 403
+    log_file = settings.paths.log_dir / "dashboard.jsonl"
+    deadline, refused = time.monotonic() + 30, []
+    while not refused and time.monotonic() < deadline:
+        lines = log_file.read_text(encoding="utf-8").splitlines() if log_file.exists() else []
+        refused = [json.loads(x) for x in lines if "control request refused" in x]
+        time.sleep(0.05)  # another process's log file: poll it with a deadline
+    assert refused, "no control log line"
+    assert refused[-1]["client"].startswith("127.0.0.1:"), refused[-1]
+
+
 def _frames(response: httpx.Response, out: list[tuple[str, dict]], stop: threading.Event) -> None:
     kind = None
     with contextlib.suppress(httpx.HTTPError):  # the test closes the stream under the reader
