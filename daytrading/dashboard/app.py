@@ -7,9 +7,11 @@ Routes (OpenAPI schema at ``/openapi.json``; no Swagger UI, which would load fro
 * ``GET /metrics`` — Prometheus text format;
 * ``GET /api/status``, ``/api/positions``, ``/api/trades?date=``, ``/api/gates?date=&symbol=``,
   ``/api/events?since=&level=&limit=``;
-* ``GET /api/stream`` — Server-Sent Events: ``sync`` first (the whole page, on every connect and
-  reconnect), then ``status``, ``positions``, ``fill``, ``exit``, ``gate``, ``critical`` (each
-  ``data`` is JSON; the page also gets rendered HTML fragments in ``html``);
+* ``GET /api/stream`` — Server-Sent Events: ``sync`` first (the page's state on every connect
+  and reconnect: the whole trades table, or only the rows a page lacks when it says what it
+  holds with ``Last-Event-ID`` or ``?after=``), then ``status``, ``positions``, ``fill``,
+  ``exit`` (only the new trades, never the table), ``gate``, ``critical`` (each ``data`` is
+  JSON; the page also gets rendered HTML fragments in ``html`` and rows in ``trade_rows``);
 * ``POST /api/control/freeze|unfreeze|liquidate-all`` — only with ``dashboard.token`` set, as a
   bearer token (see :mod:`daytrading.dashboard.controls`).
 
@@ -43,7 +45,7 @@ from daytrading.config import Settings
 from daytrading.coordination.api import TradeView
 from daytrading.dashboard import controls
 from daytrading.dashboard.metrics import metrics_text
-from daytrading.dashboard.reader import Cursor, Reader
+from daytrading.dashboard.reader import Cursor, Reader, TradeRows
 from daytrading.dashboard.stream import Feed, StreamFull, frame, to_json
 
 log = logging.getLogger("daytrading.dashboard")
@@ -345,6 +347,8 @@ class Dashboard:
         self._welcome: tuple[dict[str, Any] | None, bytes] = (None, b"")
         self._trades_html: tuple[list[Any], str | None, str] | None = None
         self._trade_rows: dict[int, tuple[Any, str]] = {}  # id(TradeView) -> (it, its row)
+        self._trade_rows_of: list[Any] | None = None  # the trades list _trade_rows was pruned for
+        self._cursor_lock = asyncio.Lock()
         self.answers = Answers(settings.dashboard.poll_interval)
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients,
                          welcome=self.welcome)
@@ -403,47 +407,102 @@ class Dashboard:
         trades = ctx["snap"]["trades"]
         if not trades:
             return self.env.get_template("_trades.html").render(ctx)
+        return "\n" + "".join(self.trade_rows(trades, zip(trades.ids, trades, strict=True)))
+
+    def trade_rows(self, trades: TradeRows, wanted: Any) -> list[str]:
+        """The ``_trade.html`` rows of ``wanted`` (``(trades.id, TradeView)`` pairs of
+        ``trades``), each rendered once and kept while ``trades`` holds it."""
         row = self.env.get_template("_trade.html")
-        kept: dict[int, tuple[Any, str]] = {}
-        for t in trades:
-            hit = self._trade_rows.get(id(t))
-            kept[id(t)] = hit if hit is not None and hit[0] is t else (t, row.render(t=t) + "\n")
-        self._trade_rows = kept
-        return "\n" + "".join(kept[id(t)][1] for t in trades)
+        kept = self._trade_rows
+        if self._trade_rows_of is not trades:  # a new read: keep only the rows it still holds
+            held = {id(t) for t in trades}
+            kept = self._trade_rows = {k: v for k, v in kept.items() if k in held}
+            self._trade_rows_of = trades
+        out = []
+        for tid, t in wanted:
+            hit = kept.get(id(t))
+            if hit is None or hit[0] is not t:
+                hit = kept[id(t)] = (t, row.render(t=t, id=tid) + "\n")
+            out.append(hit[1])
+        return out
+
+    def new_trade_rows(self, snap: dict[str, Any], after: int) -> tuple[str, int]:
+        """The rows of the snapshot's trades with a ``trades.id`` above ``after`` (rendered as
+        in the table) and the session's number of trades: what a page that holds every trade
+        up to ``after`` lacks."""
+        trades = snap["trades"]
+        ids = getattr(trades, "ids", [])
+        rows = self.trade_rows(trades, [(i, t) for i, t in zip(ids, trades, strict=True) if i > after])
+        return "".join(rows), len(trades)
 
     def page(self, snap: dict[str, Any], requested: date | None) -> str:
-        """The whole page: its frame around the fragments (the same strings the stream sends)."""
+        """The whole page: its frame around the fragments (the same strings the stream sends);
+        ``data-held`` on its body says which trades it shows (see :meth:`welcome`)."""
+        held = f"{snap['session_date'] or ''}:{max(getattr(snap['trades'], 'ids', []), default=0)}"
         return self.env.get_template("index.html").render(
-            snap=snap, controls=self.controls, requested=requested.isoformat() if requested else "",
+            snap=snap, controls=self.controls, requested=requested.isoformat() if requested else "", held=held,
             frag=self.fragments(snap, *self.FRAGMENTS), poll_ms=int(self.settings.dashboard.poll_interval * 1000))
 
-    #: Every fragment of the page, keyed by element id (the ``sync`` message carries them all).
+    #: Every fragment of the page, keyed by element id.
     FRAGMENTS = ("health", "summary", "positions", "trades", "equity", "gates", "events")
+    #: What a ``sync`` message carries besides the trades (the page draws the equity curve from
+    #: the trades table's rows itself).
+    SYNC_FRAGMENTS = ("health", "summary", "positions", "gates", "events")
 
-    async def welcome(self, subscribed: float) -> bytes:
-        """The first message of a new stream, encoded: ``sync`` with every fragment of the page,
-        from a snapshot read after ``subscribed`` (``time.monotonic()``), so a page that reconnects
-        after a gap shows the exits recorded meanwhile. Encoded once per snapshot (50 pages
-        reconnecting at once share one)."""
+    async def _ensure_cursor(self) -> Cursor:
+        """The stream's cursor, read once (before any ``sync`` snapshot, so that no row can
+        fall between the page a stream starts with and the rows it streams)."""
+        async with self._cursor_lock:
+            if self.cursor is None:
+                self.cursor = await asyncio.to_thread(self.reader.cursor)
+        return self.cursor
+
+    async def welcome(self, subscribed: float, held: str | None = None) -> bytes:
+        """The first message of a new stream, encoded: ``sync`` with the page's fragments from
+        a snapshot read after ``subscribed`` (``time.monotonic()``), so a page that reconnects
+        after a gap shows the exits recorded meanwhile.
+
+        Args:
+            held: what the page already shows, as an SSE event id ``"<session>:<trades.id>"``
+                (the ``Last-Event-ID`` of a reconnect, or the ``after`` the page was rendered
+                with): then only the trade rows above that id of that session are sent
+                (``trade_rows``, with ``trades_total``); otherwise the whole trades table
+                (``html.trades``). A full sync is encoded once per snapshot (50 pages
+                reconnecting at once share one).
+        """
+        await self._ensure_cursor()
         snap = await self.snapshot(started_after=subscribed)
+        ids = getattr(snap["trades"], "ids", [])
+        event_id = f"{snap['session_date'] or ''}:{max(ids, default=0)}"
+        data = {"session_date": snap["session_date"], "market_time": snap["market_time"],
+                "html": self.fragments(snap, *self.SYNC_FRAGMENTS)}
+        after = parse_held(held, snap["session_date"])
+        if after is not None:
+            data["trade_rows"], data["trades_total"] = self.new_trade_rows(snap, after)
+            return frame("sync", to_json(data), event_id).encode()
         if self._welcome[0] is not snap:
-            data = {"session_date": snap["session_date"], "market_time": snap["market_time"],
-                    "html": self.fragments(snap, *self.FRAGMENTS)}
-            self._welcome = (snap, frame("sync", to_json(data)).encode())
+            data["html"] = {**data["html"], **self.fragments(snap, "trades")}
+            data["trades_total"] = len(snap["trades"])
+            self._welcome = (snap, frame("sync", to_json(data), event_id).encode())
         return self._welcome[1]
 
-    async def poll(self) -> list[tuple[str, Any]]:
-        """One tick of the live stream: the state messages and one message per kind of new rows."""
-        if self.cursor is None:
-            self.cursor = await asyncio.to_thread(self.reader.cursor)
-        changes = await asyncio.to_thread(self.reader.changes, self.cursor)
+    async def poll(self) -> list[tuple[Any, ...]]:
+        """One tick of the live stream: the state messages and one message per kind of new rows.
+
+        An ``exit`` message carries only the new trades (``trades`` as JSON, ``trade_rows``
+        rendered for the page, ``trades_total`` of the session) and the summary cards, never
+        the table: its size does not grow with the session's trades. Its SSE id
+        ``"<session>:<cursor>"`` says which trades a page that received it holds.
+        """
+        cursor = await self._ensure_cursor()
+        changes = await asyncio.to_thread(self.reader.changes, cursor)
         # The fragments must show at least the rows just streamed: a snapshot read before them
         # (cached by a page request) would render an exit's trades table without that exit,
         # and the cursor has moved past it, so it would never be sent again.
         seen = time.monotonic() if any(changes.values()) else None
         snap = await self.snapshot(started_after=seen)
         base = {"session_date": snap["session_date"], "market_time": snap["market_time"]}
-        out: list[tuple[str, Any]] = []
+        out: list[tuple[Any, ...]] = []
         if snap.get("status"):
             out.append(("status", {**base, "status": _status_model(snap), "health": snap["health"],
                                    "html": self.fragments(snap, "health", "summary")}))
@@ -451,8 +510,13 @@ class Dashboard:
         if changes["fills"]:
             out.append(("fill", {**base, "fills": changes["fills"]}))
         if changes["trades"]:
-            out.append(("exit", {**base, "trades": changes["trades"],
-                                 "html": self.fragments(snap, "trades", "equity", "summary")}))
+            new = {r["id"] for r in changes["trades"]}
+            trades = snap["trades"]
+            rows = self.trade_rows(trades, [(i, t) for i, t in zip(getattr(trades, "ids", []), trades, strict=True)
+                                            if i in new])
+            out.append(("exit", {**base, "trades": changes["trades"], "trade_rows": "".join(rows),
+                                 "trades_total": len(trades), "html": self.fragments(snap, "summary")},
+                        f"{snap['session_date'] or ''}:{cursor.trade}"))
         if changes["gates"]:
             out.append(("gate", {**base, "decisions": changes["gates"][-50:], "count": len(changes["gates"]),
                                  "html": self.fragments(snap, "gates")}))
@@ -460,6 +524,21 @@ class Dashboard:
         if notable:
             out.append(("critical", {**base, "events": notable, "html": self.fragments(snap, "events")}))
         return out
+
+
+HELD_PATTERN = r"^(\d{4}-\d{2}-\d{2})?:\d{1,18}$"
+
+
+def parse_held(held: str | None, session: str | None) -> int | None:
+    """The ``trades.id`` up to which a page holds session ``session``'s trades, from an SSE
+    event id ``"<session>:<id>"``; None (send the whole table) when absent, malformed or of
+    another session."""
+    if not held or ":" not in held:
+        return None
+    day, _, number = held.partition(":")
+    if day != (session or "") or not number.isdigit() or len(number) > 18:
+        return None
+    return int(number)
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -526,9 +605,11 @@ def _add_pages(app: FastAPI, d: Dashboard) -> None:
 
     @app.get("/api/stream", summary="Server-Sent Events: sync (first), status, positions, fill, exit, gate, critical",
              response_class=StreamingResponse)
-    async def stream() -> StreamingResponse:
+    async def stream(request: Request, after: str | None = Query(  # noqa: B008
+            None, pattern=HELD_PATTERN, description='"<session>:<trades.id>": the page holds that session\'s '
+            'trades up to that id (the page\'s data-held); the Last-Event-ID header of a reconnect wins')) -> Response:
         try:
-            frames = await d.feed.subscribe()
+            frames = await d.feed.subscribe(request.headers.get("last-event-id") or after)
         except StreamFull as exc:
             raise HTTPException(503, str(exc)) from None
         return StreamingResponse(frames, media_type="text/event-stream",

@@ -125,6 +125,17 @@ class Cursor:
 FULL_READ_S = 5.0
 
 
+class TradeRows(list[TradeView]):
+    """A session's trades (a list of :class:`TradeView`, exit-time order) with ``ids``, the
+    ``trades.id`` of each row at the same index (the page keys its table rows by it)."""
+
+    ids: list[int]
+
+    def __init__(self, rows: list[tuple[Any, int, TradeView]]) -> None:
+        super().__init__(r[2] for r in rows)
+        self.ids = [r[1] for r in rows]
+
+
 class _OneRead:
     """The read-only coordinator as one full snapshot read sees it: heartbeats and active
     positions are read once for :func:`~daytrading.ops.status.status_rows` and the snapshot
@@ -172,12 +183,13 @@ class Reader:
         self.full_reads = 0
         self.trade_rows_read = 0
 
-    def trades_of(self, day: date) -> list[TradeView]:
+    def trades_of(self, day: date) -> TradeRows:
         """The trades of session ``day``, the rows and order of
         :meth:`~daytrading.coordination.Coordinator.get_trades_by_date`, read incrementally:
         one ``count, max(id)`` query, then only rows with a larger id than those held (a trade
         row is written once, at the exit); any other difference (rows deleted, a restored
-        file) reads them all again. One read transaction, so the count and the rows agree."""
+        file) reads them all again. One read transaction, so the count and the rows agree.
+        The list's ``ids`` are the rows' ``trades.id``."""
         t = Trade.__table__
         names = tuple(TradeView.__dataclass_fields__)
         held = self._trades.get(day, [])
@@ -198,7 +210,7 @@ class Reader:
                 if len(self._trades) >= 8:
                     self._trades.clear()
                 self._trades[day] = held
-        return [r[2] for r in held]
+        return TradeRows(held)
 
     def data_version(self) -> tuple[int, int] | None:
         """``(inode, PRAGMA data_version)`` of the database: it changes whenever any other
@@ -268,7 +280,7 @@ class Reader:
         status: dict[str, Any] = {}
         beats: dict[str, dict[str, Any]] = {}
         positions: list[Any] = []
-        trades: list[Any] = []
+        trades: list[Any] = TradeRows([])
         events: list[dict[str, Any]] = []
         gates: dict[str, Any] = {"by_gate": [], "latest": []}
         db_error = None

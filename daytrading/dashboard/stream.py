@@ -43,9 +43,11 @@ def to_json(data: Any) -> str:
     return json.dumps(data, default=default, separators=(",", ":"))
 
 
-def frame(kind: str, payload: str) -> str:
-    """One SSE frame (``payload`` is one line of JSON)."""
-    return f"event: {kind}\ndata: {payload}\n\n"
+def frame(kind: str, payload: str, event_id: str | None = None) -> str:
+    """One SSE frame (``payload`` is one line of JSON; ``event_id``, without newlines, becomes
+    the browser's ``Last-Event-ID`` when it reconnects)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {payload}\n\n"
 
 
 RETRY = b"retry: 2000\n\n"
@@ -60,22 +62,24 @@ class Feed:
     """Fan-out of recorded changes to SSE clients.
 
     Args:
-        poll: blocking-free coroutine returning ``[(kind, data), …]`` for one tick; it keeps
-            its own cursor. Raising is logged and retried next tick.
+        poll: blocking-free coroutine returning ``[(kind, data), …]`` for one tick (or
+            ``(kind, data, event_id)``: the frame's SSE id); it keeps its own cursor. Raising is
+            logged and retried next tick.
         interval: wall seconds between ticks.
         max_clients: concurrent clients allowed.
         welcome: optional coroutine giving the first message of every new stream as an
             encoded SSE frame (bytes), read after the client subscribed, given that
-            ``time.monotonic()`` reading (the page's whole state: a client that reconnects after
-            a gap, or whose queue overflowed, misses no exit). Raising is logged; the stream
+            ``time.monotonic()`` reading and what the client says it holds (its
+            ``Last-Event-ID``, or None): the page's state, so a client that reconnects after
+            a gap, or whose queue overflowed, misses no exit. Raising is logged; the stream
             then starts without it.
     """
 
     #: Message kinds whose latest payload a new client gets at once.
     STATE_KINDS = ("status", "positions")
 
-    def __init__(self, poll: Callable[[], Awaitable[list[tuple[str, Any]]]], interval: float,
-                 max_clients: int, welcome: Callable[[float], Awaitable[bytes]] | None = None) -> None:
+    def __init__(self, poll: Callable[[], Awaitable[list[tuple[Any, ...]]]], interval: float,
+                 max_clients: int, welcome: Callable[[float, str | None], Awaitable[bytes]] | None = None) -> None:
         self.poll = poll
         self.interval = interval
         self.max_clients = max_clients
@@ -86,8 +90,11 @@ class Feed:
         self._sent = time.monotonic()
         self.ticks = 0
 
-    async def subscribe(self) -> AsyncIterator[bytes]:
+    async def subscribe(self, held: str | None = None) -> AsyncIterator[bytes]:
         """Encoded frames for one client until it disconnects (or falls behind and is dropped).
+
+        Args:
+            held: the client's ``Last-Event-ID`` (what it already shows), passed to ``welcome``.
 
         Raises:
             StreamFull: when ``max_clients`` already listen.
@@ -98,14 +105,15 @@ class Feed:
         self.clients.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        return self._frames(queue, time.monotonic())
+        return self._frames(queue, time.monotonic(), held)
 
-    async def _frames(self, queue: asyncio.Queue[bytes | None], subscribed: float) -> AsyncIterator[bytes]:
+    async def _frames(self, queue: asyncio.Queue[bytes | None], subscribed: float, held: str | None
+                      ) -> AsyncIterator[bytes]:
         try:
             yield RETRY
             if self.welcome is not None:
                 try:
-                    yield await self.welcome(subscribed)
+                    yield await self.welcome(subscribed, held)
                 except Exception as exc:  # noqa: BLE001 - the live messages still follow
                     log.warning("live stream welcome failed", extra={"error": str(exc)})
             for kind in self.STATE_KINDS:
@@ -137,11 +145,11 @@ class Feed:
             except Exception as exc:  # noqa: BLE001 - a failed read is retried next tick
                 log.warning("live stream read failed", extra={"error": str(exc)})
                 messages = []
-            for kind, data in messages:
+            for kind, data, *event_id in messages:
                 payload = to_json(data)
                 if kind in self.STATE_KINDS and self.latest.get(kind, ("",))[0] == payload:
                     continue
-                encoded = frame(kind, payload).encode()
+                encoded = frame(kind, payload, *event_id).encode()
                 if kind in self.STATE_KINDS:
                     self.latest[kind] = (payload, encoded)
                 self._broadcast(encoded)

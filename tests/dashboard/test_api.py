@@ -230,10 +230,17 @@ def test_equity_svg_draws_the_cumulative_pnl(world):
     assert "no trades yet" in views.equity_svg([])
 
 
+def _frames(messages: list) -> dict[str, tuple[dict, str | None]]:
+    """A tick's messages by kind: (data, SSE id)."""
+    return {m[0]: (m[1], m[2] if len(m) > 2 else None) for m in messages}
+
+
 def test_an_exit_recorded_after_a_cached_snapshot_is_streamed_with_its_trade_row(world):
-    """The stream's exit message renders its trades table from a snapshot read after the new
+    """The stream's exit message renders its trade rows from a snapshot read after the new
     rows: a snapshot cached by a page request just before the exit would leave the row out for
-    good (the cursor has moved past it). Seen in a browser test under load."""
+    good (the cursor has moved past it). Seen in a browser test under load. It carries only
+    the new row, the session's count of trades and the summary cards, and its SSE id says
+    which trades a page that got it holds."""
     from daytrading.config import with_overrides
     from daytrading.dashboard.app import Dashboard
 
@@ -247,35 +254,91 @@ def test_an_exit_recorded_after_a_cached_snapshot_is_streamed_with_its_trade_row
         round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "liquidate_all", at(11, 5), at(11, 10), order_id=3)
         return await d.poll()
 
-    messages = dict(_run(scenario()))
-    assert [t["symbol"] for t in messages["exit"]["trades"]] == ["MSFT"]
-    assert 'data-symbol="MSFT"' in messages["exit"]["html"]["trades"]
+    exit_, event_id = _frames(_run(scenario()))["exit"]
+    assert [t["symbol"] for t in exit_["trades"]] == ["MSFT"]
+    assert exit_["trade_rows"].count("<tr ") == 1 and 'data-symbol="MSFT"' in exit_["trade_rows"]
+    assert exit_["trades_total"] == 3 and set(exit_["html"]) == {"summary"}
+    newest = max(r["id"] for r in exit_["trades"])
+    assert event_id == f"2020-11-17:{newest}" and f'data-id="{newest}"' in exit_["trade_rows"]
 
 
-def test_a_stream_starts_with_the_whole_page_so_a_reconnect_misses_no_exit(world):
+def test_a_stream_starts_with_the_page_state_so_a_reconnect_misses_no_exit(world):
     """A browser whose stream broke (a restarted dashboard, a slow reader dropped for a full
     queue) reconnects by itself; exits recorded meanwhile were never streamed to it. The
-    first message of every stream, ``sync``, carries every fragment read after it subscribed."""
+    first message of every stream, ``sync``, is read after it subscribed: the whole trades
+    table for a stream that says nothing, only the rows above its ``Last-Event-ID`` (or
+    ``?after=``) for one that says what it holds, the whole table again for another session."""
     from daytrading.dashboard.app import Dashboard
     from daytrading.dashboard.stream import frame
 
     settings, clock, coord = world
     d = Dashboard(settings, clock)
+    page = d.page(d.reader.snapshot(), None)
+    held = page.split('data-held="', 1)[1].split('"', 1)[0]
+    assert held.startswith("2020-11-17:")
+
+    async def first_message(held: str | None) -> str:
+        frames = await d.feed.subscribe(held)
+        assert (await anext(frames)).startswith(b"retry:")
+        out = (await anext(frames)).decode()
+        await frames.aclose()
+        return out
 
     async def scenario() -> list[str]:
         await d.snapshot()  # cached before the exit below
         round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
-        frames = await d.feed.subscribe()
-        out = [(await anext(frames)).decode(), (await anext(frames)).decode()]
+        out = [await first_message(h) for h in (None, held, "2020-11-16:" + held.split(":")[1], "garbage")]
         await d.feed.close()
         return out
 
-    retry, first = _run(scenario())
-    assert retry.startswith("retry:")
-    kind, data = first.split("\n")[0], json.loads(first.split("\n")[1].removeprefix("data: "))
+    full, delta, other_day, garbage = _run(scenario())
+
+    def parse(text: str) -> tuple[str, str, dict]:
+        lines = text.split("\n")
+        return lines[0], lines[1], json.loads(lines[2].removeprefix("data: "))
+
+    event_id, kind, data = parse(full)
     assert kind == "event: sync" and frame("sync", "x").startswith("event: sync")
-    assert set(data["html"]) == {"health", "summary", "positions", "trades", "equity", "gates", "events"}
+    assert set(data["html"]) == {"health", "summary", "positions", "trades", "gates", "events"}
     assert 'data-symbol="MSFT"' in data["html"]["trades"] and 'data-symbol="AAPL"' in data["html"]["trades"]
+    assert data["trades_total"] == 3 and event_id.startswith("id: 2020-11-17:")
+    event_id2, _, data = parse(delta)
+    assert "trades" not in data["html"] and data["trades_total"] == 3 and event_id2 == event_id
+    assert data["trade_rows"].count("<tr ") == 1 and 'data-symbol="MSFT"' in data["trade_rows"]
+    for text in (other_day, garbage):
+        assert 'data-symbol="AAPL"' in parse(text)[2]["html"]["trades"]
+
+
+def test_an_exit_message_does_not_grow_with_the_sessions_trades(world):
+    """With 500 trades in the session an exit message (one new trade) is as small as with 2:
+    it never carries the table (which 50 clients would each be sent at every exit)."""
+    import sqlite3
+
+    from daytrading.config import with_overrides
+    from daytrading.dashboard.app import Dashboard
+    from daytrading.dashboard.stream import frame, to_json
+
+    settings, clock, coord = world
+    d = Dashboard(with_overrides(settings, {"dashboard": {"poll_interval": 0.01}}), clock)
+
+    async def exit_bytes(symbol: str, order_id: int) -> int:
+        await d.poll()
+        round_trip(coord, clock, symbol, 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=order_id)
+        data, event_id = _frames(await d.poll())["exit"]
+        assert [t["symbol"] for t in data["trades"]] == [symbol]
+        return len(frame("exit", to_json(data), event_id).encode())
+
+    small = _run(exit_bytes("MSFT", 3))
+    con = sqlite3.connect(settings.paths.database)
+    cols = ", ".join(r[1] for r in con.execute("PRAGMA table_info(trades)") if r[1] != "id")
+    with con:
+        while con.execute("SELECT count(*) FROM trades").fetchone()[0] < 500:
+            con.execute(f"INSERT INTO trades ({cols}) SELECT {cols} FROM trades")  # noqa: S608 - own columns
+    con.close()
+    large = _run(exit_bytes("NVDA", 5))
+    table = len(d.fragments(d.reader.snapshot(), "trades")["trades"].encode())
+    assert len(d.reader.snapshot()["trades"]) > 500 and table > 100_000
+    assert large < 4096 and abs(large - small) < 64, (small, large, table)
 
 
 def test_identical_gets_get_the_same_bytes_dated_by_the_data_not_the_request(world):

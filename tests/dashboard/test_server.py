@@ -134,7 +134,7 @@ def test_stream_sends_fills_exits_positions_and_critical_events_as_recorded(worl
         assert 'data-symbol="NIO"' in pos["html"]["positions"]
         coord.close_position("NIO", 40.72, "target", exit_time=at(11, 30))
         exit_ = wait(lambda k, d: k == "exit", "exit")
-        assert [t["symbol"] for t in exit_["trades"]] == ["NIO"] and 'data-symbol="NIO"' in exit_["html"]["trades"]
+        assert [t["symbol"] for t in exit_["trades"]] == ["NIO"] and 'data-symbol="NIO"' in exit_["trade_rows"]
         coord.record_event("CRITICAL", "outage", "broker unreachable for 300 market s")
         crit = wait(lambda k, d: k == "critical", "critical")
         assert crit["events"][0]["kind"] == "outage"
