@@ -349,6 +349,7 @@ class Dashboard:
         self._trade_rows: dict[int, tuple[Any, str]] = {}  # id(TradeView) -> (it, its row)
         self._trade_rows_of: list[Any] | None = None  # the trades list _trade_rows was pruned for
         self._cursor_lock = asyncio.Lock()
+        self._state_sent: dict[str, tuple[str, float]] = {}  # kind -> (clock-free JSON, monotonic time sent)
         self.answers = Answers(settings.dashboard.poll_interval)
         self.feed = Feed(self.poll, settings.dashboard.poll_interval, settings.dashboard.max_stream_clients,
                          welcome=self.welcome)
@@ -486,8 +487,25 @@ class Dashboard:
             self._welcome = (snap, frame("sync", to_json(data), event_id).encode())
         return self._welcome[1]
 
+    #: Wall seconds after which a ``status`` or ``positions`` message is sent again although
+    #: only its clocks moved (:data:`CLOCK_FIELDS`: market time, ages, uptime); any other change
+    #: goes out at the next tick. Without it every tick would send both to every client.
+    STATE_REFRESH_S = 5.0
+
+    def _state_due(self, kind: str, data: dict[str, Any]) -> bool:
+        """Whether the state message ``kind`` with ``data`` (without its HTML) is to be sent
+        now: its clock-free content changed, or :attr:`STATE_REFRESH_S` passed since it was."""
+        key = to_json(without_clocks(data))
+        now = time.monotonic()
+        last = self._state_sent.get(kind)
+        if last is not None and last[0] == key and now - last[1] < self.STATE_REFRESH_S:
+            return False
+        self._state_sent[kind] = (key, now)
+        return True
+
     async def poll(self) -> list[tuple[Any, ...]]:
-        """One tick of the live stream: the state messages and one message per kind of new rows.
+        """One tick of the live stream: the state messages (when due, see :meth:`_state_due`)
+        and one message per kind of new rows.
 
         An ``exit`` message carries only the new trades (``trades`` as JSON, ``trade_rows``
         rendered for the page, ``trades_total`` of the session) and the summary cards, never
@@ -503,10 +521,12 @@ class Dashboard:
         snap = await self.snapshot(started_after=seen)
         base = {"session_date": snap["session_date"], "market_time": snap["market_time"]}
         out: list[tuple[Any, ...]] = []
-        if snap.get("status"):
-            out.append(("status", {**base, "status": _status_model(snap), "health": snap["health"],
-                                   "html": self.fragments(snap, "health", "summary")}))
-        out.append(("positions", {**base, "positions": snap["positions"], "html": self.fragments(snap, "positions")}))
+        status = {**base, "status": _status_model(snap), "health": snap["health"]} if snap.get("status") else None
+        if status is not None and self._state_due("status", status):
+            out.append(("status", {**status, "html": self.fragments(snap, "health", "summary")}))
+        positions = {**base, "positions": snap["positions"]}
+        if self._state_due("positions", positions):
+            out.append(("positions", {**positions, "html": self.fragments(snap, "positions")}))
         if changes["fills"]:
             out.append(("fill", {**base, "fills": changes["fills"]}))
         if changes["trades"]:
@@ -524,6 +544,19 @@ class Dashboard:
         if notable:
             out.append(("critical", {**base, "events": notable, "html": self.fragments(snap, "events")}))
         return out
+
+
+#: Fields that change with the clocks alone (see :attr:`Dashboard.STATE_REFRESH_S`).
+CLOCK_FIELDS = frozenset({"market_time", "heartbeat_age_s", "uptime_s", "age_s", "last_age_s"})
+
+
+def without_clocks(data: Any) -> Any:
+    """``data`` (JSON-like) without the :data:`CLOCK_FIELDS` keys, at any depth."""
+    if isinstance(data, dict):
+        return {k: without_clocks(v) for k, v in data.items() if k not in CLOCK_FIELDS}
+    if isinstance(data, list):
+        return [without_clocks(v) for v in data]
+    return data
 
 
 HELD_PATTERN = r"^(\d{4}-\d{2}-\d{2})?:\d{1,18}$"

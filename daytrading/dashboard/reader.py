@@ -119,6 +119,8 @@ class Cursor:
     trade: int = 0
     gate: int = 0
     execution: int = 0
+    #: :meth:`Reader.data_version` when the rows after these ids were last read (None: unknown)
+    version: tuple[int, int] | None = None
 
 
 #: Wall seconds after which a snapshot reads every row again even when no commit was seen.
@@ -246,7 +248,7 @@ class Reader:
                 and time.monotonic() - cached[1] < FULL_READ_S:
             rows = dict(cached[2])
             rows["status"] = {**rows["status"], **status_clock_rows(rows["beats"], now, now_wall, health_check),
-                              "freeze": self.coord.freeze_info()}  # the freeze file is not in the database
+                              "freeze": self._freeze(rows["status"].get("freeze"))}
             return rows
         started = time.monotonic()
         one = _OneRead(self)
@@ -261,6 +263,14 @@ class Reader:
                 self._rows.clear()
             self._rows[key] = (version, started, rows)
         return rows
+
+    def _freeze(self, held: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The freeze now, when nothing was committed since ``held`` was read: a database flag
+        is still set; otherwise only the freeze file (not in the database) can have changed,
+        and one ``stat`` says whether it exists (no SQL)."""
+        if held is not None and held.get("source") != "file":
+            return held
+        return self.coord.freeze_info() if self.coord.is_frozen_file() else None
 
     # ------------------------------------------------------------------ snapshot
 
@@ -356,7 +366,13 @@ class Reader:
 
     def changes(self, cur: Cursor, limit: int = 200) -> dict[str, list[dict[str, Any]]]:
         """Rows recorded after ``cur`` (``cur`` is advanced): events, trades (exits), gate
-        decisions, executions (fills); each list oldest first, at most ``limit`` newest rows."""
+        decisions, executions (fills); each list oldest first, at most ``limit`` newest rows.
+
+        No query when nothing was committed since the last call with ``cur`` (``PRAGMA
+        data_version``): an idle session costs the stream one pragma per tick."""
+        version = self.data_version()
+        if version is not None and cur.version == version:
+            return {"events": [], "trades": [], "gates": [], "fills": []}
 
         def rows(conn: Any, model: Any, after: int) -> list[dict[str, Any]]:
             table = model.__table__
@@ -376,6 +392,7 @@ class Reader:
         for key, attr in (("events", "event"), ("trades", "trade"), ("gates", "gate"), ("fills", "execution")):
             if out[key]:
                 setattr(cur, attr, max(r["id"] for r in out[key]))
+        cur.version = version  # read before the rows: a commit meanwhile makes the next call read again
         return out
 
     def events_since(self, since: int = 0, level: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

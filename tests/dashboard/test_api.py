@@ -479,3 +479,55 @@ def test_the_trades_table_renders_each_trade_once_and_as_the_template_does(world
     assert all(d._trade_rows[k][1] is rows[k][1] for k in rows)  # the old rows were not rendered again
     empty = d.env.get_template("_trades.html").render(snap={**snap, "trades": []}, controls=False)
     assert "no trades in" in empty
+
+
+def test_the_stream_sends_state_again_only_when_more_than_its_clocks_moved(world):
+    """Market time, ages and uptime move every tick; a ``status`` or ``positions`` message
+    whose other content is unchanged waits ``STATE_REFRESH_S`` (50 clients would otherwise get
+    both at every tick of an idle session); a real change goes out at the next tick. A tick
+    after no commit runs no SQL at all."""
+    from sqlalchemy import event
+
+    from daytrading.config import with_overrides
+    from daytrading.dashboard.app import Dashboard
+
+    settings, clock, coord = world
+    d = Dashboard(with_overrides(settings, {"dashboard": {"poll_interval": 1e-6}}), clock)
+
+    async def kinds() -> set[str]:
+        return {m[0] for m in await d.poll()}
+
+    statements: list[str] = []
+    event.listen(d.reader.coord.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    async def scenario() -> list[set[str]]:
+        out = [await kinds()]
+        clock.advance(30)
+        statements.clear()
+        out.append(await kinds())
+        assert statements == []  # nothing committed: neither the new rows nor the snapshot are read again
+        _beat(coord, "day-trader", "frozen", connected=True)
+        out.append(await kinds())
+        d.STATE_REFRESH_S = 0.0
+        out.append(await kinds())
+        return out
+
+    first, clocks_only, changed, refreshed = _run(scenario())
+    assert first == {"status", "positions"} and clocks_only == set()
+    assert changed == {"status"} and refreshed == {"status", "positions"}
+
+
+def test_a_freeze_file_set_or_cleared_without_a_commit_shows_in_the_next_snapshot(world):
+    """The freeze file is not in the database, so a snapshot that reuses its rows (no commit
+    since) still looks for it; a freeze flag in the database holds until the next commit."""
+    from daytrading.coordination import freeze as side_files
+    from daytrading.dashboard.reader import Reader
+
+    settings, clock, coord = world
+    reader = Reader(settings, clock)
+    assert reader.snapshot()["status"]["freeze"] is None
+    side_files.set_freeze(settings.paths.database, "gateway maintenance", "ops")
+    frozen = reader.snapshot()["status"]["freeze"]
+    assert frozen["source"] == "file" and frozen["value"] == "gateway maintenance" and reader.full_reads == 1
+    side_files.clear_freeze(settings.paths.database)
+    assert reader.snapshot()["status"]["freeze"] is None and reader.full_reads == 1
