@@ -20,8 +20,10 @@ Design (one run, both conditions interleaved so that drift of the machine cancel
   ``/health``, ``/metrics`` and every ``/api/*`` read; the rounds start once every SSE client
   is connected);
 * blocks come in pairs, ordered Q L, L Q, Q L, … (a linear drift then weighs on both
-  conditions alike), until the loaded blocks add up to ``--minutes`` (default 10) of load. Both
-  conditions so run the same number of rounds and get about the same number of exits.
+  conditions alike), until the loaded blocks add up to ``--minutes`` (default 10) of load;
+  then more pairs while a ratio's 95 % interval still straddles the target and another pair
+  ends before ``--max-wall``. Both conditions so run the same number of rounds and get about
+  the same number of exits.
 
 The dashboard runs below normal priority as it always does (``daytrading.dashboard.server.
 lower_priority``), and so does the load process (it stands in for browsers and scrapers,
@@ -40,7 +42,7 @@ quiet.
 
     python benchmarks/bench_dashboard.py [--minutes 10] [--block-rounds 4] [--positions 60] [--speed 390]
         [--sse-clients 50] [--rate 200] [--max-wall 25]
-    python benchmarks/bench_dashboard.py --cpu-probe 60 [--probe-trades 500] [--probe-priority normal]
+    python benchmarks/bench_dashboard.py --cpu-probe 60 [--probe-trades 500] [--probe-priority normal] [--probe-quiet]
 
 Wall time ≈ 2 × ``--minutes`` + about 5 s per loaded block (21-22 minutes by default).
 """
@@ -89,58 +91,107 @@ async def _http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return int(head[9:12])
 
 
+def _count_frames(buf: bytes, kinds: dict[str, list[int]]) -> bytes:
+    """Count the complete SSE frames at the start of ``buf`` by kind (``[frames, bytes]``;
+    comments as ``:``); returns the incomplete rest."""
+    while True:
+        end = buf.find(b"\n\n")
+        if end < 0:
+            return buf
+        block, buf = buf[:end + 2], buf[end + 2:]
+        kind = ":"
+        for line in block.split(b"\n"):
+            if line.startswith(b"event: "):
+                kind = line[7:].decode()
+                break
+        if kind == ":" and not block.startswith(b":"):
+            kind = "retry" if block.startswith(b"retry:") else "?"
+        held = kinds.setdefault(kind, [0, 0])
+        held[0] += 1
+        held[1] += len(block)
+
+
 async def _sse(port: int, stop: asyncio.Event, stats: dict[str, Any], connected: asyncio.Event,
                clients: int) -> None:
-    """One SSE client: counts events (``\\nevent: `` never occurs inside a JSON ``data`` line)."""
+    """One SSE client: counts frames and their bytes by event kind."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
-    tail, first = b"", True
+    head = await reader.readuntil(b"\r\n\r\n")
+    if head[9:12] != b"200":
+        writer.close()
+        raise RuntimeError(f"the live stream answered {head[:12]!r}")
+    chunked = b"chunked" in head.lower()
+    stats["sse_connected"] += 1
+    if stats["sse_connected"] == clients:
+        connected.set()
+    kinds: dict[str, list[int]] = stats["sse_kinds"]
+    buf = b""
     try:
         while not stop.is_set():
-            chunk = await reader.read(1 << 16)
-            if not chunk:
-                stats["sse_dropped"] += 1
-                return
-            if first:  # the response has begun: this client listens
-                first = False
-                stats["sse_connected"] += 1
-                if stats["sse_connected"] == clients:
-                    connected.set()
-            stats["sse_events"] += (tail + chunk).count(b"\nevent: ")
+            if chunked:  # Transfer-Encoding: chunked (uvicorn's streaming responses)
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    stats["sse_dropped"] += 1
+                    return
+                chunk = (await reader.readexactly(size + 2))[:-2]
+            else:
+                chunk = await reader.read(1 << 16)
+                if not chunk:
+                    stats["sse_dropped"] += 1
+                    return
             stats["sse_bytes"] += len(chunk)
-            tail = chunk[-7:]
+            buf = _count_frames(buf + chunk, kinds)
+    except (OSError, asyncio.IncompleteReadError):
+        stats["sse_dropped"] += 1
     finally:
         writer.close()
 
 
 async def _load(port: int, seconds: float, rate: float, sse_clients: int, stop: asyncio.Event) -> dict[str, Any]:
+    from collections import deque
+
     deadline = time.monotonic() + seconds
-    stats: dict[str, Any] = {"requests": 0, "errors": 0, "skipped": 0, "status": {}, "latency_ms": [],
-                             "sse_connected": 0, "sse_dropped": 0, "sse_events": 0, "sse_bytes": 0}
+    stats: dict[str, Any] = {"requests": 0, "errors": 0, "error_kinds": {}, "reconnects": 0, "skipped": 0,
+                             "status": {}, "latency_ms": [], "sse_connected": 0, "sse_dropped": 0, "sse_kinds": {},
+                             "sse_bytes": 0}
     connected = asyncio.Event()
     if sse_clients == 0:
         connected.set()
     sse = [asyncio.create_task(_sse(port, stop, stats, connected, sse_clients)) for _ in range(sse_clients)]
-    pool = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)]
+    # first in, first out: every keep-alive connection is used in turn (a stack would leave the
+    # bottom ones idle past uvicorn's keep-alive timeout, which then closes them)
+    pool = deque([await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)])
     await asyncio.wait_for(connected.wait(), 60)
     requests = [(path, _request(path)) for path in ENDPOINTS]
     latency: list[float] = stats["latency_ms"]
     status: dict[str, int] = stats["status"]
+    kinds: dict[str, int] = stats["error_kinds"]
 
     async def one(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], path: str, request: bytes) -> None:
         t0 = time.perf_counter()
+        if conn[0].at_eof():  # the server closed it while idle (keep-alive timeout): a client reconnects
+            conn[1].close()
+            stats["reconnects"] += 1
+            conn = await asyncio.open_connection("127.0.0.1", port)
         try:
             code = await _http_get(*conn, request)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             stats["errors"] += 1
+            name = type(exc).__name__
+            kinds[name] = kinds.get(name, 0) + 1
             conn[1].close()
-            pool.append(await asyncio.open_connection("127.0.0.1", port))
+            try:
+                pool.append(await asyncio.open_connection("127.0.0.1", port))
+            except OSError as again:
+                kinds[f"reconnect {type(again).__name__}"] = kinds.get(f"reconnect {type(again).__name__}", 0) + 1
             return
         latency.append((time.perf_counter() - t0) * 1000)
         stats["requests"] += 1
         status[str(code)] = status.get(str(code), 0) + 1
         # /health answers 503 here by design (no day-trader runs in the benchmark): not an error
-        stats["errors"] += code >= 500 and path != "/health"
+        if code >= 500 and path != "/health":
+            stats["errors"] += 1
+            kinds[f"HTTP {code}"] = kinds.get(f"HTTP {code}", 0) + 1
         pool.append(conn)
 
     print(READY, flush=True)
@@ -154,7 +205,7 @@ async def _load(port: int, seconds: float, rate: float, sse_clients: int, stop: 
             continue
         if pool:  # a free keep-alive connection, taken now: never more than CONNECTIONS in flight
             path, request = requests[i % len(requests)]
-            t = asyncio.create_task(one(pool.pop(), path, request))
+            t = asyncio.create_task(one(pool.popleft(), path, request))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
         else:
@@ -170,6 +221,7 @@ async def _load(port: int, seconds: float, rate: float, sse_clients: int, stop: 
     await asyncio.gather(*sse, return_exceptions=True)
     for _, writer in pool:
         writer.close()
+    stats["sse_events"] = sum(n for k, (n, _) in stats["sse_kinds"].items() if k not in (":", "retry"))
     return stats
 
 
@@ -406,7 +458,8 @@ def cpu_probe(args: argparse.Namespace) -> None:
             assert load.stdout is not None and load.stdin is not None
             if load.stdout.readline().decode().strip() != READY:
                 raise RuntimeError("load process failed to start")
-            writer.start()
+            if not args.probe_quiet:
+                writer.start()
             cpu0, t0 = _cpu_seconds(dash.pid), time.monotonic()
             time.sleep(args.cpu_probe)
             cpu1, t1 = _cpu_seconds(dash.pid), time.monotonic()
@@ -422,16 +475,43 @@ def cpu_probe(args: argparse.Namespace) -> None:
     cpu = (cpu1 or 0.0) - (cpu0 or 0.0)
     lat = stats["latency_ms"]
     print(f"dashboard CPU probe — {args.cpu_probe:g} s, {trades} trades in the session, {counts['commits']} commits "
-          f"by a writer, {args.sse_clients} SSE clients, {args.rate:g} GET/s asked, priority "
+          f"by a writer{' (off: --probe-quiet)' if args.probe_quiet else ''}, {args.sse_clients} SSE clients, {args.rate:g} GET/s asked, priority "
           f"{args.probe_priority or 'default'}")
     print(f"{stats['requests'] / stats['seconds']:.1f} GET/s answered (skipped {stats['skipped']}, errors "
           f"{stats['errors']}), response p50 {pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms, "
           f"{stats['sse_events']} SSE events ({stats['sse_bytes'] / 1e6:.1f} MB)")
     print(f"dashboard CPU {cpu:.2f} s = {cpu / (t1 - t0):.0%} of a core = {1000 * cpu / max(1, stats['requests']):.2f} ms "
           f"per GET answered (SSE work included); load process {stats['cpu_s']:.2f} s")
+    for line in sse_lines([stats], args.sse_clients):
+        print(line)
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def sse_lines(loads: list[dict[str, Any]], clients: int) -> list[str]:
+    """What the SSE clients received, by event kind: frames per client per second and bytes
+    per frame (the dashboard writes each frame to every client); errors by kind."""
+    seconds = sum(s["seconds"] for s in loads)
+    kinds: dict[str, list[int]] = {}
+    errors: dict[str, int] = {}
+    for s in loads:
+        for k, (n, b) in s.get("sse_kinds", {}).items():
+            held = kinds.setdefault(k, [0, 0])
+            held[0] += n
+            held[1] += b
+        for k, n in s.get("error_kinds", {}).items():
+            errors[k] = errors.get(k, 0) + n
+    per = max(1e-9, seconds * max(1, clients))
+    parts = [f"{'keep-alive' if k == ':' else k} {n / per:.2f}/s x {b / max(1, n) / 1e3:.1f} kB"
+             for k, (n, b) in sorted(kinds.items(), key=lambda kv: -kv[1][1])]
+    total = sum(b for _, b in kinds.values())
+    out = [f"SSE per client: {total / per / 1e3:.1f} kB/s; by kind (frames per client per second x bytes per frame): "
+           + ", ".join(parts)]
+    reconnects = sum(s.get("reconnects", 0) for s in loads)
+    out.append(f"GET errors by kind: {errors or 'none'}; idle keep-alive connections the server had closed "
+               f"(reconnected before use, as HTTP clients do; not errors): {reconnects}")
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -460,6 +540,24 @@ def round_bootstrap(quiet: list[list[float]], loaded: list[list[float]], q: floa
             float(np.percentile(ls, hi)), float(np.percentile(ratio, lo)), float(np.percentile(ratio, hi)))
 
 
+def settled(quiet: Condition, loaded: Condition) -> bool:
+    """Whether the p50 and p99 ratios' 95 % intervals each lie on one side of the target."""
+    for q in (50, 99):
+        lo, hi = round_bootstrap(quiet.rounds, loaded.rounds, q)[4:]
+        if lo <= TARGET_RATIO < hi:
+            return False
+    return True
+
+
+def pairs_needed(ratio: float, lo: float, hi: float, pairs: int) -> int | None:
+    """Block pairs after which an interval as wide as ``[lo, hi]`` around ``ratio`` would clear the
+    target, the interval shrinking as 1/sqrt(pairs); None when the ratio is on the target."""
+    gap = abs(ratio - TARGET_RATIO)
+    if gap < 1e-9:
+        return None
+    return max(pairs, int(np.ceil(pairs * ((hi - lo) / 2 / gap) ** 2)))
+
+
 def report(args: argparse.Namespace, quiet: Condition, loaded: Condition, wall: float, notes: list[str]) -> None:
     q, ld = quiet.exits, loaded.exits
     print()
@@ -480,7 +578,12 @@ def report(args: argparse.Namespace, quiet: Condition, loaded: Condition, wall: 
     elif b50[4] > TARGET_RATIO or b99[4] > TARGET_RATIO:
         sure = "an interval entirely above the target"
     else:
-        sure = "the intervals straddle the target: more rounds would tell"
+        pairs = max(1, len(quiet.rounds) // args.block_rounds)
+        need = [pairs_needed(r, b[4], b[5], pairs) for r, b in ((r50, b50), (r99, b99)) if b[4] <= TARGET_RATIO < b[5]]
+        more = max((n for n in need if n is not None), default=None)
+        sure = ("the intervals straddle the target: about "
+                f"{more} block pairs ({more * wall / pairs / 60:.0f} min wall) would tell" if more else
+                "the ratio is on the target")
     print(f"ratio loaded / no dashboard: p50 x{r50:.3f} [{b50[4]:.3f}, {b50[5]:.3f}], "
           f"p99 x{r99:.3f} [{b99[4]:.3f}, {b99[5]:.3f}]; target <= x{TARGET_RATIO:.2f}: "
           f"{'MET' if met else 'NOT MET'} ({sure})")
@@ -503,6 +606,8 @@ def report(args: argparse.Namespace, quiet: Condition, loaded: Condition, wall: 
               f"{1000 * cpu / max(1, requests):.2f} ms per GET answered (SSE work included)")
     load_cpu = sum(s["cpu_s"] for s in loads)
     print(f"load process CPU: {load_cpu:.1f} s = {load_cpu / max(1e-9, seconds):.0%} of a core")
+    for line in sse_lines(loads, args.sse_clients):
+        print(line)
     for note in notes:
         print(f"note: {note}")
 
@@ -521,6 +626,8 @@ def main() -> None:
                    help="instead: measure the dashboard's CPU per GET over S seconds of the load (no rounds)")
     p.add_argument("--probe-trades", type=int, default=500, help="trades in the probe's session")
     p.add_argument("--probe-priority", default="", help="dashboard.priority for the probe (default: its default)")
+    p.add_argument("--probe-quiet", action="store_true",
+                   help="probe without the writer: nothing changes in the database (the stream's idle cost)")
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -541,8 +648,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_dash_") as d:
         tmp = Path(d)
         pair = 0
-        while loaded.seconds < args.minutes * 60:
-            if time.monotonic() - t_start > args.max_wall * 60:
+        while True:
+            elapsed = time.monotonic() - t_start
+            if loaded.seconds >= args.minutes * 60:
+                if settled(quiet, loaded):
+                    break
+                if elapsed + elapsed / pair > args.max_wall * 60:  # another pair would end past --max-wall
+                    notes.append(f"the verdict is not settled after {pair} pairs; another would end past "
+                                 f"--max-wall {args.max_wall:g} min")
+                    break
+                print(f"after {pair} pairs an interval straddles the target: one more pair", flush=True)
+            elif elapsed > args.max_wall * 60:
                 notes.append(f"stopped at --max-wall {args.max_wall:g} min with {loaded.seconds / 60:.1f} min of load")
                 break
             order = ("quiet", "loaded") if pair % 2 == 0 else ("loaded", "quiet")

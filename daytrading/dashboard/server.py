@@ -22,6 +22,11 @@ log = logging.getLogger("daytrading.dashboard")
 BOT = "dashboard"
 #: Exit code when the port is taken (another dashboard, another program).
 EXIT_PORT_IN_USE = 3
+#: Pending connections the listening socket queues.
+BACKLOG = 2048
+#: Wall seconds an idle keep-alive connection stays open (uvicorn's default is 5): a scraper or
+#: monitor polling every 15-60 s keeps its connection instead of racing the server's close.
+KEEP_ALIVE_S = 75
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -36,7 +41,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
-        sock.listen(128)
+        # uvicorn's own default: while the idle-priority process waits for a core, a burst of
+        # new connections (pages, scrapers) queues here instead of being dropped (the kernel
+        # caps it at net.core.somaxconn)
+        sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -130,7 +138,8 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     # proxy_headers=False: the address a control request is logged with is the socket's peer;
     # uvicorn would otherwise take X-Forwarded-For from any local process (it trusts 127.0.0.1)
     config = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio", http="auto",
-                            timeout_graceful_shutdown=2, lifespan="on", proxy_headers=False)
+                            timeout_graceful_shutdown=2, lifespan="on", proxy_headers=False,
+                            timeout_keep_alive=KEEP_ALIVE_S, backlog=BACKLOG)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
