@@ -230,3 +230,6 @@ def test_liquidate_all_from_the_page_and_the_pnl_matches_status_json(run, page):
     shown = float(page.get_attribute("#realized-pnl", "data-value"))
     assert status["trades"] >= 1 and shown == pytest.approx(status["realized_pnl"], abs=0.005)
     assert page.inner_text("#realized-pnl").replace(",", "") == f"{status['realized_pnl']:+.2f}"
+    # the equity curve the page drew from its rows (exits arrive as rows, never as the curve) ends there too
+    curve = page.get_attribute("#equity svg", "aria-label").replace(",", "")
+    assert curve == f"equity curve {status['realized_pnl']:+.2f} $", curve
