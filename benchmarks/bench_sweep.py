@@ -4,26 +4,37 @@ In one run, on the same grid of cells × sessions (distinct ``profit_target`` va
 two runs are the same task):
 
 1. **bare**: ``run_session`` called in this process, one run after the other (after one
-   warm-up run that parses the data files), giving the mean seconds of a run;
-2. **1 worker** and **2 workers**: the same number of runs through :class:`SweepRunner` on a
-   fresh ``LocalCluster`` each (one thread per worker process). Timed from the first
-   submission to the last result, cluster start excluded; each worker parses the files on
-   its first task, as in real use.
+   warm-up run that imports the backtest, builds the calendar and parses the data files),
+   giving the mean seconds of a run;
+2. **1 worker** and **2 workers**: the same runs through :class:`SweepRunner` on a fresh
+   ``LocalCluster`` each (one thread per worker process), as ``daytrading backtest --sweep``
+   opens it (:func:`open_client`: the workers' profiler off, the warm-up plugin importing the
+   backtest and building the calendar when a worker starts). Timed from the first submission
+   to the last result. **Excluded**: the cluster's start and that warm-up (printed apart as
+   "cluster start"). **Included**: each worker parses the data files on its first task, as in
+   real use.
 
 It prints session-runs per minute for each, the scaling ratio 2 workers / 1 worker (target
-≥ 1.8 on a 2-core machine, which needs the machine otherwise idle), and the overhead per task
-on one worker against the bare run (Dask submit, pickling of settings and results, scheduling).
+≥ 1.8 on a 2-core machine, which needs the machine otherwise idle: the load average is
+printed), and the overhead per task on one worker against the bare run, split into the part
+inside the task (the run itself slower on the worker: the worker's own threads, the first
+task's parse of the files) and the part between tasks (Dask's submit, scheduling, pickling,
+idle workers at the end), from Dask's task stream.
+
+With ``--compare`` the two cluster passes are also made with Dask's defaults (profiler on,
+no warm-up plugin), for a before/after in the same run.
 
     python benchmarks/bench_sweep.py [--data PATH] [--sessions 4] [--cells 3] [--symbols TSLA,NIO]
-                                     [--window 09:20-09:40 | --window all]
+                                     [--window all | --window 09:20-09:40] [--compare]
 
-The default window (20 minutes around the open of each session) keeps a run to seconds; with
-``--window all`` every run is a whole session (minutes each on this machine today).
+By default every run is a whole session (about 8 s each on the idle machine), 12 runs, so no
+single run is a large share of a worker's work; ``--window 09:20-09:40`` replays 20 minutes
+around the open instead (under a second a run: then the fixed costs per task dominate).
 
-Measured 2026-12-01 10:35 UTC with ``--cells 2 --sessions 2`` while the 2-core machine ran at a
-load average of 14-23 (other engineers' suites), so these figures say nothing about scaling yet:
-bare 23.0 s per run (2.6 runs/min); 1 worker 2.0 runs/min; 2 workers 1.7 runs/min; scaling
-0.86×; overhead per task on 1 worker +7.0 s (+30 %). Re-run on an idle machine.
+Measured 2026-12-01 18:04 UTC on the idle machine (load below 1.5), main before the profiler
+and warm-up changes, ``--cells 2 --sessions 4 --window all``: bare 8.20 s per run; 1 worker
+5.9 runs/min; 2 workers 9.9 runs/min; scaling 1.68×; overhead per task on 1 worker +1.97 s
+(+24 %).
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from pathlib import Path
 
 from daytrading.backtest import list_sessions, run_session, settings_with
 from daytrading.backtest.cli import parse_window, window_span
-from daytrading.backtest.sweep import SweepRunner, check_workers, open_client
+from daytrading.backtest.sweep import SweepRunner, check_workers, open_client, quiet_bot_logs
 from daytrading.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +59,48 @@ def _cells(n: int) -> list:
     return [settings_with(base, {"profit_target": f"{0.015 + 0.005 * i:.3f}"}) for i in range(n)]
 
 
-def _on_cluster(workers: int, data: Path, sessions: list, cells: list, symbols: list[str], window) -> float:
-    with open_client(workers) as client:
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def _on_cluster(workers: int, data: Path, sessions: list, cells: list, symbols: list[str], window,
+                dask_defaults: bool) -> dict[str, float]:
+    """Elapsed seconds of the runs on a fresh cluster, its start, and the summed compute time of the tasks."""
+    from distributed import get_task_stream
+
+    start = time.perf_counter()
+    options = {"config": {}, "warm_up": False} if dask_defaults else {}
+    with open_client(workers, **options) as client:
         check_workers(client, data)
+        started = time.perf_counter() - start
         runner = SweepRunner(client, data, symbols=symbols, window=window)
-        start = time.perf_counter()
-        for i, settings in enumerate(cells):
-            runner.submit(i, settings, sessions)
-        failed = [c.error for c in runner.cells() if c.error]
-        elapsed = time.perf_counter() - start
+        with get_task_stream(client) as stream:
+            start = time.perf_counter()
+            for i, settings in enumerate(cells):
+                runner.submit(i, settings, sessions)
+            failed = [c.error for c in runner.cells() if c.error]
+            elapsed = time.perf_counter() - start
     if failed:
         raise SystemExit(f"runs failed: {failed[:3]}")
-    return elapsed
+    compute = sum(ss["stop"] - ss["start"] for task in stream.data for ss in task["startstops"]
+                  if ss["action"] == "compute")
+    return {"elapsed": elapsed, "start": started, "compute": compute}
+
+
+def _report(label: str, runs: int, bare: float, one: dict[str, float], two: dict[str, float]) -> None:
+    rate1, rate2 = runs / one["elapsed"] * 60, runs / two["elapsed"] * 60
+    print(f"[{label}]")
+    print(f"  1 worker : {one['elapsed']:7.1f} s, {rate1:6.1f} session-runs/min (cluster start {one['start']:.1f} s, excluded)")
+    print(f"  2 workers: {two['elapsed']:7.1f} s, {rate2:6.1f} session-runs/min (cluster start {two['start']:.1f} s, excluded)")
+    print(f"  scaling 2 workers / 1 worker: {rate2 / rate1:.2f}x (target >= 1.8x)")
+    overhead = one["elapsed"] / runs - bare
+    inside = one["compute"] / runs - bare
+    print(f"  overhead per task on 1 worker vs bare: {overhead * 1000:+.0f} ms ({overhead / bare:+.1%} of a run): "
+          f"{inside * 1000:+.0f} ms inside the task, {(overhead - inside) * 1000:+.0f} ms between tasks")
+    idle2 = (2 * two["elapsed"] - two["compute"]) / runs
+    print(f"  2 workers: mean task {two['compute'] / runs:.2f} s (bare {bare:.2f} s); "
+          f"worker time outside tasks {idle2 * 1000:.0f} ms per task (scheduling, idle at the end)")
 
 
 def main() -> None:
@@ -68,7 +109,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--cells", type=int, default=3)
     parser.add_argument("--symbols", default="TSLA,NIO")
-    parser.add_argument("--window", default="09:20-09:40", help="HH:MM-HH:MM New York, or 'all'")
+    parser.add_argument("--window", default="all", help="HH:MM-HH:MM New York, or 'all' (the default)")
+    parser.add_argument("--compare", action="store_true", help="also run the clusters with Dask's defaults")
     args = parser.parse_args()
     window = None if args.window == "all" else parse_window(args.window)
     data = args.data.resolve()
@@ -77,10 +119,11 @@ def main() -> None:
     runs = args.sessions * args.cells
 
     print(f"grid: {args.cells} cells × {len(sessions)} sessions = {runs} session-runs, symbols {symbols}, "
-          f"window {args.window}")
+          f"window {args.window}; {_load()}")
     bare_cells = _cells(args.cells)
+    quiet_bot_logs()  # as the workers do
 
-    run_session(data, sessions[0], bare_cells[0], symbols=symbols, **window_span(sessions[0], window))  # warm-up: parse files
+    run_session(data, sessions[0], bare_cells[0], symbols=symbols, **window_span(sessions[0], window))  # warm-up
     start = time.perf_counter()
     for settings in bare_cells:
         for day in sessions:
@@ -88,14 +131,14 @@ def main() -> None:
     bare = (time.perf_counter() - start) / runs
     print(f"bare run_session in this process: {bare:.2f} s per run, {60 / bare:.1f} session-runs/min")
 
-    one = _on_cluster(1, data, sessions, _cells(args.cells), symbols, window)
-    two = _on_cluster(2, data, sessions, _cells(args.cells), symbols, window)
-    rate1, rate2 = runs / one * 60, runs / two * 60
-    print(f"1 worker : {one:7.1f} s, {rate1:6.1f} session-runs/min")
-    print(f"2 workers: {two:7.1f} s, {rate2:6.1f} session-runs/min")
-    print(f"scaling 2 workers / 1 worker: {rate2 / rate1:.2f}x (target >= 1.8x)")
-    overhead = one / runs - bare
-    print(f"overhead per task on 1 worker vs bare: {overhead * 1000:+.0f} ms ({overhead / bare:+.1%} of a run)")
+    configs = [("as daytrading backtest --sweep runs it", False)]
+    if args.compare:
+        configs.append(("Dask defaults: profiler on, no warm-up plugin", True))
+    for label, dask_defaults in configs:
+        one = _on_cluster(1, data, sessions, _cells(args.cells), symbols, window, dask_defaults)
+        two = _on_cluster(2, data, sessions, _cells(args.cells), symbols, window, dask_defaults)
+        _report(label, runs, bare, one, two)
+    print(f"end: {_load()}")
 
 
 if __name__ == "__main__":

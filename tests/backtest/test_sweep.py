@@ -81,6 +81,34 @@ def test_the_local_cluster_leaves_the_dashboard_port_free(client):
     assert port and port != DashboardSettings().port
 
 
+def _worker_state(dask_worker):
+    import sys
+
+    import dask
+
+    from daytrading.clock import calendar
+
+    return {
+        "profiler": dask.config.get("distributed.worker.profile.enabled"),
+        "profile_callback": "profile" in dask_worker.periodic_callbacks,
+        "warm_up": getattr(dask_worker, "daytrading_warm_up", None),
+        "bots_imported": "daytrading.bots.day_trader" in sys.modules,
+        "calendar_built": calendar.cache_info().currsize,
+    }
+
+
+def test_the_local_cluster_workers_run_without_the_profiler_and_start_warmed_up(client):
+    """No statistical profiler beside the runs; the backtest imported and the calendar built at worker start."""
+    states = client.run(_worker_state)
+    assert len(states) == 2
+    for state in states.values():
+        assert state["profiler"] is False
+        assert state["profile_callback"] is False
+        assert set(state["warm_up"]) == {"imports", "calendar"}
+        assert state["bots_imported"] is True
+        assert state["calendar_built"] == 1
+
+
 def test_a_2x2_grid_over_2_sessions_on_2_workers_equals_the_runs_made_one_by_one(client, one_by_one):
     """Dask runs tasks in worker threads of other processes; every cell must still be the runs made alone."""
     bench = data_benchmark(DATA)
