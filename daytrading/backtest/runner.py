@@ -212,6 +212,7 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
                workdir: Path, start: datetime | None, end: datetime | None) -> SessionResult:
     from daytrading.bots.day_trader import DayTrader
     from daytrading.bots.exit_manager import ExitManager
+    from daytrading.coordination import generations
     from daytrading.sim_gateway import SimGateway, build_gateway
 
     cal = calendar()
@@ -228,6 +229,8 @@ async def _run(data: Path, day: date, settings: Settings, seed: int, symbols: Se
     bt = backtest_settings(settings, workdir, gw.port)
     em = ExitManager(bt, _coordinator(bt, "exit-manager", clock), clock)
     dt = DayTrader(bt, _coordinator(bt, "day-trader", clock), clock)
+    # schema built, and from now on only these two (traced, inline) coordinators write the file
+    generations.of(em.coord.db_path).private = True
     tasks = [asyncio.ensure_future(em.run(install_signals=False)),
              asyncio.ensure_future(dt.run(install_signals=False))]
     end = end or sess.close + timedelta(seconds=AFTER_CLOSE)

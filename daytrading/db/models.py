@@ -53,6 +53,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return datetime.fromisoformat(value)
 
 
+#: ``json.dumps(value, default=str, sort_keys=True)`` builds this encoder on every call; one is enough
+_JSON_ENCODER = json.JSONEncoder(default=str, sort_keys=True)
+
+
 class JSONText(TypeDecorator[Any]):
     """JSON stored as text (``None`` stays NULL)."""
 
@@ -60,7 +64,7 @@ class JSONText(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else json.dumps(value, default=str, sort_keys=True)
+        return None if value is None else _JSON_ENCODER.encode(value)
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(value)

@@ -126,3 +126,50 @@ def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
               "assert c.claim_entry('NIO', 5).ok")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "b.db")], check=True, timeout=120)
     assert [p.symbol for p in reader.get_active_positions()] == ["NIO"]
+
+
+def test_a_private_file_answers_cached_reads_without_sqlite_and_still_sees_traced_writes(tmp_path, monkeypatch):
+    from daytrading.coordination import generations
+
+    reader, writer = _pair(tmp_path)
+    gens = generations.of(reader.db_path)
+    gens.private = True
+    probes: list[int] = []
+    real = gens._version
+    monkeypatch.setattr(gens, "_version", lambda: probes.append(1) or real())
+    transactions = _count_transactions(reader, monkeypatch)
+    assert reader.get_active_positions() == [] and reader.get_active_positions() == []
+    assert len(transactions) == 1 and probes == []
+    # writes by either coordinator (the inline BEGIN IMMEDIATE/COMMIT path) are seen by the next read
+    assert writer.claim_entry("TSLA", 10).ok
+    reader.confirm_entry("TSLA", 10, 400.0)
+    assert [(p.symbol, p.status) for p in reader.get_active_positions()] == [("TSLA", "OPEN")]
+    assert len(transactions) == 2 and probes == []
+    # the safety net is off: an untraced commit is not seen (why only the runner's own file is private)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "b.db") as plain:
+        plain.execute("DELETE FROM active_positions")
+    assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"]
+    reader.close_probe()
+    assert reader.get_active_positions() == []
+
+
+def test_an_inline_write_that_raises_is_rolled_back_and_the_connection_kept(tmp_path):
+    from daytrading.errors import CoordinationError
+
+    reader, writer = _pair(tmp_path)
+    assert writer.claim_entry("TSLA", 10).ok
+    assert writer.claim_entry("TSLA", 5).reason == "active"
+    held = writer._local.dbapi
+
+    def delete_then_fail(dbapi):
+        dbapi.execute("DELETE FROM active_positions")
+        raise CoordinationError("changed my mind")
+
+    with pytest.raises(CoordinationError):
+        writer._run_core(delete_then_fail)
+    assert writer._local.dbapi is held and held.in_transaction is False
+    assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"]
+    writer.record_gate_decisions([{"symbol": "NIO", "gate": "rule", "passed": False, "reason": "rsi"}])
+    assert [d["symbol"] for d in reader.get_gate_decisions()] == ["NIO"]
