@@ -48,6 +48,7 @@ __all__ = [
     "open_client",
     "quiet_bot_logs",
     "run_task",
+    "session_bars",
     "warm_up_worker",
 ]
 
@@ -403,6 +404,13 @@ class SweepRunner:
         self._queue = as_completed()
         self._nonce = uuid.uuid4().hex[:8]
         self._ready: list[CellRun] = []
+        self._costs: dict[date, int] = {}
+
+    def _cost(self, session: date) -> int:
+        """The session's estimated run cost (bars replayed, :func:`session_bars`), once per session."""
+        if session not in self._costs:
+            self._costs[session] = session_bars(Path(self.data), session, self.symbols, self.window)
+        return self._costs[session]
 
     def submit(self, cell_id: Any, settings: Any, sessions: Sequence[date]) -> None:
         """Submit one task per session of a cell (runs already done or in flight are reused)."""
@@ -418,7 +426,10 @@ class SweepRunner:
                 continue
             self._waiting.setdefault(key, []).append((cell_id, session))
             if key not in self._futures:
-                future = self.client.submit(run_task, run, key=f"{key}-{self._nonce}", pure=False)
+                # longest runs first, so a worker is not left with a long one at the end
+                # while the others idle; equal costs keep the order of submission
+                future = self.client.submit(run_task, run, key=f"{key}-{self._nonce}", pure=False,
+                                            priority=self._cost(session))
                 self._keys[future.key] = key
                 self._futures[key] = future
                 self._queue.add(future)
@@ -497,6 +508,28 @@ class SweepRunner:
             self.client.cancel(pending)
         self._futures.clear()
         self._queue.clear()
+
+
+def session_bars(data: Path, session: date, symbols: Sequence[str] | None = None,
+                 window: tuple[time, time] | None = None) -> int:
+    """Number of recorded bars a run of ``session`` replays (all its symbols; within ``window``).
+
+    A run's time grows with the bars it replays, so this orders the tasks of a sweep (longest
+    first). Read in the client from the loader's cache of parsed files (``list_sessions`` has
+    parsed them already); 0 when the session has no bars (its run reports why).
+    """
+    from daytrading.marketdata.loader import load_session
+
+    try:
+        frames = load_session(data, session, list(symbols) if symbols else None)
+    except DataError:
+        return 0
+    if window is None:
+        return sum(len(f) for f in frames.values())
+    from daytrading.backtest.cli import window_span
+
+    span = window_span(session, window)
+    return sum(int(f.index.searchsorted(span["end"])) - int(f.index.searchsorted(span["start"])) for f in frames.values())
 
 
 def sessions_of(results: Mapping[date, Any], wanted: Sequence[date]) -> list[Any]:

@@ -24,7 +24,15 @@ import pytest
 
 from daytrading.backtest import run_session, settings_with
 from daytrading.backtest.cli import window_span
-from daytrading.backtest.sweep import SweepRunner, check_workers, combine, data_benchmark, open_client, run_grid
+from daytrading.backtest.sweep import (
+    SweepRunner,
+    check_workers,
+    combine,
+    data_benchmark,
+    open_client,
+    run_grid,
+    session_bars,
+)
 from daytrading.cli import main as cli_main
 from daytrading.config import load_settings
 from daytrading.errors import OperationalError
@@ -107,6 +115,38 @@ def test_the_local_cluster_workers_run_without_the_profiler_and_start_warmed_up(
         assert set(state["warm_up"]) == {"imports", "calendar"}
         assert state["bots_imported"] is True
         assert state["calendar_built"] == 1
+
+
+def _priorities(dask_scheduler):
+    return {key: ts.priority for key, ts in dask_scheduler.tasks.items()}
+
+
+def test_runs_that_replay_more_bars_are_submitted_first(client):
+    """Each task's Dask priority is its session's bar count, so the longest runs start first.
+
+    2020-11-27 (the day after Thanksgiving) closes at 13:00: between 12:58 and 13:08 TSLA has
+    fewer bars than on 2020-11-18, whose session continues, so its run gets the lower priority
+    although it is submitted first.
+    """
+    from distributed import wait
+
+    half_day, window, symbols = date(2020, 11, 27), (dtime(12, 58), dtime(13, 8)), ["TSLA"]
+    short, full = session_bars(DATA, half_day, symbols, window), session_bars(DATA, SESSION, symbols, window)
+    assert 0 < short < full
+    assert session_bars(DATA, SESSION, symbols) > full  # the whole session
+    assert session_bars(DATA, date(2020, 11, 26), symbols) == 0  # Thanksgiving: no bars, the run reports it
+
+    runner = SweepRunner(client, DATA, symbols=symbols, window=window)
+    runner.submit("cell", _settings(), [half_day, SESSION])
+    futures = dict(runner._futures)
+    wait(list(futures.values()), timeout=120)  # the scheduler knows them, and keeps them while they are held
+    priorities = client.run_on_scheduler(_priorities)
+    by_session = {key.split("-", 1)[1][:10]: priorities[future.key] for key, future in futures.items()}
+    assert by_session == {half_day.isoformat(): (-short, *by_session[half_day.isoformat()][1:]),
+                          SESSION.isoformat(): (-full, *by_session[SESSION.isoformat()][1:])}
+    assert by_session[SESSION.isoformat()] < by_session[half_day.isoformat()]  # Dask runs the smallest tuple first
+    (cell,) = list(runner.cells())
+    assert cell.error is None and set(cell.results) == {half_day, SESSION}
 
 
 def test_a_2x2_grid_over_2_sessions_on_2_workers_equals_the_runs_made_one_by_one(client, one_by_one):
