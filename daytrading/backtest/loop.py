@@ -17,11 +17,30 @@ are added on top, both about time standing still, neither visible to the code th
   make the result depend on the machine's load. The backtest runs everything inline; this
   loop counts every executor call in :attr:`BacktestLoop.executor_calls` (by function
   name) so that a test can assert there were none.
+
+Two changes make the same run cheaper, with the same callbacks at the same loop times:
+
+* **One time jump per timer.** ``looptime`` keeps time in whole ticks and steps to the
+  *nearest* tick of the next timer's time; a timer between two ticks (``call_later(4.9999)``
+  from a float market time) is often landed on one tick short, where asyncio does not run it
+  yet, so the loop idles and jumps again, one tick. :meth:`BacktestLoop._select` works out
+  where that chain of jumps ends (:func:`landing`, looptime's and asyncio's arithmetic) and
+  asks looptime for that step at once. In a 39-symbol session this halved the jumps (23k to
+  12k) and the loop passes.
+* **No executor bookkeeping per pass.** looptime checks its set of executor futures on every
+  idle pass; here that set is kept empty-cheap (:class:`_Futures`).
+
+And one rule for every platform: asyncio runs a timer once its time is less than
+``now + clock resolution`` away, the resolution being ``time.monotonic``'s (1 ns on Linux,
+15.6 ms on Windows with Python before 3.13). On a virtual clock that would let a Windows
+run take timers up to 15.6 ms early: :data:`POP_MARGIN` fixes it at Linux's 1 ns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections import Counter
 from typing import Any
 
@@ -37,6 +56,39 @@ import looptime
 NOOP_CYCLES = 1
 #: The loop's time resolution (looptime's default), seconds.
 TICK = 1e-6
+#: Ticks per second (looptime's integer clock).
+PER_S = round(1 / TICK)
+#: A timer runs once its time is less than this many seconds ahead of the loop (asyncio's
+#: ``_clock_resolution``, fixed at Linux's value so that every platform runs the same).
+POP_MARGIN = 1e-9
+
+
+def landing(now: int, when: float, timeout: float, margin: float = POP_MARGIN) -> int:
+    """The tick (looptime's integer clock) at which a timer at loop time ``when`` runs when the
+    loop, idle at tick ``now``, is asked to sleep ``timeout`` seconds (asyncio's
+    ``min(max(0, when − time()), MAXIMUM_SELECT_TIMEOUT)``).
+
+    looptime steps ``round(timeout / TICK)`` ticks, one more when ``0 < timeout < TICK``;
+    asyncio then runs the timer if ``when < time() + margin``, else the loop sleeps again
+    from there. This repeats that arithmetic (the same float operations) to its end.
+    """
+    while True:
+        step = round(timeout * PER_S)
+        if 0 < timeout < TICK:
+            step += 1
+        now += step
+        if when < now / PER_S + margin or step <= 0:
+            return now
+        timeout = min(max(0, when - now / PER_S), MAXIMUM_SELECT_TIMEOUT)
+
+
+class _Futures(weakref.WeakSet):  # type: ignore[type-arg]
+    """looptime's set of pending executor futures; iterating it empty costs nothing."""
+
+    def __iter__(self):  # noqa: ANN204 - as WeakSet's
+        if not self.data:
+            return iter(())
+        return super().__iter__()
 
 
 class BacktestLoop(looptime.make_event_loop_class(asyncio.SelectorEventLoop)):  # type: ignore[misc]
@@ -49,6 +101,20 @@ class BacktestLoop(looptime.make_event_loop_class(asyncio.SelectorEventLoop)):  
         super().__init__(*args, **kwargs)
         #: ``run_in_executor`` calls seen, by function name (should stay empty).
         self.executor_calls: Counter[str] = Counter()
+        self._clock_resolution = POP_MARGIN
+        futures = "_LoopTimeEventLoop__sync_futures"
+        if not isinstance(getattr(self, futures, None), weakref.WeakSet):
+            raise RuntimeError(f"looptime changed: no {futures} WeakSet to replace")
+        setattr(self, futures, _Futures())
+        self._looptime_select = self._selector.select
+        self._selector.select = self._select  # type: ignore[method-assign]
+
+    def _select(self, timeout: float | None) -> list[tuple[Any, Any]]:
+        """looptime's select, asked for the whole step to the next timer (:func:`landing`)."""
+        if timeout and timeout < MAXIMUM_SELECT_TIMEOUT and self._scheduled:
+            now = round(self.time() * PER_S)
+            timeout = (landing(now, self._scheduled[0]._when, timeout, self._clock_resolution) - now) / PER_S
+        return self._looptime_select(timeout)
 
     def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
         """Schedule ``callback`` at loop time ``when``; a time not in the future becomes now + :data:`TICK`."""

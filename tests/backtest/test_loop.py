@@ -50,3 +50,75 @@ def test_ordinary_timers_and_sleeps_keep_their_times():
         loop.close()
     assert t0 == 100.0 and t1 == 102.5 and t2 == 102.5
     assert dict(loop.executor_calls) == {}
+
+
+def _timer_times(loop: asyncio.AbstractEventLoop, delays: list[float]) -> tuple[list[tuple[float, int]], int]:
+    """Run timers ``call_later(d)`` chained one after another; (loop time, index) of each run
+    and the number of loop passes it took."""
+    seen: list[tuple[float, int]] = []
+    passes = [0]
+    run_once = loop._run_once  # type: ignore[attr-defined]
+
+    def counted() -> None:
+        passes[0] += 1
+        run_once()
+
+    loop._run_once = counted  # type: ignore[attr-defined]
+    done = loop.create_future()
+
+    def fire(i: int) -> None:
+        seen.append((loop.time(), i))
+        if i + 1 < len(delays):
+            loop.call_later(delays[i + 1], fire, i + 1)
+            loop.call_later(delays[i + 1] * 0.999999, seen.append, (-1.0, i))  # a second timer, just before
+        else:
+            done.set_result(None)
+
+    loop.call_later(delays[0], fire, 0)
+    try:
+        loop.run_until_complete(done)
+    finally:
+        loop.close()
+    return [(round(t, 9), i) for t, i in seen], passes[0]
+
+
+def test_timers_between_ticks_run_when_plain_looptime_runs_them_in_one_jump_each():
+    """looptime lands a timer between two ticks one tick short, idles and jumps again; this loop
+    jumps once, and every timer still runs at the very loop time, and in the order, it would have."""
+    import looptime
+
+    from daytrading.backtest.loop import NOOP_CYCLES
+
+    delays = [4.9999993, 5.0000004, 0.0000003, 0.0000007, 12.3456789, 1e-7, 2.0, 86400.5, 0.25 + 1e-10]
+    plain = looptime.make_event_loop_class(asyncio.SelectorEventLoop)(start=30000.0000021,
+                                                                    noop_cycles=NOOP_CYCLES, resolution=TICK)
+    want, plain_passes = _timer_times(plain, delays)
+    got, passes = _timer_times(new_loop(start=30000.0000021), delays)
+    assert got == want
+    assert passes < plain_passes
+
+
+def test_timers_never_run_early_whatever_the_platform_clock_resolution(monkeypatch):
+    """asyncio runs a timer once it is less than ``time.monotonic``'s resolution away: 15.6 ms on
+    Windows before Python 3.13. On a virtual clock that ran a timer 5 ms early there."""
+    import time
+
+    real = time.get_clock_info
+
+    def windows_like(name: str):  # noqa: ANN202 - a SimpleNamespace like the real one
+        info = real(name)
+        if name == "monotonic":
+            info.resolution = 0.015625
+        return info
+
+    monkeypatch.setattr(time, "get_clock_info", windows_like)
+    loop = new_loop(start=0.0)
+    seen: list[float] = []
+    loop.call_at(1.0, lambda: seen.append(loop.time()))
+    loop.call_at(1.005, lambda: seen.append(loop.time()))
+    loop.call_at(1.01, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert seen == [1.0, 1.005]
