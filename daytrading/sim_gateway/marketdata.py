@@ -145,6 +145,7 @@ class _RtSub:
     rth: bool
     next_i: int  # next bucket index of the grid to send
     header: bytes = b""  # RealTimeBarFrames.header(req_id)
+    frames: RealTimeBarFrames | None = None  # the symbol's framed bars (None until it has trades)
 
 
 @dataclass
@@ -584,12 +585,11 @@ class MarketDataService:
                                          "only 5 seconds is supported")
             return
         rth = req.use_rth
-        grid = self.market.grid_bars(info.symbol, 5)
-        if grid is not None and info.symbol not in self._rt_frames:
-            self._rt_frames[info.symbol] = RealTimeBarFrames(grid)  # its cost here, not while streaming
+        bars = self._frames_of(info.symbol)  # its cost here, not while streaming
         now = self._now()
-        next_i = 0 if grid is None else max(0, int(math.ceil((now - grid.t0) / 5.0)))
-        self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i, RealTimeBarFrames.header(req_id))
+        next_i = 0 if bars is None else max(0, int(math.ceil((now - bars.t0) / 5.0)))
+        self._rt[(id(conn), req_id)] = _RtSub(conn, req_id, info, rth, next_i, RealTimeBarFrames.header(req_id),
+                                              bars)
         self._wake.set()
 
     def cancel_real_time_bars(self, conn: Connection, req: Cancel) -> None:
@@ -597,46 +597,55 @@ class MarketDataService:
         self._rt.pop((id(conn), req.req_id), None)
 
     def _step_rt(self, now: float) -> None:
-        m = self.market
-        frames = self._rt_frames
-        halts = m._halts  # noqa: SLF001 - same package
+        """Send every subscription its 5-s bars that ended by ``now``: one socket write per
+        connection carrying all of its symbols' bars (the client reads them in one go)."""
+        halts = self.market._halts  # noqa: SLF001 - same package
         lags = self.rt_send_lag
-        batches: dict[int, tuple[Any, list[bytes]]] = {}
+        batches: dict[int, list[Any]] = {}  # id(conn) -> [conn, frame parts, bars]
         for key, sub in list(self._rt.items()):
             conn = sub.conn
             if getattr(conn, "closed", False):
                 self._rt.pop(key, None)
                 continue
-            sym = sub.info.symbol
-            bars = frames.get(sym)
+            bars = sub.frames
             if bars is None:
-                grid = m.grid_bars(sym, 5)
-                if grid is None:
+                bars = sub.frames = self._frames_of(sub.info.symbol)
+                if bars is None:
                     continue
-                bars = frames[sym] = RealTimeBarFrames(grid)
-            grid = bars.grid
-            last_i = min(len(grid), int((now - grid.t0) // 5.0))  # buckets fully in the past
+            last_i = bars.due(now)
             i = sub.next_i
             if i >= last_i:
                 continue
             batch = batches.get(id(conn))
             if batch is None:
-                batch = batches[id(conn)] = (conn, [])
-            out = batch[1]
-            lags.append(now - (grid.t0 + 5.0 * (i + 1)))
-            header, frame = sub.header, bars.frame
+                batch = batches[id(conn)] = [conn, [], 0]
+            lags.append(now - (bars.t0 + 5.0 * (i + 1)))
+            sym = sub.info.symbol
             if not sub.rth and not halts.get(sym):
-                out += [frame(header, k) for k in range(i, last_i)]
+                bars.frames_into(batch[1], sub.header, i, last_i)
+                batch[2] += last_i - i
             else:
+                grid = bars.grid
                 for k in range(i, last_i):
                     t = grid.t0 + 5.0 * k
-                    if (not sub.rth or grid.rth[k]) and not (halts.get(sym) and m.halted_during(sym, t, t + 5.0)):
-                        out.append(frame(header, k))
+                    if (not sub.rth or grid.rth[k]) and not (halts.get(sym) and self.market.halted_during(sym, t, t + 5.0)):
+                        bars.frames_into(batch[1], sub.header, k, k + 1)
+                        batch[2] += 1
             sub.next_i = last_i
-        for conn, msgs in batches.values():
-            if msgs:
-                _write_frames(conn, msgs)
-                self.stats["rt_bars"] += len(msgs)
+        for conn, parts, n in batches.values():
+            if n:
+                _write_frames(conn, parts)
+                self.stats["rt_bars"] += n
+
+    def _frames_of(self, symbol: str) -> RealTimeBarFrames | None:
+        """The framed 5-s bars of ``symbol`` (made once per symbol); None without trades."""
+        bars = self._rt_frames.get(symbol)
+        if bars is None:
+            grid = self.market.grid_bars(symbol, 5)
+            if grid is None:
+                return None
+            bars = self._rt_frames[symbol] = RealTimeBarFrames(grid)
+        return bars
 
     # ------------------------------------------------------------------ scanner
 
@@ -713,8 +722,8 @@ class MarketDataService:
 
 
 def _write_frames(conn: Any, frames: list[bytes]) -> None:
-    """Write already framed messages (:class:`~.protocol.messages.RealTimeBarFrames`) to ``conn``
-    in one socket write; a client whose output buffer passes ``MAX_BUFFER`` is disconnected.
+    """Write already framed messages (:class:`~.protocol.messages.RealTimeBarFrames`; any split of
+    their bytes into parts) to ``conn`` in one socket write; a client whose output buffer passes ``MAX_BUFFER`` is disconnected.
 
     One write per streaming step instead of one per bar keeps the gateway's syscalls and the
     clients' reads few at 390x (see ``benchmarks/bench_sim_gateway.py``).

@@ -141,6 +141,12 @@ def test_real_time_bar_frames_are_the_fields_ib_async_reads(market: ReplayMarket
                                _wire_num(float(grid.close[i])), int(grid.volume[i]),
                                _wire_num(round(float(grid.wap[i]), 6)), int(grid.count[i])])
         assert frames.frame(header, i) == want, i
+    fresh, parts = RealTimeBarFrames(grid), []  # the streaming step's way: parts of many bars, one write
+    fresh.frames_into(parts, header, n - 5, n)
+    fresh.frames_into(parts, header, 0, RealTimeBarFrames.CHUNK + 2)
+    assert b"".join(parts) == b"".join(frames.frame(header, i) for i in [*range(n - 5, n),
+                                                                        *range(RealTimeBarFrames.CHUNK + 2)])
+    assert fresh.due(grid.t0 + 5 * 7 - 1e-6) == 6 and fresh.due(grid.t0 + 5 * 7) == 7 and fresh.due(2e9) == n
     assert _wire_num(12.0) == "12" and _wire_num(-0.0) == "0" and _wire_num(float("nan")) == "0"
     assert _wire_num(12.25) == "12.25" and _wire_num(1e15) == "1000000000000000.0"
 

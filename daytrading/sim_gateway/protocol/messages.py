@@ -222,6 +222,15 @@ class _WireNums(dict):
         return text
 
 
+class _WireWaps(dict):
+    """The wire text of each WAP (``_wire_num(round(x, 6))``), computed once per distinct value
+    (a quiet bucket's WAP is its close, the same bar after bar)."""
+
+    def __missing__(self, x: float) -> str:
+        text = self[x] = _wire_num(round(x, 6))
+        return text
+
+
 class RealTimeBarFrames:
     """realtimeBar (50) messages of one symbol's 5-s grid, framed for the socket.
 
@@ -247,10 +256,13 @@ class RealTimeBarFrames:
 
     def __init__(self, grid: Any) -> None:
         self.grid = grid
+        #: the first bucket's start (POSIX s); the bucket length (s) and number of buckets
+        self.t0, self._seconds, self._n = float(grid.t0), float(grid.seconds), len(grid)
         self._tails: list[bytes | None] = [None] * len(grid)
         self._cols = (grid.open.tolist(), grid.high.tolist(), grid.low.tolist(), grid.close.tolist(),
                       grid.volume.tolist(), grid.wap.tolist(), grid.count.tolist())
         self._nums = _WireNums()
+        self._waps = _WireWaps()
 
     @staticmethod
     def header(req_id: int) -> bytes:
@@ -266,6 +278,22 @@ class RealTimeBarFrames:
             assert tail is not None
         return _LEN.pack(len(header) + len(tail)) + header + tail
 
+    def due(self, now: float) -> int:
+        """Index after the last bucket that ended by market time ``now`` (POSIX s)."""
+        return min(self._n, int((now - self.t0) // self._seconds))
+
+    def frames_into(self, out: list[bytes], header: bytes, i: int, j: int) -> None:
+        """Append buckets ``i`` … ``j − 1`` to ``out`` as :meth:`frame` gives them, each as three
+        parts (length prefix, ``header``, bar): ``b"".join(out)`` is the same bytes."""
+        tails, pack, n = self._tails, _LEN.pack, len(header)
+        for k in range(i, j):
+            tail = tails[k]
+            if tail is None:
+                self._encode(k)
+                tail = tails[k]
+                assert tail is not None
+            out += (pack(n + len(tail)), header, tail)
+
     def _encode(self, i: int) -> None:
         """Encode buckets ``i`` … ``i + CHUNK − 1`` (fewer at the grid's end)."""
         j = min(i + self.CHUNK, len(self._tails))
@@ -273,7 +301,7 @@ class RealTimeBarFrames:
         t0 = int(self.grid.t0)
         o, h, lo, c, vol, wap, n = (col[i:j] for col in self._cols)
         num = self._nums.__getitem__
-        waps = [_wire_num(round(w, 6)) for w in wap]
         rows = zip(map(str, range(t0 + i * step, t0 + j * step, step)), map(num, o), map(num, h), map(num, lo),
-                   map(num, c), map(str, map(int, vol)), waps, map(str, map(int, n)), strict=True)
+                   map(num, c), map(str, map(int, vol)), map(self._waps.__getitem__, wap), map(str, map(int, n)),
+                   strict=True)
         self._tails[i:j] = ["\0".join(row).encode() + b"\0" for row in rows]
