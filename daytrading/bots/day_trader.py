@@ -46,7 +46,7 @@ from typing import Any
 
 from ib_async import IB, Contract, Fill, LimitOrder, RealTimeBarList, Trade
 
-from daytrading.bots.base import Bot
+from daytrading.bots.base import Bot, wait_event
 from daytrading.bots.gates import GateChain, GateContext, GateResult
 from daytrading.bots.journal import Journal
 from daytrading.broker.connection import connect, qualify_stocks
@@ -176,9 +176,7 @@ class DayTrader(Bot):
 
     async def idle(self, spent_market_s: float) -> None:
         """Wait out the rest of ``intervals.cycle`` market seconds (or until stopped)."""
-        wait = self._wall(max(0.0, self.settings.intervals.cycle - spent_market_s), floor=0.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), wait)
+        await wait_event(self._stopping, self._wall(max(0.0, self.settings.intervals.cycle - spent_market_s), floor=0.0))
 
     def on_stopped(self) -> None:
         """Cancel entry and backfill tasks; close the journal."""

@@ -60,7 +60,7 @@ from typing import Any
 from ib_async import IB, Contract, Fill, LimitOrder, MarketOrder, StopOrder, Ticker, Trade
 
 from daytrading.bots import exit_plan as xp
-from daytrading.bots.base import Bot
+from daytrading.bots.base import Bot, wait_event
 from daytrading.bots.journal import Journal
 from daytrading.broker.connection import connect, stock
 from daytrading.broker.orders import (
@@ -381,9 +381,8 @@ class ExitManager(Bot):
         now = self.clock.now()
         due = self._next_wake or now + timedelta(seconds=self.settings.intervals.exit_poll)
         timeout = self._wall(max(0.0, (due - now).total_seconds()), floor=0.0)
-        if not self._wake.is_set() and timeout > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+        if timeout > 0:
+            await wait_event(self._wake, timeout)
         self._wake.clear()
 
     def on_heartbeat(self) -> None:
