@@ -38,7 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from daytrading.clock import NY, Clock
 from daytrading.config import Settings
@@ -101,6 +101,32 @@ class TTLCache:
                 self._data.pop(oldest, None)
                 self._locks.pop(oldest, None)
             return started, value
+
+
+class PerTrade:
+    """Strings made once per trade (a table row, its JSON), kept while the newest trades list
+    seen holds the trade: the rows read incrementally are the same objects from one read to
+    the next, so a new exit costs one string, not one per trade of the session."""
+
+    def __init__(self, make: Callable[[int, Any], str]) -> None:
+        self.make = make
+        self._kept: dict[int, tuple[Any, str]] = {}  # id(TradeView) -> (it, its string)
+        self._of: list[Any] | None = None  # the trades list the store was pruned for
+
+    def get(self, trades: list[Any], wanted: Any) -> list[str]:
+        """The strings of ``wanted``, ``(trades.id, TradeView)`` pairs of ``trades``."""
+        kept = self._kept
+        if self._of is not trades:  # a new read: keep only the trades it still holds
+            held = {id(t) for t in trades}
+            kept = self._kept = {k: v for k, v in kept.items() if k in held}
+            self._of = trades
+        out = []
+        for tid, t in wanted:
+            hit = kept.get(id(t))
+            if hit is None or hit[0] is not t:
+                hit = kept[id(t)] = (t, self.make(tid, t))
+            out.append(hit[1])
+        return out
 
 
 class Answers:
@@ -252,6 +278,10 @@ class Trades(BaseModel):
     realized_pnl: float
 
 
+#: Encodes one trade as the ``Trades`` model encodes each of its ``trades``.
+TRADE_JSON: TypeAdapter[TradeView] = TypeAdapter(TradeView)
+
+
 class GateCount(BaseModel):
     gate: str
     rejections: int
@@ -346,8 +376,9 @@ class Dashboard:
         self._rendered: tuple[dict[str, Any] | None, dict[str, str]] = (None, {})
         self._welcome: tuple[dict[str, Any] | None, bytes] = (None, b"")
         self._trades_html: tuple[list[Any], str | None, str] | None = None
-        self._trade_rows: dict[int, tuple[Any, str]] = {}  # id(TradeView) -> (it, its row)
-        self._trade_rows_of: list[Any] | None = None  # the trades list _trade_rows was pruned for
+        row = self.env.get_template("_trade.html")
+        self._rows = PerTrade(lambda tid, t: row.render(t=t, id=tid) + "\n")
+        self._json = PerTrade(lambda _tid, t: TRADE_JSON.dump_json(t).decode())
         self._cursor_lock = asyncio.Lock()
         self._state_sent: dict[str, tuple[str, float]] = {}  # kind -> (clock-free JSON, monotonic time sent)
         self.answers = Answers(settings.dashboard.poll_interval)
@@ -413,19 +444,16 @@ class Dashboard:
     def trade_rows(self, trades: TradeRows, wanted: Any) -> list[str]:
         """The ``_trade.html`` rows of ``wanted`` (``(trades.id, TradeView)`` pairs of
         ``trades``), each rendered once and kept while ``trades`` holds it."""
-        row = self.env.get_template("_trade.html")
-        kept = self._trade_rows
-        if self._trade_rows_of is not trades:  # a new read: keep only the rows it still holds
-            held = {id(t) for t in trades}
-            kept = self._trade_rows = {k: v for k, v in kept.items() if k in held}
-            self._trade_rows_of = trades
-        out = []
-        for tid, t in wanted:
-            hit = kept.get(id(t))
-            if hit is None or hit[0] is not t:
-                hit = kept[id(t)] = (t, row.render(t=t, id=tid) + "\n")
-            out.append(hit[1])
-        return out
+        return self._rows.get(trades, wanted)
+
+    def trades_json(self, data: dict[str, Any]) -> tuple[bytes, int, str]:
+        """``/api/trades``'s body, byte for byte what the ``Trades`` model writes, with each
+        trade encoded once (a new exit costs one trade's JSON, not the session's)."""
+        trades = data["trades"]
+        head = Trades.model_validate({**data, "trades": []}).model_dump_json()
+        rows = self._json.get(trades, zip(getattr(trades, "ids", range(len(trades))), trades, strict=True))
+        body = head.replace('"trades":[]', '"trades":[' + ",".join(rows) + "]", 1)
+        return body.encode(), 200, "application/json"
 
     def new_trade_rows(self, snap: dict[str, Any], after: int) -> tuple[str, int]:
         """The rows of the snapshot's trades with a ``trades.id`` above ``after`` (rendered as
@@ -651,11 +679,12 @@ def _add_pages(app: FastAPI, d: Dashboard) -> None:
 
 def _add_api(app: FastAPI, d: Dashboard) -> None:
     async def respond(request: Request, key: Any, day: date | None, model: type[BaseModel],
-                      data: Callable[[dict[str, Any]], dict[str, Any]], started: float | None = None) -> Response:
+                      data: Callable[[dict[str, Any]], dict[str, Any]], started: float | None = None,
+                      encode: Callable[[dict[str, Any]], tuple[bytes, int, str]] | None = None) -> Response:
         snap = await d.snapshot(day)
         if snap.get("db_error") and not snap.get("status"):
             raise HTTPException(503, f"database not readable: {snap['db_error']}")
-        return await d.respond(request, key, day, lambda s: _json(model, data(s)), started)
+        return await d.respond(request, key, day, lambda s: (encode or (lambda v: _json(model, v)))(data(s)), started)
 
     @app.get("/api/status", response_model=Status, summary="bots, the session's P&L and counts")
     async def api_status(request: Request,
@@ -674,7 +703,7 @@ def _add_api(app: FastAPI, d: Dashboard) -> None:
             # the TradeView dataclasses as they are: pydantic takes them without copying or
             # re-validating (dataclasses.asdict of 750 trades cost ~30x the whole answer)
             "session_date": snap["session_date"], "trades": snap["trades"],
-            "realized_pnl": snap["status"]["realized_pnl"]})
+            "realized_pnl": snap["status"]["realized_pnl"]}, encode=d.trades_json)
 
     @app.get("/api/gates", response_model=Gates, summary="gate rejections by gate; a symbol's latest decisions")
     async def api_gates(request: Request,

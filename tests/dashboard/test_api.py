@@ -472,11 +472,11 @@ def test_the_trades_table_renders_each_trade_once_and_as_the_template_does(world
     plain = d.env.get_template("_trades.html").render(snap=snap, controls=False)
     assert re.sub(r">\s+<", "><", html).strip() == re.sub(r">\s+<", "><", plain).strip()
     assert html.count("<tr data-symbol=") == 2
-    rows = dict(d._trade_rows)
+    rows = dict(d._rows._kept)
     round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
     html2 = d.fragments(d.reader.snapshot(), "trades")["trades"]
     assert 'data-symbol="MSFT"' in html2 and html2.count("<tr data-symbol=") == 3
-    assert all(d._trade_rows[k][1] is rows[k][1] for k in rows)  # the old rows were not rendered again
+    assert all(d._rows._kept[k][1] is rows[k][1] for k in rows)  # the old rows were not rendered again
     empty = d.env.get_template("_trades.html").render(snap={**snap, "trades": []}, controls=False)
     assert "no trades in" in empty
 
@@ -531,3 +531,22 @@ def test_a_freeze_file_set_or_cleared_without_a_commit_shows_in_the_next_snapsho
     assert frozen["source"] == "file" and frozen["value"] == "gateway maintenance" and reader.full_reads == 1
     side_files.clear_freeze(settings.paths.database)
     assert reader.snapshot()["status"]["freeze"] is None and reader.full_reads == 1
+
+
+def test_the_trades_answer_is_the_models_json_with_each_trade_encoded_once(world):
+    """``/api/trades`` is byte for byte the ``Trades`` model's JSON; each trade's part is
+    encoded once and reused by the next read's answer."""
+    from daytrading.dashboard.app import Trades
+
+    settings, clock, coord = world
+    app = create_app(settings, clock)
+    d = app.state.dashboard
+    snap = d.reader.snapshot()
+    data = {"session_date": snap["session_date"], "trades": snap["trades"], "realized_pnl": snap["status"]["realized_pnl"]}
+    body = d.trades_json(data)[0]
+    assert body == Trades.model_validate(data).model_dump_json().encode() and body.count(b'"symbol"') == 2
+    kept = dict(d._json._kept)
+    round_trip(coord, clock, "MSFT", 3, 200.0, 198.0, "stop", at(11, 5), at(11, 10), order_id=3)
+    res = TestClient(app).get("/api/trades")
+    assert res.status_code == 200 and [t["symbol"] for t in res.json()["trades"]] == ["TSLA", "AAPL", "MSFT"]
+    assert all(d._json._kept[k][1] is kept[k][1] for k in kept) and len(d._json._kept) == 3
