@@ -541,6 +541,7 @@ class Dashboard:
         ``"<session>:<cursor>"`` says which trades a page that received it holds.
         """
         cursor = await self._ensure_cursor()
+        streamed = cursor.trade  # every trade up to this id has gone out (or was in the page's sync)
         changes = await asyncio.to_thread(self.reader.changes, cursor)
         # The fragments must show at least the rows just streamed: a snapshot read before them
         # (cached by a page request) would render an exit's trades table without that exit,
@@ -558,12 +559,12 @@ class Dashboard:
         if changes["fills"]:
             out.append(("fill", {**base, "fills": changes["fills"]}))
         if changes["trades"]:
-            new = {r["id"] for r in changes["trades"]}
-            trades = snap["trades"]
-            rows = self.trade_rows(trades, [(i, t) for i, t in zip(getattr(trades, "ids", []), trades, strict=True)
-                                            if i in new])
-            out.append(("exit", {**base, "trades": changes["trades"], "trade_rows": "".join(rows),
-                                 "trades_total": len(trades), "html": self.fragments(snap, "summary")},
+            # the rows of every trade of the snapshot not yet streamed: those just read, and any
+            # committed after them but before the snapshot, so that the page holds as many rows
+            # as trades_total says (a later tick streams those again; the page replaces them)
+            rows, total = self.new_trade_rows(snap, streamed)
+            out.append(("exit", {**base, "trades": changes["trades"], "trade_rows": rows,
+                                 "trades_total": total, "html": self.fragments(snap, "summary")},
                         f"{snap['session_date'] or ''}:{cursor.trade}"))
         if changes["gates"]:
             out.append(("gate", {**base, "decisions": changes["gates"][-50:], "count": len(changes["gates"]),
