@@ -166,6 +166,31 @@ def backtest_settings(settings: Settings, workdir: Path, port: int) -> Settings:
                                        "scanner": scanner, "llm": llm, "intervals": intervals})
 
 
+#: free bytes a memory file system must have left to hold a session's temporary folder
+SCRATCH_MIN_FREE = 1 << 30
+
+
+def scratch_dir(candidates: Sequence[str] = ("/dev/shm",)) -> str | None:  # noqa: S108 - mkdtemp: 0700, random name
+    """Where a session's temporary folder (its database, logs) goes: the first of
+    ``candidates`` (a memory file system) that is a writable folder with at least
+    :data:`SCRATCH_MIN_FREE` bytes free, else None (the system's temporary folder).
+
+    The database commits about 1,500 times a session; on a memory file system its WAL
+    writes and checkpoints cost no disk I/O (about 1.3 wall s and 0.15 CPU s a session here).
+    Nothing in it outlives the session.
+    """
+    import os
+
+    for path in candidates:
+        try:
+            st = os.statvfs(path)
+        except (OSError, AttributeError):  # missing, or no statvfs (Windows)
+            continue
+        if os.path.isdir(path) and os.access(path, os.W_OK) and st.f_bavail * st.f_frsize >= SCRATCH_MIN_FREE:
+            return path
+    return None
+
+
 def run_session(
     data: Path,
     session: date,
@@ -200,7 +225,7 @@ def run_session(
 
     loop = new_loop(start=0.0)
     try:
-        with tempfile.TemporaryDirectory(prefix="daytrading-backtest-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="daytrading-backtest-", dir=scratch_dir()) as tmp:
             return loop.run_until_complete(_run(Path(data), session, settings, seed, symbols, Path(tmp), start, end))
     finally:
         with contextlib.suppress(Exception):

@@ -173,3 +173,12 @@ def test_an_inline_write_that_raises_is_rolled_back_and_the_connection_kept(tmp_
     assert [p.symbol for p in reader.get_active_positions()] == ["TSLA"]
     writer.record_gate_decisions([{"symbol": "NIO", "gate": "rule", "passed": False, "reason": "rsi"}])
     assert [d["symbol"] for d in reader.get_gate_decisions()] == ["NIO"]
+
+
+def test_a_session_scratch_folder_needs_a_writable_folder_with_room(tmp_path, monkeypatch):
+    from daytrading.backtest import runner
+
+    assert runner.scratch_dir([str(tmp_path / "missing"), str(tmp_path)]) == str(tmp_path)
+    assert runner.scratch_dir([str(tmp_path / "missing")]) is None
+    monkeypatch.setattr(runner, "SCRATCH_MIN_FREE", 1 << 62)  # no file system has that much room
+    assert runner.scratch_dir([str(tmp_path)]) is None
