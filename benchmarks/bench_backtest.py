@@ -9,9 +9,11 @@ Printed:
    sessions of the whole folder (default 10; target ≥ 6 sessions/min/core), and beside it
    one session through the multi-process supervisor at speed 390 (``--supervisor``), wall
    seconds, and the ratio.
-2. **Where the time goes**: one session under ``cProfile``, own time grouped by package:
-   sim-gateway (encode, matching), ib_async (decode), bots (and signals, scanners), database
-   (coordination, SQLAlchemy, sqlite3), asyncio + looptime, other; shares of the total.
+2. **Where the time goes**: one session under ``cProfile`` (CPU timer), own time grouped by
+   package: sim-gateway (encode, matching), ib_async (decode, eventkit), bots (and signals,
+   scanners), database (coordination, SQLAlchemy, sqlite3), asyncio + looptime (and the
+   backtest loop), other; shares of the total. A built-in's time counts for its caller's
+   group; the largest entries left in "other" are listed.
 3. **Determinism**: ``--determinism`` sessions (default 5) run twice; fingerprints compared.
 4. **Fidelity** (``--fidelity``): the first hour (09:30–10:30) of ``--day`` through the
    supervisor at speed 30 beside the backtest of the same hour: both trade lists side by
@@ -41,11 +43,11 @@ DATA = Path(os.environ.get("DAYTRADING_MARKET_DATA", ROOT.parent / "shared" / "d
 
 GROUPS = (
     ("sim-gateway", ("daytrading/sim_gateway",)),
-    ("ib_async decode", ("ib_async",)),
+    ("ib_async decode", ("ib_async", "eventkit")),
     ("database", ("daytrading/coordination", "daytrading/db", "sqlalchemy", "sqlite3", "method 'execute'",
                   "method 'commit'", "method 'fetchall'")),
     ("bots", ("daytrading/bots", "daytrading/signals", "daytrading/scanners", "daytrading/broker")),
-    ("asyncio + looptime", ("asyncio", "looptime", "selectors")),
+    ("asyncio + looptime", ("asyncio", "looptime", "selectors", "daytrading/backtest/loop")),
 )
 
 
@@ -162,26 +164,47 @@ def _diff(a: dict, b: dict | None) -> str:
     return ", ".join(parts)
 
 
+def _group(filename: str, func: str) -> str | None:
+    where = f"{filename} {func}"  # built-ins (sqlite3's execute/commit) have no file name
+    for name, keys in GROUPS:
+        if any(k in where for k in keys):
+            return name
+    return None
+
+
 def where_time_goes(day: date, settings) -> None:  # noqa: ANN001
-    prof = cProfile.Profile()
+    """One session under cProfile (CPU timer): own time per group. A built-in function
+    (``len``, ``isinstance``, a C method) counts for the group of the Python function that
+    called it (pstats keeps its time per caller); what is left in "other" is listed."""
+    prof = cProfile.Profile(time.process_time)
     prof.enable()
     run(day, settings)
     prof.disable()
     stats = pstats.Stats(prof)
     totals = {name: 0.0 for name, _ in GROUPS}
     totals["other"] = 0.0
-    for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
-        where = f"{filename} {func}"  # built-ins (sqlite3's execute/commit) have no file name
-        for name, keys in GROUPS:
-            if any(k in where for k in keys):
-                totals[name] += tt
-                break
+    others: dict[str, float] = {}
+
+    def add(filename: str, line: int, func: str, tt: float) -> None:
+        name = _group(filename, func)
+        if name is None:
+            name = "other"
+            key = f"{Path(filename).name}:{line}({func})" if filename != "~" else func
+            others[key] = others.get(key, 0.0) + tt
+        totals[name] += tt
+
+    for (filename, line, func), (_cc, _nc, tt, _ct, callers) in stats.stats.items():
+        if filename == "~" and _group(filename, func) is None and callers:
+            for (cfile, cline, cfunc), (_c, _n, ctt, _t) in callers.items():
+                add(cfile, cline, cfunc, ctt)
         else:
-            totals["other"] += tt
+            add(filename, line, func, tt)
     whole = sum(totals.values()) or 1.0
-    print("where the time goes (one session, own time under cProfile):")
+    print("where the time goes (one session, own CPU time under cProfile; built-ins count for their caller):")
     for name, t in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {name:20s} {t:7.1f} s  {100 * t / whole:5.1f} %")
+    top = sorted(others.items(), key=lambda kv: -kv[1])[:8]
+    print("  largest in other: " + ", ".join(f"{k} {100 * v / whole:.1f} %" for k, v in top))
 
 
 def _trade_dict(t) -> dict:  # noqa: ANN001
