@@ -212,8 +212,9 @@ async def test_sigkill_during_entry_then_restart_resolves_the_claim(tmp_path, mi
         assert before == (0 if point == "after_claim" else 1)
         # restart (in-process) without the crash hook: the claim is resolved, the order never re-sent
         async with day_trader(settings) as bot:
-            await wait_for(lambda: (coord.get_position("TSLA") is None)
-                           or coord.get_position("TSLA").status == "OPEN", timeout=60, what="claim resolved")
+            # one read per check: the claim may be released between two reads
+            await wait_for(lambda: (row := coord.get_position("TSLA")) is None or row.status == "OPEN",
+                           timeout=60, what="claim resolved")
             resolved_row = coord.get_position("TSLA")
             if point == "after_order" and resolved_row is not None:
                 # the order filled before the crash: confirmed from the broker, not re-sent
