@@ -32,7 +32,9 @@ process exit *and* by database heartbeat, restarts them, resets the day, shows s
   charts are written; the exit code is 1 when an invariant failed.
 
 All children get the same replay clock (``DAYTRADING_SIM__START/EPOCH/SPEED``) and the
-same database/log paths through environment variables.
+same database/log paths through environment variables. Unless ``sim.epoch`` is set, the
+replay starts (market time ``sim.start``) when the sim-gateway has loaded its data, not when
+the supervisor starts, so a slow data load never eats into the session.
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ class Supervisor:
         self._stop = False
         self._session: date | None = None
         self.coord: Coordinator | None = None
+        self._epoch_fixed = True  # sim mode without sim.epoch: the gateway picks it (_prepare_env)
         self.children: dict[str, Child] = {}
         self._last_status = 0.0
         self.sim_date: date | None = None
@@ -198,6 +201,12 @@ class Supervisor:
         start = sim.start or datetime(self.sim_date.year, self.sim_date.month, self.sim_date.day, 9, 0, tzinfo=NY)
         if start.tzinfo is None:
             start = start.replace(tzinfo=NY)
+        # Without sim.epoch the replay starts when the sim-gateway has loaded its data (it picks
+        # the epoch then; _start_gateway reads it back). A supervisor that fixed the epoch here
+        # lost the replay's first market hours to the data load on a slow or busy machine: at
+        # 390x, 30 s of loading is 3 h 15 min of the session. This provisional epoch only serves
+        # until then.
+        self._epoch_fixed = sim.epoch is not None
         epoch = sim.epoch or (time.time() + 3.0)
         self.clock = ReplayClock(start=start, epoch=epoch, speed=sim.speed)
         env["DAYTRADING_MODE"] = "sim"
@@ -211,7 +220,8 @@ class Supervisor:
         sim = self.settings.sim
         argv = [sys.executable, "-m", "daytrading", "sim-gateway",
                 "--date", self.sim_date.isoformat(), "--speed", repr(sim.speed), "--port", str(sim.port),
-                "--start", self.env["DAYTRADING_SIM__START"], "--epoch", self.env["DAYTRADING_SIM__EPOCH"],
+                "--start", self.env["DAYTRADING_SIM__START"],
+                *(["--epoch", self.env["DAYTRADING_SIM__EPOCH"]] if self._epoch_fixed else []),
                 "--account", sim.account, "--cash", repr(sim.cash), "--log-dir", str(self.log_dir),
                 # the fill model of the backtest (docs/fill-model.md): same path step, same order latency
                 "--path-step", repr(sim.path_step_s), "--order-latency-ms", repr(sim.order_latency_ms)]
@@ -232,10 +242,39 @@ class Supervisor:
                     f"sim-gateway exited with code {self.gateway.returncode}; see {self.log_dir / 'sim_gateway.out'}"
                 )
             if _port_open(sim.port):
-                log.info("sim-gateway ready", extra={"port": sim.port, "date": self.sim_date.isoformat()})
+                if not self._epoch_fixed:
+                    self._adopt_gateway_clock(deadline)
+                log.info("sim-gateway ready", extra={"port": sim.port, "date": self.sim_date.isoformat(),
+                                                     "epoch": self.clock.epoch})
                 return
             time.sleep(0.05)
         raise OperationalError(f"sim-gateway did not listen on 127.0.0.1:{sim.port} within 60 s")
+
+    def _adopt_gateway_clock(self, deadline: float) -> None:
+        """Take the replay epoch the sim-gateway chose when its data were loaded, for this
+        process (and its coordinator) and for every bot started from now on.
+
+        Raises:
+            OperationalError: the gateway's admin port gave no clock before ``deadline``
+                (``time.monotonic()`` seconds).
+        """
+        from daytrading.sim_gateway.admin import AdminError, request
+
+        sim = self.settings.sim
+        admin = sim.admin_port or sim.port + 1
+        while True:
+            try:
+                epoch = float(request(admin, "clock", timeout=2)["epoch"])
+                break
+            except AdminError as exc:
+                if time.monotonic() > deadline or (self.gateway is not None and self.gateway.poll() is not None):
+                    raise OperationalError(f"sim-gateway gave no replay clock on admin port {admin}: {exc}") from None
+                time.sleep(0.05)
+        assert isinstance(self.clock, ReplayClock)
+        self.clock = ReplayClock(start=self.clock.start, epoch=epoch, speed=self.clock.speed)
+        if self.coord is not None:
+            self.coord.clock = self.clock
+        self.env["DAYTRADING_SIM__EPOCH"] = repr(epoch)
 
     def _daily_reset(self) -> None:
         """Clear closed-today rows of earlier sessions and back up the database."""

@@ -129,3 +129,35 @@ def test_one_critical_per_database_outage(tmp_path, caplog):
     other.close()
     assert [r.message for r in caplog.records].count(
         "database unusable; the bots keep running, the watchdog uses process state and heartbeat files") == 1
+
+
+def test_sim_replay_starts_when_the_gateway_has_loaded_its_data(tmp_path, minute_data_dir):
+    """Without sim.epoch the replay clock starts when the sim-gateway is ready, whatever the load took:
+    the supervisor (and every bot it starts) adopt the gateway's epoch. Here the provisional epoch is a
+    wall minute old, as after a slow data load; at speed 60 a fixed epoch would put the replay an hour in."""
+    import time
+    from datetime import timedelta
+
+    from daytrading.bots.supervisor import _terminate
+    from daytrading.sim_gateway.admin import request
+    from daytrading.sim_gateway.testing import free_port
+
+    port, admin = free_port(), free_port()
+    settings = load_settings(None, {"mode": "sim", "sim": {"session_date": "2020-11-17", "data": str(minute_data_dir),
+                                                           "symbols": ["TSLA"], "speed": 60, "port": port,
+                                                           "admin_port": admin},
+                                    "paths": {"database": str(tmp_path / "t.db"), "log_dir": str(tmp_path / "logs")}},
+                             env_file=None)
+    sup = Supervisor(settings, sim=True)
+    sup._prepare_env()
+    sup.env["DAYTRADING_SIM__EPOCH"] = repr(time.time() - 60)
+    try:
+        sup._start_gateway()
+        clock = request(admin, "clock", timeout=5)
+        assert sup.clock.epoch == float(clock["epoch"])
+        assert sup.env["DAYTRADING_SIM__EPOCH"] == repr(float(clock["epoch"]))
+        start = datetime(2020, 11, 17, 9, 0, tzinfo=NY)
+        assert timedelta(0) <= datetime.fromisoformat(clock["now"]) - start < timedelta(minutes=5), clock
+    finally:
+        if sup.gateway is not None:
+            _terminate(sup.gateway, 10)
