@@ -258,7 +258,7 @@ class Supervisor:
             OperationalError: the gateway's admin port gave no clock before ``deadline``
                 (``time.monotonic()`` seconds).
         """
-        from daytrading.sim_gateway.admin import AdminError, request
+        from daytrading.sim_gateway import AdminError, request
 
         sim = self.settings.sim
         admin = sim.admin_port or sim.port + 1
