@@ -2,7 +2,7 @@
 
 :class:`MarketDataService` answers these TWS API requests (ids as in ib_async's
 ``client.py``; reply layouts as ib_async's ``decoder.py`` at server version 178, see
-``docs/ib-protocol-notes.md`` §6.8–6.10, §7.3–7.5):
+``docs/tws-protocol.md`` §6.8–6.10, §7.3–7.5):
 
 * ``reqMarketDataType`` (59) — remembered per connection. With type 3/4 (delayed) the
   ticks use IB's delayed tick ids (bid 66, ask 67, last 68, bid/ask/last size 69/70/71,

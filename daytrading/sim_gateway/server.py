@@ -2,7 +2,7 @@
 
 :class:`SimGateway` listens on 127.0.0.1 and speaks the TWS API at server versions 157–178,
 negotiated per connection like IB Gateway (:mod:`.protocol.versions`; "notes" below means
-``docs/ib-protocol-notes.md``), so that unmodified ib_async, ib_insync and ibapi clients connect
+``docs/tws-protocol.md``), so that unmodified ib_async, ib_insync and ibapi clients connect
 to it exactly as to IB Gateway. It owns the replay market (DATA's :class:`ReplayMarket`),
 the account, the order book and fill engine, the fault state, and DATA's market-data
 service.

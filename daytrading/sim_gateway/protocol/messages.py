@@ -3,7 +3,7 @@
 Each builder returns the message as a list of values (message id first) for
 :func:`~.wire.encode_message`. Layouts are those ib_async 2.1.0's ``Decoder``, ib_insync
 0.9.86's and IB's ``ibapi`` decoders read at the given version; the gates are named in
-:mod:`.versions` and listed per field in docs/ib-protocol-notes.md §3.1. Builders read the
+:mod:`.versions` and listed per field in docs/tws-protocol.md §3.1. Builders read the
 engine's objects (orders, executions, positions, contracts) and never change them.
 """
 

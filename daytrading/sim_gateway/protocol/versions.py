@@ -14,7 +14,7 @@ ib_async and ib_insync accept) to 178 (the newest whose messages the sim builds)
 
 Gates (``MIN_SERVER_VER_*`` of IB's ``ibapi/server_versions.py``, ``ibapi-stable`` 10.50; each
 checked against ib_async 2.1.0's ``decoder.py``/``client.py`` and ib_insync 0.9.86's, which
-use the bare numbers). docs/ib-protocol-notes.md §3.1 lists every field each gate adds or removes.
+use the bare numbers). docs/tws-protocol.md §3.1 lists every field each gate adds or removes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """TWS API socket framing and field encoding (server side; the same at every server version).
 
-Protocol facts (docs/ib-protocol-notes.md §2; ib_async 2.1.0 ``client.py``
+Protocol facts (docs/tws-protocol.md §2; ib_async 2.1.0 ``client.py``
 ``send``/``_onSocketHasData`` and ``decoder.py`` ``parse``):
 
 * The client opens with the raw bytes ``API\\0`` followed by one framed message whose
