@@ -172,14 +172,12 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
 def run_backtest(args: argparse.Namespace, settings: Settings, data: Path, sessions: list[date],
                  overrides: dict[str, str]) -> int:
     """Replay ``sessions`` one by one (progress bar), then print and write the report."""
-    import logging
-
     from daytrading.backtest import fingerprint, run_session
     from daytrading.backtest.metrics import benchmark_returns, compute_metrics
     from daytrading.backtest.report import build_document, print_summary, write_outputs
+    from daytrading.backtest.sweep import quiet_bot_logs
 
-    for name in ("daytrading", "ib_async"):  # the bots' own logs would drown the report
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_bot_logs()  # the bots' own logs would drown the report
     symbols = _symbols(args)
     window = parse_window(getattr(args, "window", None))
     results, failed = [], []

@@ -103,7 +103,8 @@ def run_task(run: SessionRun) -> Any:
 
 
 def quiet_bot_logs() -> None:
-    """Silence the bots' and ib_async's loggers in this process, as ``daytrading backtest`` does.
+    """Silence the bots' and ib_async's loggers in this process (``daytrading backtest``, a sweep's
+    tasks and workers).
 
     A replay drives the production bots, whose warnings (cancelled orders, the gateway closing
     at the end of the replay, a missing watchlist file) would flood a worker's log or a terminal.
