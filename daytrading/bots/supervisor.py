@@ -250,6 +250,10 @@ class Supervisor:
             time.sleep(0.05)
         raise OperationalError(f"sim-gateway did not listen on 127.0.0.1:{sim.port} within 60 s")
 
+    def _admin_port(self) -> int:
+        """The sim-gateway's admin port: ``sim.admin_port``, else the one after ``sim.port`` (the gateway's default)."""
+        return self.settings.sim.admin_port or self.settings.sim.port + 1
+
     def _adopt_gateway_clock(self, deadline: float) -> None:
         """Take the replay epoch the sim-gateway chose when its data were loaded, for this
         process (and its coordinator) and for every bot started from now on.
@@ -260,8 +264,7 @@ class Supervisor:
         """
         from daytrading.sim_gateway import AdminError, request
 
-        sim = self.settings.sim
-        admin = sim.admin_port or sim.port + 1
+        admin = self._admin_port()
         while True:
             try:
                 epoch = float(request(admin, "clock", timeout=2)["epoch"])
@@ -619,7 +622,7 @@ class Supervisor:
         try:
             from daytrading.sim_gateway import request as admin_request
 
-            admin = self.settings.sim.admin_port or self.settings.sim.port + 1
+            admin = self._admin_port()
             gw_report = admin_request(admin, "report")
         except Exception as exc:  # noqa: BLE001
             log.warning("could not read the gateway report", extra={"error": str(exc)})
