@@ -271,11 +271,7 @@ class RealTimeBarFrames:
 
     def frame(self, header: bytes, i: int) -> bytes:
         """Bucket ``i`` of the grid as one length-prefixed message after ``header`` (:meth:`header`)."""
-        tail = self._tails[i]
-        if tail is None:
-            self._encode(i)
-            tail = self._tails[i]
-            assert tail is not None
+        tail = self._tails[i] or self._tail(i)
         return _LEN.pack(len(header) + len(tail)) + header + tail
 
     def due(self, now: float) -> int:
@@ -287,12 +283,15 @@ class RealTimeBarFrames:
         parts (length prefix, ``header``, bar): ``b"".join(out)`` is the same bytes."""
         tails, pack, n = self._tails, _LEN.pack, len(header)
         for k in range(i, j):
-            tail = tails[k]
-            if tail is None:
-                self._encode(k)
-                tail = tails[k]
-                assert tail is not None
+            tail = tails[k] or self._tail(k)
             out += (pack(n + len(tail)), header, tail)
+
+    def _tail(self, i: int) -> bytes:
+        """Bucket ``i``'s encoded fields after ``reqId``, encoding its chunk first (:meth:`_encode`)."""
+        self._encode(i)
+        tail = self._tails[i]
+        assert tail is not None
+        return tail
 
     def _encode(self, i: int) -> None:
         """Encode buckets ``i`` … ``i + CHUNK − 1`` (fewer at the grid's end)."""
