@@ -467,7 +467,7 @@ class Dashboard:
     def page(self, snap: dict[str, Any], requested: date | None) -> str:
         """The whole page: its frame around the fragments (the same strings the stream sends);
         ``data-held`` on its body says which trades it shows (see :meth:`welcome`)."""
-        held = f"{snap['session_date'] or ''}:{max(getattr(snap['trades'], 'ids', []), default=0)}"
+        held = held_id(snap["session_date"], max(getattr(snap["trades"], "ids", []), default=0))
         return self.env.get_template("index.html").render(
             snap=snap, controls=self.controls, requested=requested.isoformat() if requested else "", held=held,
             frag=self.fragments(snap, *self.FRAGMENTS), poll_ms=int(self.settings.dashboard.poll_interval * 1000))
@@ -501,8 +501,7 @@ class Dashboard:
         """
         await self._ensure_cursor()
         snap = await self.snapshot(started_after=subscribed)
-        ids = getattr(snap["trades"], "ids", [])
-        event_id = f"{snap['session_date'] or ''}:{max(ids, default=0)}"
+        event_id = held_id(snap["session_date"], max(getattr(snap["trades"], "ids", []), default=0))
         data = {"session_date": snap["session_date"], "market_time": snap["market_time"],
                 "html": self.fragments(snap, *self.SYNC_FRAGMENTS)}
         after = parse_held(held, snap["session_date"])
@@ -565,7 +564,7 @@ class Dashboard:
             rows, total = self.new_trade_rows(snap, streamed)
             out.append(("exit", {**base, "trades": changes["trades"], "trade_rows": rows,
                                  "trades_total": total, "html": self.fragments(snap, "summary")},
-                        f"{snap['session_date'] or ''}:{cursor.trade}"))
+                        held_id(snap["session_date"], cursor.trade)))
         if changes["gates"]:
             out.append(("gate", {**base, "decisions": changes["gates"][-50:], "count": len(changes["gates"]),
                                  "html": self.fragments(snap, "gates")}))
@@ -589,6 +588,12 @@ def without_clocks(data: Any) -> Any:
 
 
 HELD_PATTERN = r"^(\d{4}-\d{2}-\d{2})?:\d{1,18}$"
+
+
+def held_id(session: str | None, trade_id: int) -> str:
+    """The SSE event id ``"<session>:<trades.id>"`` saying that a page holds ``session``'s
+    trades up to ``trade_id`` (read back by :func:`parse_held`)."""
+    return f"{session or ''}:{trade_id}"
 
 
 def parse_held(held: str | None, session: str | None) -> int | None:
