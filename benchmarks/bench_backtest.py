@@ -6,7 +6,9 @@ Printed:
 
 1. **Speed**: sessions per minute on one core (the process is pinned to CPU 0 with
    ``os.sched_setaffinity``; CPU seconds and wall seconds per session) for ``--sessions``
-   sessions of the whole folder (default 10; target ≥ 6 sessions/min/core), and beside it
+   sessions of the whole folder (default 10; target ≥ 6 sessions/min/core), the same cost in
+   units of a fixed pure-Python reference workload timed in the same run (machines differ:
+   the same commit measured 15.6 and 8.0 CPU s per session on two machines of this kind), and beside it
    one session through the multi-process supervisor at speed 390 (``--supervisor``), wall
    seconds, and the ratio.
 2. **Where the time goes**: one session under ``cProfile`` (CPU timer), own time grouped by
@@ -65,6 +67,9 @@ def run(day: date, settings, **kw):  # noqa: ANN001, ANN201
     return run_session(DATA, day, settings, **kw)
 
 
+SPEED_CPU: list[float] = [0.0]  # CPU s per session of the last speed() run
+
+
 def speed(days: list[date], settings) -> tuple[list, list[float]]:  # noqa: ANN001
     results, walls = [], []
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -76,9 +81,36 @@ def speed(days: list[date], settings) -> tuple[list, list[float]]:  # noqa: ANN0
         print(f"  {d}  cpu {time.process_time() - c:6.1f} s  wall {time.perf_counter() - w:6.1f} s  "
               f"trades {len(r.trades):3d}  P&L {r.pnl:+9.2f} $")
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    SPEED_CPU[:] = [cpu / len(days)]
     print(f"speed: {len(days)} sessions, {cpu / len(days):.1f} CPU s and {wall / len(days):.1f} wall s per session "
           f"= {60 * len(days) / cpu:.2f} sessions/min/core (target >= 6)")
     return results, walls
+
+
+def machine_reference() -> float:
+    """CPU seconds of a fixed pure-Python workload shaped like the backtest's own work.
+
+    It builds, joins, splits and parses 200,000 TWS-style bar messages (text fields with
+    NUL separators, floats rounded to the cent, a dict per bar) — best of three. The
+    backtest's CPU seconds per session divided by this figure is a cost in "reference
+    units" that stays comparable between machines of different speed (this workload and
+    the backtest are both single-threaded CPython).
+    """
+    best = float("inf")
+    for _ in range(3):
+        c = time.process_time()
+        total = 0.0
+        for i in range(200_000):
+            fields = ("50", "3", str(i), str(1_605_600_000 + 5 * i), f"{100 + i % 97 / 100:.2f}",
+                      f"{101 + i % 89 / 100:.2f}", f"{99 + i % 83 / 100:.2f}", f"{100 + i % 79 / 100:.2f}",
+                      str(i % 5000), "100.125", str(i % 40))
+            msg = "\0".join(fields) + "\0"
+            parts = msg.split("\0")
+            bar = {"time": int(parts[3]), "open": float(parts[4]), "high": float(parts[5]),
+                   "low": float(parts[6]), "close": float(parts[7]), "volume": int(parts[8])}
+            total += round(bar["close"] - bar["open"], 2)
+        best = min(best, time.process_time() - c)
+    return best
 
 
 def supervisor_session(day: date, speed_x: float, start: str | None = None,
@@ -239,7 +271,12 @@ def main() -> None:
     settings = load_settings(env_file=None)
     days = list_sessions(DATA, date(2020, 11, 2))[: args.sessions]
     print(f"data {DATA}; sessions {days[0]} … {days[-1]}")
+    ref = machine_reference()
+    print(f"machine reference: {ref:.3f} CPU s for a fixed pure-Python workload (best of 3)")
     results, walls = speed(days, settings)
+    per_cpu = SPEED_CPU[0]
+    print(f"  = {per_cpu / ref:.1f} reference units per session (comparable between machines; "
+          f"the target of 10 CPU s per session is {10 / ref:.1f} units on this machine)")
     if args.supervisor:
         wall, _ = supervisor_session(date.fromisoformat(args.day), 390.0)
         per = statistics.mean(walls)
