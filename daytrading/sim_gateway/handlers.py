@@ -213,20 +213,33 @@ class AccountRequests:
         """updatePortfolio (7) marked at the last trade (:func:`.protocol.messages.portfolio`)."""
         return messages.portfolio(self.acct.account, p, self.acct.mark(p) if p.qty else 0.0)
 
-    def _value_msgs(self) -> list[list[Any]]:
-        """Account values (6) and the account time (8) as messages."""
-        out: list[list[Any]] = [[6, 2, key, value, cur, self.acct.account] for key, (value, cur) in self.acct.values().items()]
-        out.append([8, 1, datetime.fromtimestamp(self.gw.now(), tz=NY).strftime("%H:%M")])
+    def _value_msgs(self, conn: Connection, values: dict[str, tuple[str, str]], *, full: bool = False) -> list[list[Any]]:
+        """The account values (6) of ``values`` (:meth:`Account.values`) that differ from what
+        ``conn`` was last sent (all of them when ``full``), then the account time (8); nothing at
+        all when no value differs. As IB, which sends an account value when it changes: the
+        client's account values end the same as with every value resent."""
+        sent = conn.account_values_sent
+        if full:
+            sent.clear()
+        account = self.acct.account
+        out: list[list[Any]] = []
+        for key, value_cur in values.items():
+            if sent.get(key) != value_cur:
+                sent[key] = value_cur
+                out.append([6, 2, key, value_cur[0], value_cur[1], account])
+        if out or full:
+            out.append([8, 1, datetime.fromtimestamp(self.gw.now(), tz=NY).strftime("%H:%M")])
         return out
 
     def push_position(self, symbol: str) -> None:
-        """After a fill: position (61) to reqPositions subscribers, portfolio (7) + values (6)
-        + time (8) to reqAccountUpdates subscribers, PnL (94/95) to reqPnL subscribers.
+        """After a fill: position (61) to reqPositions subscribers, portfolio (7) + changed values
+        (6) + time (8) to reqAccountUpdates subscribers, PnL (94/95) to reqPnL subscribers.
 
         The messages are built now (they show the position right after this fill) and sent
         ``executions_ms + positions_ms`` market milliseconds later (:mod:`.latency`)."""
         p = self.acct.positions.get(symbol)
         out: list[tuple[Connection, list[Any]]] = []
+        values: dict[str, tuple[str, str]] | None = None
         for conn in list(self.gw.connections):
             if not conn.ready or conn.closed:
                 continue
@@ -235,7 +248,9 @@ class AccountRequests:
             if conn.account_sub:
                 if p is not None:
                     out.append((conn, self.portfolio_msg(p)))
-                out += [(conn, m) for m in self._value_msgs()]
+                if values is None:
+                    values = self.acct.values()
+                out += [(conn, m) for m in self._value_msgs(conn, values)]
             out += [(conn, m) for m in self._pnl_msgs(conn)]
         lat = self.gw.faults.latency
         self._deliver(out, lat.seconds("executions_ms") + lat.seconds("positions_ms"))
@@ -273,18 +288,23 @@ class AccountRequests:
         return out
 
     async def run(self) -> None:
-        """Refresh marks to subscribers once per market minute (at most 4 times a wall second)."""
+        """Refresh marks to subscribers once per market minute (at most 4 times a wall second):
+        portfolio entries of held positions, the account values that changed (:meth:`_value_msgs`),
+        P&L."""
         while True:
             # one market minute, but at most 4 times a wall second (clock.speed market s per wall s)
             speed = max(float(getattr(self.gw.clock, "speed", 1.0)), 1e-9)
             await asyncio.sleep(max(PUSH_EVERY / speed, 0.25))
             out: list[tuple[Connection, list[Any]]] = []
+            values: dict[str, tuple[str, str]] | None = None
             for conn in list(self.gw.connections):
                 if not conn.ready or conn.closed:
                     continue
                 if conn.account_sub:
                     out += [(conn, self.portfolio_msg(p)) for p in self.acct.positions.values() if p.qty]
-                    out += [(conn, m) for m in self._value_msgs()]
+                    if values is None:
+                        values = self.acct.values()
+                    out += [(conn, m) for m in self._value_msgs(conn, values)]
                 out += [(conn, m) for m in self._pnl_msgs(conn)]
             self._deliver(out)
 
@@ -304,7 +324,7 @@ class AccountRequests:
         conn.account_sub = req.subscribe
         if not req.subscribe:
             return
-        out = [(conn, m) for m in self._value_msgs()]
+        out = [(conn, m) for m in self._value_msgs(conn, self.acct.values(), full=True)]
         out += [(conn, self.portfolio_msg(p)) for p in self.acct.positions.values() if p.qty]
         self._deliver([*out, (conn, [54, 1, self.acct.account])])
 

@@ -53,6 +53,8 @@ class Connection:
         market_data_type: last ``reqMarketDataType`` (1 live … 4 delayed-frozen).
         positions_sub: subscribed with ``reqPositions``.
         account_sub: subscribed with ``reqAccountUpdates``.
+        account_values_sent: the account values (6) this connection was last sent, tag →
+            (value text, currency): later pushes carry only the values that differ.
         summary_reqs: open ``reqAccountSummary`` request ids → tag list (None = all).
         multi_reqs: open ``reqAccountUpdatesMulti`` request ids.
         pnl_reqs: open ``reqPnL`` request ids.
@@ -72,6 +74,7 @@ class Connection:
         self.market_data_type = 1
         self.positions_sub = False
         self.account_sub = False
+        self.account_values_sent: dict[str, tuple[str, str]] = {}
         self.summary_reqs: dict[int, list[str] | None] = {}
         self.multi_reqs: set[int] = set()
         self.pnl_reqs: set[int] = set()

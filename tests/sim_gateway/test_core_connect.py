@@ -160,6 +160,35 @@ async def _account_scenario(minute_data_dir):
             watcher.disconnect()
 
 
+async def test_minute_pushes_carry_only_the_account_values_that_changed(minute_data_dir):
+    """The minute push resends no unchanged account value (as IB), yet the client's values end
+    the same as the full set a new subscription gets."""
+    async with gateway(minute_data_dir) as gw:
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", gw.port, clientId=4, timeout=2)
+        pushed: list[str] = []
+        ib.accountValueEvent += lambda v: pushed.append(v.tag)
+        try:
+            flat_until = gw.now() + 130  # two minute pushes while flat: nothing changed
+            await wait_until(lambda: gw.now() > flat_until, 10, "two minute pushes")
+            assert pushed == []
+            [nio] = await ib.qualifyContractsAsync(Stock("NIO", "SMART", "USD"))
+            buy = ib.placeOrder(nio, MarketOrder("BUY", 200))
+            await wait_until(lambda: buy.isDone() and ib.portfolio(), 10, "NIO bought, portfolio pushed")
+            held_until = gw.now() + 130
+            await wait_until(lambda: gw.now() > held_until, 10, "two minute pushes while held")
+            assert "TotalCashValue" in pushed and "NetLiquidation" in pushed
+            assert not {"AccountCode", "AccountType", "Currency", "DayTradesRemaining"} & set(pushed)
+            sell = ib.placeOrder(nio, MarketOrder("SELL", 200))
+            await wait_until(lambda: sell.isDone() and not ib.portfolio(), 10, "NIO sold, flat")
+            flat_until = gw.now() + 70
+            await wait_until(lambda: gw.now() > flat_until, 10, "a minute push after the close")
+            want = {(tag, value, cur) for tag, (value, cur) in gw.account.values().items()}
+            assert {(v.tag, v.value, v.currency) for v in ib.accountValues()} == want
+        finally:
+            ib.disconnect()
+
+
 async def test_send_many_puts_the_same_bytes_on_the_socket_as_one_send_each():
     import socket
 

@@ -20,7 +20,8 @@ Book-keeping (IB conventions, notes §6.5):
 Requests served: reqPositions 61 / cancelPositions 64, reqAccountUpdates 6,
 reqAccountUpdatesMulti 76 / cancel 77, reqAccountSummary 62 / cancel 63, reqPnL 92 /
 cancelPnL 93, reqPnLSingle 94 / cancelPnLSingle 95. Positions and account data are
-account-wide and pushed to every subscriber after each fill and once a market minute.
+account-wide and pushed to every subscriber after each fill and once a market minute
+(account values only when they changed).
 """
 
 from __future__ import annotations
