@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,7 +44,15 @@ class Journal:
         max_delay: longest wait between retries of one entry, wall seconds.
 
     A :class:`~daytrading.errors.CoordinationError` (the row moved on: closed, already
-    adopted) ends the entry with a log line; any other database error retries it.
+    adopted) ends the entry with a log line; any other database error (busy, locked, full,
+    unavailable: :class:`~daytrading.errors.DaytradingError`, SQLAlchemy,
+    ``sqlite3.OperationalError``, ``OSError``)
+    retries it. Any other exception (a bad item, e.g. a naive datetime) can never land: the
+    entry is logged at ERROR with its name and the error, dropped, and the next one is written.
+
+    Attributes:
+        written: entries that landed. failures: failed attempts that were retried.
+        dropped: entries ended without landing (row moved on, or a bad item).
     """
 
     def __init__(self, call: Callable[..., Awaitable[Any]], *, max_delay: float = 5.0) -> None:
@@ -56,6 +65,7 @@ class Journal:
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.failures = 0
+        self.dropped = 0
 
     def put(self, what: str, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None,
             **kwargs: Any) -> None:
@@ -92,8 +102,9 @@ class Journal:
             except CoordinationError as exc:
                 log.info("journal entry dropped: the row moved on", extra={"what": entry.what, "error": str(exc)})
                 self._queue.popleft()
+                self.dropped += 1
                 continue
-            except (DaytradingError, SQLAlchemyError, OSError) as exc:
+            except (DaytradingError, SQLAlchemyError, sqlite3.OperationalError, OSError) as exc:
                 entry.attempts += 1
                 self.failures += 1
                 delay = min(self._max_delay, 0.05 * 2 ** min(entry.attempts, 10))
@@ -103,6 +114,13 @@ class Journal:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad item must not stop the writes after it
+                log.error("journal entry dropped: it cannot be written",
+                          exc_info=True, extra={"what": entry.what, "error": f"{type(exc).__name__}: {exc}",
+                                                "pending": len(self._queue) - 1})
+                self._queue.popleft()
+                self.dropped += 1
                 continue
             self._queue.popleft()
             self.written += 1
