@@ -183,7 +183,8 @@ def open_client(
         connect_timeout: seconds to keep trying to reach ``scheduler``.
         config: Dask configuration of the local cluster (None = :data:`LOCAL_CLUSTER_CONFIG`;
             ``{}`` = Dask's defaults). Ignored with ``scheduler``: an existing cluster keeps its own.
-        warm_up: register the warm-up worker plugin on the local cluster. Ignored with ``scheduler``.
+        warm_up: register the warm-up worker plugin (on the local cluster, or on the existing
+            one of ``scheduler``, where it warms the workers there now and those that join later).
 
     Raises:
         OperationalError: the scheduler cannot be reached (names the address), or ``workers``
@@ -200,6 +201,8 @@ def open_client(
                 f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc}); is `dask scheduler` running there?"
             ) from None
         try:
+            if warm_up:
+                _register_warm_up(client, scheduler)
             yield client
         finally:
             client.close()
@@ -227,10 +230,23 @@ def open_client(
         cluster.close()
 
 
+def _register_warm_up(client: Any, scheduler: str) -> None:
+    """Register the warm-up plugin on an existing cluster; a worker that refuses it is only logged.
+
+    A worker that cannot import this package fails the plugin; :func:`check_workers` names it
+    and its reason just after, so that message is the one the user sees.
+    """
+    try:
+        client.register_plugin(_warm_up_plugin(), name="daytrading-warm-up")
+    except Exception as exc:  # noqa: BLE001 - any worker-side error; check_workers reports it properly
+        log.warning("warm-up plugin not registered on the cluster",
+                    extra={"scheduler": scheduler, "error": f"{type(exc).__name__}: {exc}"})
+
+
 def warm_up_worker() -> dict[str, float]:
     """Import what a backtest run needs and build the exchange calendar, in this process.
 
-    Done once per worker process when it starts (worker plugin of the local cluster), instead
+    Done once per worker process when it starts (the warm-up worker plugin), instead
     of in its first task: about 3 s of CPU here (imports of the bots, the sim-gateway,
     ib_async and pandas about 2.3 s; the XNYS calendar about 0.7 s). Also quiets the bots' and
     ib_async's logs as :func:`run_task` does. Returns the seconds (wall clock) each step took.
@@ -251,7 +267,7 @@ def warm_up_worker() -> dict[str, float]:
 
 
 def _warm_up_plugin() -> Any:
-    """Worker plugin of the local cluster that runs :func:`warm_up_worker` when a worker starts.
+    """Worker plugin that runs :func:`warm_up_worker` when a worker starts (or at once on a running one).
 
     Applied to workers the nanny restarts as well; what it measured is kept in the worker's
     ``daytrading_warm_up`` attribute (seconds per step).

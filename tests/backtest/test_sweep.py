@@ -223,6 +223,12 @@ def test_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path, alone, ca
         assert cell["settings"] == {"profit_target": 0.02} and cell["fingerprint"] == fp
         assert cell["metrics"]["trades"] == metrics["trades"] == len(alone.trades)
         assert (tmp_path / "out" / "sweep.csv").is_file()
+        from distributed import Client
+
+        with Client(address, timeout="20s") as c:  # the sweep warmed the existing cluster's worker up too
+            # a lambda travels by value: the worker runs in tmp_path, where `tests` is not importable
+            (warm_up,) = c.run(lambda dask_worker: getattr(dask_worker, "daytrading_warm_up", None)).values()
+        assert set(warm_up or ()) == {"imports", "calendar"}
     finally:
         for proc in reversed(procs):
             proc.terminate()
