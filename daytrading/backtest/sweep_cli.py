@@ -215,23 +215,35 @@ def _print_summary(outcome: Any, paths: list[Path]) -> None:
     from daytrading.backtest.sweep import rank
 
     console = Console()
-    table = Table(title=f"sweep ranked by {outcome.metric} (top 10 of {len(outcome.cells)})")
-    for col in ["#", *outcome.keys, outcome.metric, "total_pnl", "trades", "max_drawdown", "fingerprint"]:
-        table.add_column(col, justify="right")
-    for i, cell in enumerate(rank(outcome.cells, outcome.metric)[:10], 1):
+    ranked = rank(outcome.cells, outcome.metric)
+    shown = ranked[:10]
+    scope = f"top {len(shown)} of {len(ranked)}" if len(shown) < len(ranked) else f"all {len(ranked)}"
+    # readable at 80 columns: figures never wrap, the swept keys and the failure text fold
+    table = Table(title=f"sweep ranked by {outcome.metric} ({scope} cells)")
+    table.add_column("#", justify="right", no_wrap=True)
+    for key in outcome.keys:
+        table.add_column(key, justify="right", overflow="fold")
+    for col in (outcome.metric, "P&L $", "trades", "max DD $"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("fingerprint", overflow="fold")
+    for i, cell in enumerate(shown, 1):
         m = cell.metrics or {}
         table.add_row(str(i), *[str(cell.values.get(k)) for k in outcome.keys],
                       *[_fmt(m.get(c)) for c in (outcome.metric, "total_pnl", "trades", "max_drawdown")],
-                      (cell.fingerprint or cell.error or "")[:16])
+                      cell.fingerprint[:8] if cell.fingerprint else (cell.error or ""))
     console.print(table)
     if outcome.walk_forward:
         wf = Table(title=f"walk-forward ({outcome.metric}: in-sample vs out-of-sample)")
-        for col in ("window", "train", "test", "chosen", "in-sample", "out-of-sample", "OOS P&L $"):
-            wf.add_column(col, justify="right")
+        wf.add_column("#", justify="right", no_wrap=True)
+        wf.add_column("train", no_wrap=True)
+        wf.add_column("test", no_wrap=True)
+        wf.add_column("chosen", overflow="fold")
+        for col in ("IS", "OOS", "OOS\nP&L $"):  # in-sample, out-of-sample: the title spells them out
+            wf.add_column(col, justify="right", no_wrap=True)
         for row in outcome.walk_forward:
-            wf.add_row(str(row["window"]), f"{row['train_from']}…{row['train_to']}",
-                       f"{row['test_from']}…{row['test_to']}",
-                       ", ".join(f"{k}={v}" for k, v in row["settings"].items()),
+            wf.add_row(str(row["window"]), f"{row['train_from']}\n{row['train_to']}",
+                       f"{row['test_from']}\n{row['test_to']}",
+                       "\n".join(f"{k}={v}" for k, v in row["settings"].items()),
                        _fmt(row["in_sample"]), _fmt(row["out_of_sample"]), _fmt(row["out_of_sample_pnl"]))
         console.print(wf)
     for path in paths:

@@ -93,3 +93,23 @@ def test_unreachable_scheduler_is_named(tmp_path):
         with pytest.raises(OperationalError, match=f"--scheduler {address}: cannot reach the Dask scheduler"), \
                 open_client(scheduler=address, connect_timeout=1.0):
             pass
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_the_console_summary_says_how_many_cells_it_shows_and_fits_80_columns(n, capsys, monkeypatch):
+    from daytrading.backtest.sweep_cli import _print_summary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    cells = [CellOutcome(i, {"profit_target": round(0.01 + i / 1000, 3), "entry.rsi_max": 55.0}, None,
+                         {"sharpe": 1.5 - i / 10, "total_pnl": -1256.14 + i, "trades": 40 + i, "max_drawdown": -2345.6},
+                         f"{i:02d}d7ff6a1234567890", None, {}) for i in range(n)]
+    wf = [{"window": 1, "train_from": "2020-11-02", "train_to": "2020-11-10", "test_from": "2020-11-11",
+           "test_to": "2020-11-13", "settings": {"profit_target": 0.018, "entry.rsi_max": 55.0},
+           "in_sample": 1.234, "out_of_sample": -0.456, "out_of_sample_pnl": -256.14}]
+    _print_summary(SweepOutcome("sharpe", ["profit_target", "entry.rsi_max"], cells, cells[0], wf), [])
+    out = capsys.readouterr().out
+    assert (f"(all {n} cells)" if n <= 10 else f"(top 10 of {n} cells)") in out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "…" not in out  # nothing cut off: long values fold onto a second line instead
+    for text in ("2020-11-02", "2020-11-10", "2020-11-11", "2020-11-13", "00d7ff6a", "-256.1", "-1,256", "-2,346"):
+        assert text in out, text
