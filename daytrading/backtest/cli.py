@@ -9,7 +9,8 @@
 Without ``--from``/``--to``/``--dates`` every session in the data is replayed. ``--set`` takes
 any settings key (dotted for sections: ``entry.rsi_max=55``) and is validated like the
 config file. A rich progress bar over the sessions shows the running P&L (stderr; off with
-``--quiet`` or ``--json``). ``--json`` prints one JSON document with exactly the keys
+``--quiet`` or ``--json``); when stderr is not a terminal (a log file, a scheduled task) it
+is one plain line per finished session instead: date, trades, P&L $ and running P&L $. ``--json`` prints one JSON document with exactly the keys
 ``fingerprint``, ``settings``, ``sessions``, ``trades``, ``metrics``, ``skipped``.
 ``--out DIR`` writes report.html, trades.csv, sessions.csv, metrics.json and PNG charts
 (:mod:`daytrading.backtest.report`). The sweep options (:mod:`.sweep_cli`) hand over to the
@@ -182,20 +183,27 @@ def run_backtest(args: argparse.Namespace, settings: Settings, data: Path, sessi
     window = parse_window(getattr(args, "window", None))
     results, failed = [], []
     quiet = bool(args.quiet or args.json)
-    progress = _progress(quiet)
+    plain = not quiet and not _stderr_is_terminal()
+    progress = _progress(quiet or plain)
     with progress:
         task = progress.add_task("sessions", total=len(sessions), pnl=0.0)
         running = 0.0
-        for day in sessions:
+        for n, day in enumerate(sessions, 1):
             progress.update(task, description=f"session {day.isoformat()}")
             try:
                 r = run_session(data, day, settings, seed=args.seed, symbols=symbols, **window_span(day, window))
             except DaytradingError as exc:
                 failed.append({"file": str(data), "line": None, "field": "session", "value": day.isoformat(),
                                "reason": f"session {day.isoformat()} not replayed: {exc}"})
+                if plain:
+                    print(f"session {day.isoformat()} ({n}/{len(sessions)}): not replayed: {exc}",
+                          file=sys.stderr, flush=True)
             else:
                 results.append(r)
                 running += r.pnl
+                if plain:
+                    print(f"session {day.isoformat()} ({n}/{len(sessions)}): {len(r.trades)} trades, "
+                          f"P&L {r.pnl:+,.2f} $, running {running:+,.2f} $", file=sys.stderr, flush=True)
             progress.update(task, advance=1, pnl=running)
     trades = [t for r in results for t in r.trades]
     bench = benchmark_returns(data, [r.date for r in results])
@@ -234,6 +242,13 @@ def _effective_settings(settings: Settings, overrides: dict[str, str], seed: int
         out.setdefault(key, value)
     out["seed"] = seed
     return out
+
+
+def _stderr_is_terminal() -> bool:
+    """True when stderr is a terminal as rich sees it (its live bar draws nothing otherwise)."""
+    from rich.console import Console
+
+    return Console(stderr=True).is_terminal
 
 
 def _progress(quiet: bool) -> Any:

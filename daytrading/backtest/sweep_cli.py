@@ -169,7 +169,11 @@ def run(args: argparse.Namespace, settings: Any, sessions: Sequence[date]) -> in
 
 
 class _Progress:
-    """Rich bar of session-runs done / total with the best cell so far (stderr; off with --quiet)."""
+    """Rich bar of session-runs done / total with the best cell so far (stderr; off with --quiet).
+
+    When stderr is not a terminal (rich would draw nothing), one plain line per finished
+    session-run instead: ``session-runs 12/90 done; best sharpe 1.2 @ profit_target=0.02``.
+    """
 
     def __init__(self, args: argparse.Namespace, total: int, metric: str) -> None:
         self.enabled = not getattr(args, "quiet", False)
@@ -177,9 +181,14 @@ class _Progress:
         self.metric = metric
         self._progress: Any = None
         self._task: Any = None
+        self.plain = False
+        self._best = ""
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        from daytrading.backtest.cli import _stderr_is_terminal
+
+        self.plain = self.enabled and not _stderr_is_terminal()  # a log: one line per run instead of a bar
+        if self.enabled and not self.plain:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -196,16 +205,20 @@ class _Progress:
             self._progress.stop()
 
     def run_done(self, done: int, total: int) -> None:
+        if self.plain:
+            print(f"session-runs {done}/{max(total, self.total)} done{self._best}", file=sys.stderr, flush=True)
         if self._progress is not None:
             self._progress.update(self._task, completed=done, total=max(total, self.total))
 
     def cell_done(self, cell: Any, best: Any) -> None:
-        if self._progress is not None and best is not None and best.metrics is not None:
+        if (self._progress is not None or self.plain) and best is not None and best.metrics is not None:
             from daytrading.backtest.sweep_grid import cell_label
 
             value = best.metrics.get(self.metric)
             shown = f"{value:,.4g}" if isinstance(value, int | float) else str(value)
-            self._progress.update(self._task, description=f"best {self.metric} {shown} @ {cell_label(best.values)}")
+            self._best = f"; best {self.metric} {shown} @ {cell_label(best.values)}"
+            if self._progress is not None:
+                self._progress.update(self._task, description=self._best[2:])
 
 
 def _print_summary(outcome: Any, paths: list[Path]) -> None:

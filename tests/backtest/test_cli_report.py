@@ -115,3 +115,21 @@ def test_window_option_is_parsed_and_bad_ones_are_named():
         with pytest.raises(ConfigError, match=named) as err:
             parse_window(bad)
         assert "--window" in str(err.value) and bad in str(err.value)
+
+
+def test_progress_into_a_log_is_one_plain_line_per_session_and_quiet_stays_quiet(minute_data_dir, tsla_window, capsys):
+    """stderr is not a terminal here (captured), as with a log file: rich's bar would print nothing."""
+    from daytrading.cli import main as cli_main
+
+    args = ["backtest", "--data", str(minute_data_dir), "--dates", "2020-11-17", "--symbols", "TSLA",
+            "--window", "09:20-09:40", "--seed", "3"]
+    assert cli_main(args) == 0
+    err = capsys.readouterr().err
+    r = tsla_window[0]
+    assert (f"session 2020-11-17 (1/1): {len(r.trades)} trades, P&L {r.pnl:+,.2f} $, running {r.pnl:+,.2f} $\n"
+            in err), err
+    assert cli_main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert cli_main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["sessions"][0]["pnl"] == r.pnl and "session 2020-11-17" not in captured.out

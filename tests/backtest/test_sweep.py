@@ -217,7 +217,9 @@ def test_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path, alone, ca
                          "--window", "09:29-09:40", "--set", "stop_loss=0.009", "--sweep", "profit_target=0.02",
                          "--scheduler", address, "--out", str(tmp_path / "out"), "--json"])
         assert code == 0
-        doc = json.loads(capsys.readouterr().out)
+        captured = capsys.readouterr()
+        doc = json.loads(captured.out)  # stdout is the JSON document alone; progress went to stderr
+        assert "session-runs 1/1 done" in captured.err  # one plain line per run: stderr is not a terminal
         (cell,) = doc["cells"]
         metrics, fp = combine([alone], _settings(), data_benchmark(DATA))
         assert cell["settings"] == {"profit_target": 0.02} and cell["fingerprint"] == fp
