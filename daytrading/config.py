@@ -202,6 +202,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def dashboard_url(dash: DashboardSettings) -> str:
+    """The page's address, ``http://HOST:PORT/`` (an IPv6 host in brackets)."""
+    return f"http://{'[' + dash.host + ']' if ':' in dash.host else dash.host}:{dash.port}/"
+
+
 def dashboard_bind_error(dash: DashboardSettings) -> str | None:
     """Why the dashboard must not start with these settings, or ``None`` when it may.
 

@@ -56,7 +56,7 @@ from typing import Any
 
 from daytrading.bots import lifeline
 from daytrading.clock import NY, Clock, ReplayClock, calendar
-from daytrading.config import Settings
+from daytrading.config import Settings, dashboard_url
 from daytrading.coordination import Coordinator
 from daytrading.errors import ConfigError, OperationalError
 import contextlib
@@ -478,6 +478,8 @@ class Supervisor:
                             "pid": c.pid, "started_at": c.started_at.isoformat() if c.started_at else None,
                             "uptime_s": round(now - c.started_wall, 1) if c.started_wall and c.proc else None,
                             "restarts": c.restarts, "last_exit_code": c.last_exit_code}
+            if c.name == "dashboard":
+                bots[c.name]["url"] = dashboard_url(self.settings.dashboard)
         sim = {"port": self.settings.sim.port, "session_date": self.sim_date.isoformat()} if self.sim else None
         # the heartbeat file first (inside heartbeat()), then the row, fail-fast and guarded
         self._db("heartbeat", self.coord.heartbeat, "running" if not self._stop else "stopping",

@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from daytrading.config import Settings, dashboard_bind_error, with_overrides
+from daytrading.config import Settings, dashboard_bind_error, dashboard_url, with_overrides
 
 log = logging.getLogger("daytrading.dashboard")
 BOT = "dashboard"
@@ -129,7 +129,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_PORT_IN_USE if in_use else 1
     priority = lower_priority(dash.priority)
     app = create_app(settings, clock)
-    url = f"http://{'[' + dash.host + ']' if ':' in dash.host else dash.host}:{dash.port}/"
+    url = dashboard_url(dash)
     log.info("dashboard serving", extra={"url": url, "database": str(settings.paths.database),
                                          "controls": bool(dash.token.get_secret_value()), "priority": priority})
     print(f"daytrading dashboard: serving {url} (database {settings.paths.database}, read-only; controls "

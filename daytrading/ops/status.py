@@ -7,7 +7,7 @@ Sources (all read through the Coordinator):
 
 * the supervisor's heartbeat (bot ``supervisor``), whose ``detail`` is JSON
   ``{"bots": {name: {"state", "pid", "started_at", "uptime_s", "restarts",
-  "last_exit_code"}}, "sim": {...} | null}`` — the authority on RUNNING / STOPPED /
+  "last_exit_code"}}, "sim": {...} | null}`` (the dashboard's entry adds its ``"url"``) — the authority on RUNNING / STOPPED /
   RESTARTING / CRASH_LOOP while it is fresh;
 * each bot's own heartbeat (``exit-manager``, ``day-trader``): its state string
   (``running``, ``frozen``, ``disconnected``…) and its age in wall seconds;
@@ -57,13 +57,18 @@ def _supervisor_view(beats: dict[str, dict[str, Any]], now_wall: float, health_c
 def bot_rows(beats: dict[str, dict[str, Any]], now_wall: float, health_check: float = HEALTH_CHECK_S) -> list[dict[str, Any]]:
     """One row per bot: state (RUNNING/STOPPED/RESTARTING/CRASH_LOOP), pid, uptime, restarts, heartbeat.
 
+    After the bots, one row per other child a live supervisor reports (the dashboard, with
+    its ``url``; it writes no heartbeat, so its heartbeat fields are None).
+
     ``now_wall`` is wall POSIX seconds (heartbeats are wall time); ages and uptime are
     wall seconds. ``heartbeat_state`` is the bot's own state string; ``stop_prices`` what the
     exit-manager's stop runs on (``replay``, ``live``, ``delayed ...``), from its heartbeat.
     """
     sup = _supervisor_view(beats, now_wall, health_check)
     rows = []
-    for name in BOTS:
+    # the bots, then what else a live supervisor runs (the dashboard: no heartbeat of its own)
+    extra = [name for name in sup["bots"] if name not in BOTS] if sup["alive"] else []
+    for name in (*BOTS, *extra):
         hb = beats.get(name) or {}
         age = _age(hb.get("last_seen"), now_wall)
         fresh = age is not None and age <= health_check and hb.get("state") != "stopped"
@@ -90,6 +95,7 @@ def bot_rows(beats: dict[str, dict[str, Any]], now_wall: float, health_check: fl
             "last_exit_code": last_exit, "heartbeat_state": hb.get("state"), "heartbeat_age_s": age,
             "stale": bool(hb) and not fresh,
             "stop_prices": own.get("stop_prices") if isinstance(own, dict) else None,
+            "url": info.get("url") if info else None,
         })
     return rows
 
@@ -185,7 +191,7 @@ def render_rows(data: dict[str, Any]) -> Any:
         age = "-" if b["heartbeat_age_s"] is None else f"{b['heartbeat_age_s']:.0f}s" + (" STALE" if b["stale"] else "")
         bots.add_row(b["bot"], Text(b["state"], style=colours.get(b["state"], "")), str(b["pid"] or "-"),
                      _dur(b["uptime_s"]), "-" if b["restarts"] is None else str(b["restarts"]),
-                     b["heartbeat_state"] or "-", age)
+                     b["heartbeat_state"] or b.get("url") or "-", age)
     sup = data["supervisor"]
     bots.caption = (f"supervisor pid {sup['pid']} (heartbeat {sup['heartbeat_age_s']:.0f}s)" if sup["alive"]
                     else "supervisor not running")

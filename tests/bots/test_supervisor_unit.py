@@ -161,3 +161,20 @@ def test_sim_replay_starts_when_the_gateway_has_loaded_its_data(tmp_path, minute
     finally:
         if sup.gateway is not None:
             _terminate(sup.gateway, 10)
+
+
+def test_the_supervisor_reports_the_dashboard_child_with_its_url(tmp_path):
+    from daytrading.bots.supervisor import Child
+    from daytrading.ops.status import status_rows
+
+    settings = _settings(tmp_path)
+    sup = Supervisor(settings, sim=True)
+    sup._prepare_env()
+    sup.coord = open_coordinator(settings, "supervisor", sup.clock)
+    dash = Child("dashboard", ["dashboard"], restart_at_once=False, watch_heartbeat=False)
+    dash.restarts = 1
+    sup.children = {"dashboard": dash}
+    sup._write_heartbeat()
+    (row,) = [b for b in status_rows(sup.coord, sup.clock)["bots"] if b["bot"] == "dashboard"]
+    assert row["state"] == "RESTARTING" and row["restarts"] == 1 and row["pid"] is None
+    assert row["url"] == f"http://127.0.0.1:{settings.dashboard.port}/"

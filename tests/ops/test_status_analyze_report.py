@@ -196,3 +196,24 @@ def test_status_missing_and_corrupt_database(tmp_path):
     (tmp_path / "trading.db").write_bytes(b"this is not a database" * 100)
     res = run_cli("status", env=env, cwd=tmp_path)
     assert res.returncode == 1 and "cannot be opened" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_dashboard_the_supervisor_started_is_a_row_with_its_url(filled):
+    settings, clock, coord = filled
+    sup = manual_coord(settings, "supervisor", clock)
+    detail = {"bots": {"exit-manager": {"state": "RUNNING", "pid": 4242, "uptime_s": 5.0, "restarts": 0},
+                       "day-trader": {"state": "RUNNING", "pid": 4243, "uptime_s": 5.0, "restarts": 0},
+                       "dashboard": {"state": "RESTARTING", "pid": None, "uptime_s": None, "restarts": 2,
+                                     "last_exit_code": 1, "url": "http://127.0.0.1:8787/"}},
+              "sim": None}
+    sup.heartbeat("running", json.dumps(detail))
+    bots = {b["bot"]: b for b in status_rows(coord, clock, health_check=60)["bots"]}
+    dash = bots["dashboard"]
+    assert dash["state"] == "RESTARTING" and dash["restarts"] == 2 and dash["url"] == "http://127.0.0.1:8787/"
+    assert dash["heartbeat_state"] is None and not dash["stale"]  # the dashboard writes no heartbeat
+    console = Console(record=True, width=150)
+    console.print(render_status(coord, clock))
+    out = console.export_text()
+    assert "dashboard" in out and "http://127.0.0.1:8787/" in out
+    sup.heartbeat("stopped", json.dumps(detail))  # no supervisor: no dashboard row (nothing to say about it)
+    assert "dashboard" not in {b["bot"] for b in status_rows(coord, clock, health_check=60)["bots"]}
