@@ -18,7 +18,7 @@ are added on top, both about time standing still, neither visible to the code th
   loop counts every executor call in :attr:`BacktestLoop.executor_calls` (by function
   name) so that a test can assert there were none.
 
-Two changes make the same run cheaper, with the same callbacks at the same loop times:
+Three changes make the same run cheaper, with the same callbacks at the same loop times:
 
 * **One time jump per timer.** ``looptime`` keeps time in whole ticks and steps to the
   *nearest* tick of the next timer's time; a timer between two ticks (``call_later(4.9999)``
@@ -29,6 +29,12 @@ Two changes make the same run cheaper, with the same callbacks at the same loop 
   12k) and the loop passes.
 * **No executor bookkeeping per pass.** looptime checks its set of executor futures on every
   idle pass; here that set is kept empty-cheap (:class:`_Futures`).
+* **No loop pass per no-op cycle.** Before each time jump looptime wants :data:`NOOP_CYCLES`
+  idle passes (plus the one that starts counting them), each only a ``select(0)`` poll. An idle
+  pass runs nothing (no callback is ready, the time stands, so no timer comes due), so
+  :meth:`BacktestLoop._select` makes those polls itself, in the same order with the same
+  arguments, until a socket is readable or looptime jumps: the same polls, about two asyncio
+  passes fewer per jump.
 
 And one rule for every platform: asyncio runs a timer once its time is less than
 ``now + clock resolution`` away, the resolution being ``time.monotonic``'s (1 ns on Linux,
@@ -102,6 +108,7 @@ class BacktestLoop(looptime.make_event_loop_class(asyncio.SelectorEventLoop)):  
         #: ``run_in_executor`` calls seen, by function name (should stay empty).
         self.executor_calls: Counter[str] = Counter()
         self._clock_resolution = POP_MARGIN
+        self._noop_cycles = int(kwargs.get("noop_cycles", 42))  # looptime's default
         futures = "_LoopTimeEventLoop__sync_futures"
         if not isinstance(getattr(self, futures, None), weakref.WeakSet):
             raise RuntimeError(f"looptime changed: no {futures} WeakSet to replace")
@@ -110,11 +117,18 @@ class BacktestLoop(looptime.make_event_loop_class(asyncio.SelectorEventLoop)):  
         self._selector.select = self._select  # type: ignore[method-assign]
 
     def _select(self, timeout: float | None) -> list[tuple[Any, Any]]:
-        """looptime's select, asked for the whole step to the next timer (:func:`landing`)."""
-        if timeout and timeout < MAXIMUM_SELECT_TIMEOUT and self._scheduled:
-            now = round(self.time() * PER_S)
-            timeout = (landing(now, self._scheduled[0]._when, timeout, self._clock_resolution) - now) / PER_S
-        return self._looptime_select(timeout)
+        """looptime's select, asked for the whole step to the next timer (:func:`landing`); its
+        no-op cycles before a time jump run here, one poll each, not one loop pass each."""
+        if not timeout or timeout >= MAXIMUM_SELECT_TIMEOUT or not self._scheduled:
+            return self._looptime_select(timeout)
+        t = self.time()
+        now = round(t * PER_S)
+        timeout = (landing(now, self._scheduled[0]._when, timeout, self._clock_resolution) - now) / PER_S
+        for _ in range(self._noop_cycles + 2):  # the set-up pass, the no-op passes, the jump
+            ready = self._looptime_select(timeout)
+            if ready or self.time() != t:
+                break
+        return ready
 
     def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
         """Schedule ``callback`` at loop time ``when``; a time not in the future becomes now + :data:`TICK`."""

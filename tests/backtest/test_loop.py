@@ -122,3 +122,50 @@ def test_timers_never_run_early_whatever_the_platform_clock_resolution(monkeypat
     finally:
         loop.close()
     assert seen == [1.0, 1.005]
+
+
+def test_no_op_cycles_cost_no_loop_pass_and_io_is_still_seen_before_a_jump():
+    """looptime's idle passes before each jump are polls inside one select: a chain of timers
+    takes about one pass per timer, and bytes written by a timer are read at that timer's time."""
+    import socket
+
+    loop = new_loop(start=0.0)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    passes = [0]
+    run_once = loop._run_once  # type: ignore[attr-defined]
+
+    def counted() -> None:
+        passes[0] += 1
+        run_once()
+
+    loop._run_once = counted  # type: ignore[attr-defined]
+    written: list[float] = []
+    read: list[float] = []
+
+    def on_readable() -> None:
+        b.recv(64)
+        read.append(loop.time())
+
+    loop.add_reader(b.fileno(), on_readable)
+
+    def fire(i: int) -> None:
+        if i % 10 == 0:
+            a.send(b"x")
+            written.append(loop.time())
+        if i < 99:
+            loop.call_later(1.0, fire, i + 1)
+        else:
+            loop.call_later(1.0, loop.stop)
+
+    loop.call_later(1.0, fire, 0)
+    try:
+        loop.run_forever()
+    finally:
+        loop.remove_reader(b.fileno())
+        loop.close()
+        a.close()
+        b.close()
+    assert read == written and len(written) == 10
+    assert passes[0] <= 100 + 2 * 10 + 5, passes[0]
