@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -39,6 +40,19 @@ def minute_data_dir(market_data_dir: Path) -> Path:
 # the one-test whole-session files (a supervisor replay of minutes) came last and one worker ran
 # them alone while the other sat idle. Longest first balances the workers: the files with a test
 # marked ``slow`` go first (most tests first among them), then the others as xdist orders them.
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger_levels():
+    """A command run in-process (``daytrading.cli.main``) quiets the bots' loggers for the rest
+    of its process, as a real CLI run should; here that would silence every later test's logs
+    in the same worker, so each test gets the loggers' levels and propagation back."""
+    names = ("daytrading", "ib_async")
+    saved = [(logging.getLogger(n), logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names]
+    yield
+    for logger, level, propagate in saved:
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def pytest_configure(config: pytest.Config) -> None:
