@@ -52,10 +52,8 @@ def test_ordinary_timers_and_sleeps_keep_their_times():
     assert dict(loop.executor_calls) == {}
 
 
-def _timer_times(loop: asyncio.AbstractEventLoop, delays: list[float]) -> tuple[list[tuple[float, int]], int]:
-    """Run timers ``call_later(d)`` chained one after another; (loop time, index) of each run
-    and the number of loop passes it took."""
-    seen: list[tuple[float, int]] = []
+def _count_passes(loop: asyncio.AbstractEventLoop) -> list[int]:
+    """Count the loop's passes (``_run_once`` calls) from now on; the count is ``[n]``, updated in place."""
     passes = [0]
     run_once = loop._run_once  # type: ignore[attr-defined]
 
@@ -64,6 +62,14 @@ def _timer_times(loop: asyncio.AbstractEventLoop, delays: list[float]) -> tuple[
         run_once()
 
     loop._run_once = counted  # type: ignore[attr-defined]
+    return passes
+
+
+def _timer_times(loop: asyncio.AbstractEventLoop, delays: list[float]) -> tuple[list[tuple[float, int]], int]:
+    """Run timers ``call_later(d)`` chained one after another; (loop time, index) of each run
+    and the number of loop passes it took."""
+    seen: list[tuple[float, int]] = []
+    passes = _count_passes(loop)
     done = loop.create_future()
 
     def fire(i: int) -> None:
@@ -133,14 +139,7 @@ def test_no_op_cycles_cost_no_loop_pass_and_io_is_still_seen_before_a_jump():
     a, b = socket.socketpair()
     a.setblocking(False)
     b.setblocking(False)
-    passes = [0]
-    run_once = loop._run_once  # type: ignore[attr-defined]
-
-    def counted() -> None:
-        passes[0] += 1
-        run_once()
-
-    loop._run_once = counted  # type: ignore[attr-defined]
+    passes = _count_passes(loop)
     written: list[float] = []
     read: list[float] = []
 
