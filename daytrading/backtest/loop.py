@@ -108,7 +108,8 @@ class BacktestLoop(looptime.make_event_loop_class(asyncio.SelectorEventLoop)):  
         #: ``run_in_executor`` calls seen, by function name (should stay empty).
         self.executor_calls: Counter[str] = Counter()
         self._clock_resolution = POP_MARGIN
-        self._noop_cycles = int(kwargs.get("noop_cycles", 42))  # looptime's default
+        if not isinstance(getattr(self, "_LoopTimeEventLoop__noop_cycles", None), int):
+            raise RuntimeError("looptime changed: no __noop_cycles count to read")
         futures = "_LoopTimeEventLoop__sync_futures"
         if not isinstance(getattr(self, futures, None), weakref.WeakSet):
             raise RuntimeError(f"looptime changed: no {futures} WeakSet to replace")
@@ -124,7 +125,9 @@ class BacktestLoop(looptime.make_event_loop_class(asyncio.SelectorEventLoop)):  
         t = self.time()
         now = round(t * PER_S)
         timeout = (landing(now, self._scheduled[0]._when, timeout, self._clock_resolution) - now) / PER_S
-        for _ in range(self._noop_cycles + 2):  # the set-up pass, the no-op passes, the jump
+        # looptime's own count (set by __init__ or a later setup_looptime): the set-up pass, the
+        # no-op passes, the jump
+        for _ in range(self._LoopTimeEventLoop__noop_cycles + 2):  # type: ignore[attr-defined]
             ready = self._looptime_select(timeout)
             if ready or self.time() != t:
                 break
