@@ -67,10 +67,8 @@ def run(day: date, settings, **kw):  # noqa: ANN001, ANN201
     return run_session(DATA, day, settings, **kw)
 
 
-SPEED_CPU: list[float] = [0.0]  # CPU s per session of the last speed() run
-
-
-def speed(days: list[date], settings) -> tuple[list, list[float]]:  # noqa: ANN001
+def speed(days: list[date], settings) -> tuple[list, list[float], float]:  # noqa: ANN001
+    """Run ``days`` one after another: (results, wall s per session, CPU s per session)."""
     results, walls = [], []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for d in days:
@@ -81,10 +79,9 @@ def speed(days: list[date], settings) -> tuple[list, list[float]]:  # noqa: ANN0
         print(f"  {d}  cpu {time.process_time() - c:6.1f} s  wall {time.perf_counter() - w:6.1f} s  "
               f"trades {len(r.trades):3d}  P&L {r.pnl:+9.2f} $")
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    SPEED_CPU[:] = [cpu / len(days)]
     print(f"speed: {len(days)} sessions, {cpu / len(days):.1f} CPU s and {wall / len(days):.1f} wall s per session "
           f"= {60 * len(days) / cpu:.2f} sessions/min/core (target >= 6)")
-    return results, walls
+    return results, walls, cpu / len(days)
 
 
 def machine_reference() -> float:
@@ -273,8 +270,7 @@ def main() -> None:
     print(f"data {DATA}; sessions {days[0]} … {days[-1]}")
     ref = machine_reference()
     print(f"machine reference: {ref:.3f} CPU s for a fixed pure-Python workload (best of 3)")
-    results, walls = speed(days, settings)
-    per_cpu = SPEED_CPU[0]
+    results, walls, per_cpu = speed(days, settings)
     print(f"  = {per_cpu / ref:.1f} reference units per session (comparable between machines; "
           f"the target of 10 CPU s per session is {10 / ref:.1f} units on this machine)")
     if args.supervisor:
